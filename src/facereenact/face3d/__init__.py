@@ -1,0 +1,1 @@
+"""Everything about the 3D face (detect, fit, reconstruct, render); knows nothing of generation."""

@@ -1,0 +1,85 @@
+"""Temporal smoothing of fitted parameters with the One Euro filter.
+
+The One Euro filter (Casiez et al., CHI 2012) is a low-pass filter whose cutoff rises with the
+signal's speed: still faces lose their frame-to-frame jitter, fast head turns keep their lag low.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from facereenact.face3d.params import MODEL_FACE_WIDTH, FaceParams, orthonormalize_rows
+
+
+@dataclass(frozen=True)
+class OneEuroSettings:
+    """Cutoffs in Hz; ``beta`` scales how fast the cutoff grows with speed (per normalised unit)."""
+
+    min_cutoff: float = 1.0
+    beta: float = 0.3
+    derivative_cutoff: float = 1.0
+
+
+def _alpha(cutoff: torch.Tensor | float, period: float) -> torch.Tensor | float:
+    tau = 1.0 / (2 * math.pi * cutoff)
+    return 1.0 / (1.0 + tau / period)
+
+
+def one_euro(signal: torch.Tensor, fps: float, settings: OneEuroSettings, reset: torch.Tensor | None = None) -> torch.Tensor:
+    """Filter a (T, D) signal sampled at ``fps``; rows where ``reset`` is True restart the filter
+    (after a lost face, so values from before the gap do not bleed in)."""
+    period = 1.0 / fps
+    out = signal.clone()
+    if len(signal) == 0:
+        return out
+    previous = signal[0]
+    speed = torch.zeros_like(previous)
+    alpha_d = _alpha(settings.derivative_cutoff, period)
+    for t in range(1, len(signal)):
+        if reset is not None and bool(reset[t]):
+            previous, speed = signal[t], torch.zeros_like(previous)
+            continue
+        raw_speed = (signal[t] - previous) / period
+        speed = alpha_d * raw_speed + (1 - alpha_d) * speed
+        alpha = _alpha(settings.min_cutoff + settings.beta * speed.abs(), period)
+        previous = alpha * signal[t] + (1 - alpha) * previous
+        out[t] = previous
+    return out
+
+
+#: Filter settings per parameter group; identity is constant for a person, so it is smoothed most.
+POSE_SETTINGS = OneEuroSettings(min_cutoff=1.5, beta=0.5)
+EXPRESSION_SETTINGS = OneEuroSettings(min_cutoff=2.0, beta=0.5)
+IDENTITY_SETTINGS = OneEuroSettings(min_cutoff=0.3, beta=0.05)
+
+
+def smooth_params(
+    params: FaceParams,
+    fps: float,
+    coefficient_scale: torch.Tensor,
+    reset: torch.Tensor | None = None,
+) -> FaceParams:
+    """Smooth a (T,) sequence of parameters.
+
+    Every group is first brought to comparable units (translation in face sizes, scale in log,
+    coefficients divided by ``coefficient_scale`` (50,), their spread over faces) so one set of
+    cutoffs suits any resolution.
+    """
+    face_size = params.scale.median().clamp(min=1e-9) * MODEL_FACE_WIDTH  # pixels
+    pose = torch.cat(
+        [params.rotation[:, :2].reshape(-1, 6), params.scale.log()[:, None], params.translation / face_size], dim=1
+    )
+    pose = one_euro(pose, fps, POSE_SETTINGS, reset)
+    shape = one_euro(params.shape / coefficient_scale[:40], fps, IDENTITY_SETTINGS, reset) * coefficient_scale[:40]
+    expression = one_euro(params.expression / coefficient_scale[40:], fps, EXPRESSION_SETTINGS, reset) * coefficient_scale[40:]
+    rotation = orthonormalize_rows(pose[:, 0:3], pose[:, 3:6])
+    return FaceParams(
+        rotation=rotation,
+        scale=pose[:, 6].exp(),
+        translation=pose[:, 7:9] * face_size,
+        shape=shape,
+        expression=expression,
+    )

@@ -1,0 +1,483 @@
+"""Reading and writing videos with PyAV (FFmpeg), frames as RGB ``uint8`` arrays.
+
+Outputs are H.264 / yuv420p with the index at the front of the file (``+faststart``) so that
+they play in browsers, and are written atomically: a failed or interrupted run leaves nothing
+at the output path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import av.error
+import numpy as np
+
+from facereenact.errors import InputError, OutputError
+from facereenact.io.atomic import atomic_output
+
+_PathLike = str | os.PathLike[str]
+
+_CONTAINER_FORMATS: dict[str, str] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+"""Output extension -> FFmpeg muxer name."""
+
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+"""Sample rates the AAC encoder accepts; other sources are resampled to 48 kHz."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the pipeline needs to know about an input video before decoding it."""
+
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    has_audio: bool
+    duration_s: float
+
+
+def probe_video(path: _PathLike) -> VideoInfo:
+    """Describe a video without decoding it all.
+
+    ``frame_count`` comes from the container's metadata when it has one, otherwise packets are
+    counted by demuxing (no decoding). The first frame is decoded, so a file whose header is fine
+    but whose data is missing or corrupt is refused here rather than halfway through a run.
+
+    Raises:
+        InputError: missing, unreadable or corrupt file, a still image, no video stream, or no
+            video frames.
+    """
+    file = Path(path)
+    container = _open_input(file)
+    try:
+        stream = _video_stream(container, file)
+        has_audio = len(container.streams.audio) > 0
+        packet_count = 0
+        first_decoded = False
+        try:
+            for packet in container.demux(stream):
+                if packet.size > 0:
+                    packet_count += 1
+                if not first_decoded:
+                    first_decoded = len(packet.decode()) > 0
+                if first_decoded and stream.frames > 0:
+                    break  # the metadata has the count; no need to read further
+        except av.error.FFmpegError as error:
+            raise InputError(f"{file} is not a readable video: {_reason(error)}") from None
+        frame_count = stream.frames if stream.frames > 0 else packet_count
+        if frame_count <= 0 or packet_count == 0:
+            raise InputError(f"{file} has no video frames")
+        if not first_decoded:
+            raise InputError(f"{file} is not a readable video: none of its frames could be decoded")
+        width = stream.codec_context.width
+        height = stream.codec_context.height
+        duration_s = 0.0
+        if stream.duration and stream.time_base:
+            duration_s = float(stream.duration * stream.time_base)
+        fps = _stream_fps(stream, frame_count, duration_s)
+        if fps is None:
+            raise InputError(f"{file} is not a readable video: it has no frame rate")
+        if duration_s <= 0:
+            duration_s = frame_count / fps
+        return VideoInfo(
+            fps=fps,
+            frame_count=frame_count,
+            width=width,
+            height=height,
+            has_audio=has_audio,
+            duration_s=duration_s,
+        )
+    finally:
+        container.close()
+
+
+def iter_frames(path: _PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield decoded frames as (H, W, 3) ``uint8`` RGB arrays, at most ``max_frames`` of them.
+
+    Decoding is multi-threaded. Every frame has the size of the first one (a mid-stream
+    resolution change is rescaled), so the frames can always be stacked.
+
+    Raises:
+        InputError: the file cannot be opened, a frame cannot be decoded (the message names the
+            frame index), or no frame was decoded at all.
+        ValueError: ``max_frames`` is smaller than 1.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+    file = Path(path)
+    container = _open_input(file)
+    try:
+        stream = _video_stream(container, file)
+        stream.thread_type = "AUTO"
+        index = 0
+        size: tuple[int, int] | None = None
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as error:
+                raise InputError(f"{file}: could not read frame {index}: {_reason(error)}") from None
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as error:
+                raise InputError(f"{file}: could not decode frame {index}: {_reason(error)}") from None
+            for frame in frames:
+                if size is None:
+                    size = (frame.width, frame.height)
+                    rgb = frame.to_ndarray(format="rgb24")
+                else:
+                    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+                yield rgb
+                index += 1
+                if max_frames is not None and index >= max_frames:
+                    return
+        if index == 0:
+            raise InputError(f"{file} has no decodable video frames")
+    finally:
+        container.close()
+
+
+def read_frames(path: _PathLike, max_frames: int | None = None) -> np.ndarray:
+    """All frames (or the first ``max_frames``) as one (T, H, W, 3) ``uint8`` RGB array."""
+    return np.stack(list(iter_frames(path, max_frames=max_frames)))
+
+
+def is_video_file(path: _PathLike) -> bool:
+    """True if PyAV opens ``path`` with at least one video stream and it is not a still image.
+
+    Only the container header is read. Never raises.
+    """
+    try:
+        file = Path(path)
+        if not file.is_file() or file.stat().st_size == 0:
+            return False
+        with av.open(str(file), mode="r") as container:
+            return len(container.streams.video) > 0 and not _is_still_image(container)
+    except Exception:  # a sniffer answers "no" rather than failing
+        return False
+
+
+class VideoWriter:
+    """Write RGB frames to an H.264 video, optionally with the audio of another file.
+
+    Use as a context manager::
+
+        with VideoWriter("out.mp4", fps=info.fps, audio_from="driving.mp4") as writer:
+            for frame in frames:
+                writer.write(frame)
+
+    * The container follows the extension: ``.mp4``, ``.mov`` or ``.mkv``.
+    * Video is ``libx264``, ``yuv420p`` (browser-compatible), quality set by ``crf``.
+    * yuv420p needs an even width and height: an odd-sized frame gets one extra column and/or
+      row copied from its last one (edge replication), so the output may be 1 pixel larger.
+    * ``fps`` is stored as a fraction; values near the NTSC rates (23.976, 29.97, 59.94) become
+      exactly 24000/1001, 30000/1001 and 60000/1001.
+    * If ``audio_from`` has an audio stream, it is re-encoded to AAC after the last frame and cut
+      to the duration of the frames actually written (so a ``--max-frames`` preview is not
+      padded by the rest of the soundtrack). Mono stays mono; anything else becomes stereo.
+    * Everything goes to a temporary file beside ``path`` that is renamed onto ``path`` only when
+      the ``with`` block ends normally and at least one frame was written; otherwise it is
+      deleted and ``path`` is left as it was.
+    """
+
+    def __init__(
+        self,
+        path: _PathLike,
+        fps: float | Fraction,
+        audio_from: _PathLike | None = None,
+        crf: int = 20,
+    ) -> None:
+        self.path = Path(path)
+        muxer = _CONTAINER_FORMATS.get(self.path.suffix.lower())
+        if muxer is None:
+            raise OutputError(
+                f"cannot write {self.path}: unsupported video extension "
+                f"{self.path.suffix or '(none)'!r}; use one of {', '.join(_CONTAINER_FORMATS)}"
+            )
+        if not (isinstance(fps, Fraction) or math.isfinite(fps)) or fps <= 0:
+            raise ValueError(f"fps must be a positive number, got {fps}")
+        if not 0 <= crf <= 51:
+            raise ValueError(f"crf must be between 0 and 51, got {crf}")
+        self._muxer = muxer
+        self.rate = _rate_fraction(fps)
+        self.crf = crf
+        self.frames_written = 0
+        self._audio = _AudioSource.open(Path(audio_from)) if audio_from is not None else None
+        self._stack: ExitStack | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._video: av.VideoStream | None = None
+        self._audio_out: av.AudioStream | None = None
+        self._size: tuple[int, int] | None = None  # (height, width) of the frames given
+
+    def __enter__(self) -> VideoWriter:
+        if self._stack is not None:
+            raise RuntimeError("this VideoWriter is already open")
+        stack = ExitStack()
+        tmp = stack.enter_context(atomic_output(self.path))
+        options = {"movflags": "+faststart"} if self._muxer in ("mp4", "mov") else {}
+        try:
+            self._container = av.open(str(tmp), mode="w", format=self._muxer, options=options)
+        except (av.error.FFmpegError, OSError) as error:
+            stack.__exit__(type(error), error, error.__traceback__)
+            raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
+        self._stack = stack
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one (H, W, 3) ``uint8`` RGB frame; all frames must have the same size."""
+        if self._container is None:
+            raise RuntimeError("VideoWriter.write() must be called inside its `with` block")
+        array = np.asarray(frame)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {array.shape} {array.dtype}")
+        height, width = array.shape[:2]
+        if self._size is None:
+            self._start_streams(height, width)
+        elif (height, width) != self._size:
+            raise ValueError(
+                f"frame {self.frames_written} is {width}×{height} but the video is "
+                f"{self._size[1]}×{self._size[0]}"
+            )
+        if height % 2 or width % 2:
+            array = np.pad(array, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+        video_frame.pts = self.frames_written
+        video_frame.time_base = 1 / self.rate
+        assert self._video is not None
+        try:
+            for packet in self._video.encode(video_frame):
+                self._container.mux(packet)
+        except av.error.FFmpegError as error:
+            raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
+        self.frames_written += 1
+
+    def write_batch(self, frames: np.ndarray) -> None:
+        """Encode a (T, H, W, 3) ``uint8`` RGB batch (or any iterable of frames)."""
+        for frame in frames:
+            self.write(frame)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        container, self._container = self._container, None
+        if stack is None or container is None:
+            return
+        if exc_type is not None:
+            _close_quietly(container)
+            stack.__exit__(exc_type, exc, tb)  # deletes the temporary file
+            return
+        try:
+            if self.frames_written == 0:
+                raise OutputError(f"no frames were written to {self.path}")
+            self._finish(container)
+        except BaseException as error:
+            _close_quietly(container)
+            stack.__exit__(type(error), error, error.__traceback__)
+            raise
+        try:
+            stack.__exit__(None, None, None)  # renames the temporary file onto the path
+        except OSError as error:
+            raise OutputError(f"cannot write {self.path}: {error.strerror or error}") from None
+
+    def _start_streams(self, height: int, width: int) -> None:
+        """Create the streams on the first frame, once the size is known (all before muxing)."""
+        assert self._container is not None
+        video = self._container.add_stream("libx264", rate=self.rate, time_base=1 / self.rate)
+        video.width = width + width % 2
+        video.height = height + height % 2
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(self.crf)}
+        self._video = video
+        if self._audio is not None:
+            audio = self._container.add_stream("aac", rate=self._audio.out_rate)
+            audio.layout = self._audio.out_layout
+            audio.time_base = Fraction(1, self._audio.out_rate)
+            self._audio_out = audio
+        self._size = (height, width)
+
+    def _finish(self, container: av.container.OutputContainer) -> None:
+        """Flush the video encoder, append the audio, write the trailer."""
+        assert self._video is not None
+        try:
+            for packet in self._video.encode(None):
+                container.mux(packet)
+            if self._audio is not None and self._audio_out is not None:
+                video_duration = Fraction(self.frames_written) / self.rate
+                self._audio.encode_into(container, self._audio_out, video_duration)
+            container.close()
+        except av.error.FFmpegError as error:
+            raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
+
+
+@dataclass
+class _AudioSource:
+    """The audio stream of ``audio_from``: how to encode it and where it starts."""
+
+    path: Path
+    sample_rate: int
+    out_rate: int
+    out_layout: str
+    offset_s: float  # audio start minus video start in the source, to keep lip sync
+
+    @classmethod
+    def open(cls, path: Path) -> _AudioSource | None:
+        """Inspect ``path``; None when it has no audio stream (the output is then silent)."""
+        container = _open_input(path)
+        try:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            rate = stream.codec_context.sample_rate or stream.rate
+            if not rate:
+                raise InputError(f"{path} is not a readable video: its audio has no sample rate")
+            channels = stream.codec_context.channels or len(stream.codec_context.layout.channels)
+            audio_start = _start_seconds(stream)
+            video_start = audio_start
+            if container.streams.video:
+                video_start = _start_seconds(container.streams.video[0])
+            return cls(
+                path=path,
+                sample_rate=rate,
+                out_rate=rate if rate in _AAC_RATES else 48000,
+                out_layout="mono" if channels == 1 else "stereo",
+                offset_s=audio_start - video_start,
+            )
+        finally:
+            container.close()
+
+    def encode_into(
+        self,
+        container: av.container.OutputContainer,
+        out: av.AudioStream,
+        duration: Fraction,
+    ) -> None:
+        """Decode the source audio, keep [0, duration) of the video timeline, encode it as AAC.
+
+        Samples are placed by a running count from the stream's start (robust to sloppy
+        per-packet timestamps); the encoder resamples and re-chunks them itself.
+        """
+        source = _open_input(self.path)
+        try:
+            stream = source.streams.audio[0]
+            total = int(duration * self.sample_rate)
+            position = round(self.offset_s * self.sample_rate)
+            time_base = Fraction(1, self.sample_rate)
+            try:
+                for packet in source.demux(stream):
+                    for frame in packet.decode():
+                        start, count = position, frame.samples
+                        position += count
+                        first, last = max(0, -start), min(count, total - start)
+                        if last <= first:
+                            continue
+                        if first > 0 or last < count:
+                            frame = _slice_audio(frame, first, last)
+                        frame.pts = start + first
+                        frame.time_base = time_base
+                        for out_packet in out.encode(frame):
+                            container.mux(out_packet)
+                    if position >= total:
+                        break
+            except av.error.FFmpegError as error:
+                raise InputError(f"could not read the audio of {self.path}: {_reason(error)}") from None
+            for out_packet in out.encode(None):
+                container.mux(out_packet)
+        finally:
+            source.close()
+
+
+def _slice_audio(frame: av.AudioFrame, first: int, last: int) -> av.AudioFrame:
+    """Samples [first, last) of ``frame`` as a new frame of the same format."""
+    samples = frame.to_ndarray()
+    if frame.format.is_planar:
+        part = samples[:, first:last]
+    else:  # packed: one row with the channels interleaved
+        channels = len(frame.layout.channels)
+        part = samples[:, first * channels : last * channels]
+    sliced = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(part), format=frame.format.name, layout=frame.layout.name
+    )
+    sliced.sample_rate = frame.sample_rate
+    return sliced
+
+
+def _open_input(file: Path) -> av.container.InputContainer:
+    """Open a media file for reading; every failure becomes a one-line InputError."""
+    if not file.exists():
+        raise InputError(f"{file} does not exist")
+    if file.is_dir():
+        raise InputError(f"{file} is a folder, not a video")
+    try:
+        if file.stat().st_size == 0:
+            raise InputError(f"{file} is empty")
+        return av.open(str(file), mode="r")
+    except (av.error.FFmpegError, OSError) as error:
+        raise InputError(f"{file} is not a readable video: {_reason(error)}") from None
+
+
+def _video_stream(container: av.container.InputContainer, file: Path) -> av.VideoStream:
+    if _is_still_image(container):
+        raise InputError(f"{file} is an image, not a video")
+    if not container.streams.video:
+        raise InputError(f"{file} has no video stream")
+    return container.streams.video[0]
+
+
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    """FFmpeg's image demuxers ("png_pipe", "jpeg_pipe", "image2", ...) open stills as video."""
+    name = container.format.name
+    return name.endswith("_pipe") or name.startswith("image2")
+
+
+def _stream_fps(stream: av.VideoStream, frame_count: int, duration_s: float) -> float | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and rate > 0:
+            return float(rate)
+    if duration_s > 0:
+        return frame_count / duration_s
+    return None
+
+
+def _start_seconds(stream: av.stream.Stream) -> float:
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def _rate_fraction(fps: float | Fraction) -> Fraction:
+    """An exact frame rate: NTSC-like rates snap to k·1000/1001, others to a small fraction."""
+    if isinstance(fps, Fraction):
+        return fps
+    nearest = round(fps)
+    if abs(fps - nearest) > 1e-6:
+        ntsc = round(fps * 1001 / 1000)
+        if abs(fps - Fraction(ntsc * 1000, 1001)) < 0.005:
+            return Fraction(ntsc * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _reason(error: BaseException) -> str:
+    """The human part of an FFmpeg/OS error, without the errno and the repeated file name."""
+    text = getattr(error, "strerror", None)
+    return str(text) if text else str(error) or type(error).__name__
+
+
+def _close_quietly(container: av.container.Container) -> None:
+    try:
+        container.close()
+    except Exception:  # already failing; the temporary file is about to be deleted anyway
+        pass
