@@ -89,6 +89,11 @@ class FaceFitter:
             return []
         boxes = box_from_detection(np.array([d.box for d in detections]))
         params = self.regressor.regress(image_rgb, boxes)
+        # Fit again in the crop the landmarks imply: the detector's box sits a little off the
+        # face, and this second crop is the one video tracking uses (it halves the asymmetry
+        # between an image's fit and its mirror's).
+        boxes = box_from_landmarks(self.model.landmarks(params).cpu().numpy())
+        params = self.regressor.regress(image_rgb, boxes)
         landmarks = self.model.landmarks(params).cpu().numpy()
         return [FaceFit(params[i], landmarks[i], d) for i, d in enumerate(detections)]
 

@@ -58,7 +58,7 @@ def _edge_coefficients(corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     """For triangles (…, 3, 2): barycentric weights as affine functions of (x, y).
 
     Returns coefficients (…, 3, 3) such that ``w_k = a_k·x + b_k·y + c_k`` and the signed
-    doubled area (…) (positive for counter-clockwise in a y-up frame, i.e. clockwise on screen).
+    doubled area (…) in the coordinates given (negative for a counter-clockwise triangle on screen).
     """
     x, y = corners[..., 0], corners[..., 1]
     x0, x1, x2 = x.unbind(-1)
@@ -81,18 +81,20 @@ def rasterize(
 ) -> Rasterization:
     """Z-buffer ``triangles`` (F, 3) of ``vertices`` (B, N, 3) into an (H, W) image.
 
-    With ``cull_back_faces``, triangles facing away from the camera are skipped; front faces are
-    those wound counter-clockwise in the model's y-up frame (see ``morphable``), which appear
-    clockwise in the image.
+    With ``cull_back_faces``, triangles facing away from the camera are skipped: front faces
+    are wound counter-clockwise as seen on screen (see ``morphable``), which is a negative signed
+    area in pixel coordinates because their y axis points down.
     """
     device = vertices.device
     batch, n_triangles = vertices.shape[0], triangles.shape[0]
     n_pixels = batch * height * width
     triangle_bits = max(1, int(n_triangles).bit_length())
     # int32 keys (half the memory traffic of int64) leave ≥11 bits of depth for up to a million
-    # triangles: depth is normalised per face, so that is still sub-pixel depth resolution.
+    # triangles: depth is normalised per image, so that is still sub-pixel depth resolution.
+    # Levels stay below 2^23 so float32 holds them exactly.
     key_dtype = torch.int32 if triangle_bits <= 20 else torch.int64
-    depth_levels = 2 ** ((31 if key_dtype == torch.int32 else 62) - triangle_bits) - 1
+    depth_bits = min((31 if key_dtype == torch.int32 else 63) - triangle_bits, 23)
+    depth_levels = 2**depth_bits - 1
 
     vertex_ids = triangles.reshape(1, -1) + (torch.arange(batch, device=device) * vertices.shape[1])[:, None]
     corners = vertices.reshape(-1, 3).float().index_select(0, vertex_ids.reshape(-1)).view(batch * n_triangles, 3, 3)
@@ -105,7 +107,6 @@ def rasterize(
     z_levels = (triangle_z - z_low[image_of, None]) * z_scale[image_of, None]  # (BF, 3)
     depth_plane = (coefficients * z_levels[..., None]).sum(1)  # (BF, 3): level = A·x + B·y + C
 
-    # On screen y points down, so a front face has negative area in (x, y) pixel coordinates.
     visible = area < 0 if cull_back_faces else area != 0
     low = corners[..., :2].amin(1).ceil().clamp(min=0)
     high = torch.minimum(corners[..., :2].amax(1).floor(), torch.tensor([width - 1.0, height - 1.0], device=device))

@@ -1,0 +1,113 @@
+"""Speed of the 3D front end, measured on this machine, with a baseline from the same run.
+
+Stages on one clip: decoding; fitting with tracking (detector only when the face is lost)
+against the baseline of running the detector on every frame; fitting plus a 256² identity-
+matched PNCC render of every frame, decode included; and the rasterizer alone, batched against
+one render at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from facereenact.assets import Assets
+from facereenact.face3d.fitter import FaceFitter
+from facereenact.face3d.pncc import render_identity_matched_pncc, vertices_to_crop
+from facereenact.face3d.raster import render_attributes
+from facereenact.face3d.regressor import box_from_detection
+from facereenact.io.video import iter_frames, probe_video
+
+CROP = 256
+RENDER_BATCH = 8
+
+
+@dataclass
+class BenchReport:
+    clip: str
+    size: tuple[int, int]
+    frames: int
+    threads: int
+    rows: list[tuple[str, float, str]] = field(default_factory=list)  # (stage, fps, note)
+
+    def add(self, stage: str, count: int, seconds: float, note: str = "") -> float:
+        fps = count / seconds
+        self.rows.append((stage, fps, note))
+        return fps
+
+
+def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def run(assets: Assets, clip: Path, frames: int) -> BenchReport:
+    info = probe_video(clip)
+    fitter = FaceFitter(assets)
+    decoded, seconds = _timed(lambda: list(iter_frames(clip, frames)))
+    report = BenchReport(str(clip), (info.width, info.height), len(decoded), torch.get_num_threads())
+    report.add("decode (PyAV)", len(decoded), seconds)
+
+    fitter.track(decoded[:8], info.fps)  # warm-up
+    _, seconds = _timed(fitter.track, decoded, info.fps)
+    tracked = report.add("fit, tracking", len(decoded), seconds, "detector only when lost")
+    _, seconds = _timed(_fit_detect_every_frame, fitter, decoded)
+    baseline = report.add("fit, detect every frame", len(decoded), seconds, "baseline")
+    report.rows[-2] = (*report.rows[-2][:2], f"detector only when lost; {tracked / baseline:.2f}× baseline")
+
+    _, seconds = _timed(_fit_and_render, fitter, clip, frames, info.fps)
+    report.add("decode + fit + 256² PNCC", len(decoded), seconds, "end to end, identity-matched")
+
+    fit = fitter.track(decoded, info.fps)
+    vertices = vertices_to_crop(fitter.model.vertices(fit.params), torch.from_numpy(fit.boxes).float(), CROP)
+    single = _renders_per_second(fitter, vertices, 1)
+    batched = _renders_per_second(fitter, vertices, RENDER_BATCH)
+    report.rows.append(("rasterize 256², 1 at a time", single, "baseline"))
+    report.rows.append((f"rasterize 256², batch {RENDER_BATCH}", batched, f"{batched / single:.2f}× baseline"))
+    return report
+
+
+def _fit_detect_every_frame(fitter: FaceFitter, frames: list[np.ndarray]) -> None:
+    for frame in frames:
+        detections = fitter.detector.detect(frame)
+        if detections:
+            fitter.regressor.regress(frame, box_from_detection(np.array([detections[0].box])))
+
+
+@torch.inference_mode()
+def _fit_and_render(fitter: FaceFitter, clip: Path, frames: int, fps: float) -> None:
+    fit = fitter.track(iter_frames(clip, frames), fps)
+    source = fit.params[0]
+    boxes = torch.from_numpy(fit.boxes).float()
+    for start in range(0, len(fit), RENDER_BATCH):
+        chunk = slice(start, start + RENDER_BATCH)
+        render_identity_matched_pncc(fitter.model, source, fit.params[chunk], boxes[chunk], CROP)
+
+
+@torch.inference_mode()
+def _renders_per_second(fitter: FaceFitter, vertices: torch.Tensor, batch: int, repeats: int = 3) -> float:
+    triangles, colours = fitter.model.triangles, fitter.model.ncc[None]
+    render_attributes(vertices[:batch], triangles, colours, CROP, CROP)  # warm-up
+    count, start = 0, time.perf_counter()
+    for _ in range(repeats):
+        for first in range(0, len(vertices) - batch + 1, batch):
+            render_attributes(vertices[first : first + batch], triangles, colours, CROP, CROP)
+            count += batch
+    return count / (time.perf_counter() - start)
+
+
+def print_report(report: BenchReport, console: Console) -> None:
+    table = Table(title=f"{Path(report.clip).name}: {report.size[0]}×{report.size[1]}, {report.frames} frames, {report.threads} threads")
+    table.add_column("stage")
+    table.add_column("frames/s", justify="right")
+    table.add_column("note")
+    for stage, fps, note in report.rows:
+        table.add_row(stage, f"{fps:.1f}", note)
+    Console().print(table)

@@ -1,0 +1,136 @@
+"""The ``facereenact`` command line: thin wrappers over :mod:`facereenact.jobs`.
+
+Every expected failure (bad input, missing asset, unwritable output) is one line on stderr and a
+non-zero exit; outputs are only ever renamed into place once complete.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from facereenact import jobs, sample_data
+from facereenact.assets import ENV_VAR as ASSETS_ENV
+from facereenact.assets import Assets
+from facereenact.errors import FaceReenactError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="One-shot face reenactment with identity-matched 3D correspondence (PNCC).",
+)
+console = Console(stderr=True)
+
+AssetsOption = Annotated[
+    Path | None,
+    typer.Option("--assets", envvar=ASSETS_ENV, help="Folder of model files (default: ../shared/assets beside the repo).", show_default=False),
+]
+DeviceOption = Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1 …")]
+SmoothOption = Annotated[bool, typer.Option("--smooth/--no-smooth", help="Temporal smoothing of video fits (One Euro filter).")]
+MaxFramesOption = Annotated[int | None, typer.Option(min=1, help="Stop after this many video frames.")]
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", envvar=sample_data.ENV_VAR, help="Example-data folder used for defaults (default: ../shared/data).", show_default=False),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(command: F) -> F:
+    """Turn expected failures into one line on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FaceReenactError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("[bold red]interrupted[/]: no output was written")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def _progress() -> Iterator[jobs.ProgressFactory]:
+    """A rich progress display; jobs ask it for one bar per stage."""
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} fps"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
+
+        def factory(stage: str, total: int) -> jobs.Progress:
+            task = progress.add_task(stage, total=total)
+            return lambda index: progress.update(task, completed=index + 1)
+
+        yield factory
+
+
+def _fitter(assets: Path | None, device: str) -> "jobs.FaceFitter":
+    return jobs.FaceFitter(Assets.resolve(assets), device=device)
+
+
+@app.command()
+@_user_errors
+def fit(
+    input: Annotated[Path, typer.Argument(help="An image or a video.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("facereenact-out"),
+    smooth: SmoothOption = True,
+    max_frames: MaxFramesOption = None,
+    assets: AssetsOption = None,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Fit the 3D face model: per face and frame, pose, 40 identity + 10 expression coefficients,
+    68 landmarks; writes NAME.fit.npz, NAME.fit.json and an overlay (mesh | PNCC)."""
+    fitter = _fitter(assets, device)
+    with _progress() as progress:
+        outputs = jobs.fit_file(fitter, input, out, smooth, max_frames, progress)
+    console.print(f"wrote {outputs.arrays}, {outputs.summary}, {outputs.overlay}")
+
+
+@app.command()
+@_user_errors
+def pncc(
+    source: Annotated[Path | None, typer.Option(help="Source portrait (identity). Default: an example portrait.", show_default=False)] = None,
+    driving: Annotated[Path | None, typer.Option(help="Driving video or image (pose, expression). Default: an example clip.", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv) or image for a still driving image.")] = Path("pncc.mp4"),
+    smooth: SmoothOption = True,
+    max_frames: MaxFramesOption = None,
+    face_index: Annotated[int, typer.Option(min=0, help="Which source face, largest first.")] = 0,
+    data: DataOption = None,
+    assets: AssetsOption = None,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Render the identity-matched PNCC (SOURCE identity + DRIVING pose and expression) beside
+    each driving frame."""
+    source = source or sample_data.default_portrait(data)
+    driving = driving or sample_data.default_clip(data)
+    fitter = _fitter(assets, device)
+    with _progress() as progress:
+        written = jobs.pncc_file(fitter, source, driving, output, smooth, max_frames, face_index, progress)
+    console.print(f"wrote {written}")
+
+
+@app.command()
+@_user_errors
+def bench(
+    clip: Annotated[Path | None, typer.Option(help="A video to time (default: an example 512² clip).", show_default=False)] = None,
+    frames: Annotated[int, typer.Option(min=8, help="Frames to time.")] = 200,
+    data: DataOption = None,
+    assets: AssetsOption = None,
+) -> None:
+    """Time the 3D front end on this machine: frames per second of each stage, with baselines."""
+    from facereenact import bench as bench_module
+
+    report = bench_module.run(Assets.resolve(assets), clip or sample_data.default_clip(data), frames)
+    bench_module.print_report(report, console)
+
+

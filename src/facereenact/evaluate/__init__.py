@@ -1,0 +1,1 @@
+"""Evaluation tools: independent reference face analysers and accuracy measurements."""

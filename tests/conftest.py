@@ -1,0 +1,53 @@
+"""Shared fixtures: the example data and model assets, skipped with a reason where absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACEREENACT_SHARED", REPO.parent / "shared"))
+DATA = SHARED / "data"
+ASSETS = SHARED / "assets"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA / "clips").is_dir():
+        pytest.skip(f"example data not found at {DATA} (set FACEREENACT_SHARED to the folder holding data/)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def assets():  # type: ignore[no-untyped-def]
+    from facereenact.assets import Assets
+
+    if not (ASSETS / "3ddfa").is_dir():
+        pytest.skip(f"model assets not found at {ASSETS} (set FACEREENACT_SHARED to the folder holding assets/)")
+    return Assets.resolve(ASSETS)
+
+
+@pytest.fixture(scope="session")
+def fitter(assets):  # type: ignore[no-untyped-def]
+    from facereenact.face3d.fitter import FaceFitter
+
+    return FaceFitter(assets)
+
+
+@pytest.fixture(scope="session")
+def model(fitter):  # type: ignore[no-untyped-def]
+    return fitter.model
+
+
+@pytest.fixture(scope="session")
+def portraits(data_dir: Path) -> dict[str, np.ndarray]:
+    from facereenact.io.image import read_image
+
+    return {p.stem: read_image(p) for p in sorted((data_dir / "portraits").glob("*.jpg"))}
+
+
+def clip_paths(data_dir: Path) -> list[Path]:
+    return sorted(p for p in (data_dir / "clips").iterdir() if p.suffix in {".mp4", ".mov"})

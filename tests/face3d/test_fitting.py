@@ -1,0 +1,84 @@
+"""Fitting images and tracking videos on real footage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facereenact.face3d.regressor import box_from_detection, box_from_landmarks
+from facereenact.io.video import iter_frames, probe_video
+
+from ..conftest import clip_paths
+
+
+def test_crop_box_formulas() -> None:
+    box = box_from_detection(np.array([100.0, 100.0, 200.0, 220.0]))
+    side = np.floor(110 * 1.58)
+    assert np.allclose(box, [150 - side / 2, 160 + 0.14 * 110 - side / 2, 150 + side / 2, 160 + 0.14 * 110 + side / 2])
+    square = box_from_landmarks(np.array([[0.0, 0.0], [100.0, 50.0]]))
+    assert np.allclose(square, [50 - 50 * np.sqrt(2), 25 - 50 * np.sqrt(2), 50 + 50 * np.sqrt(2), 25 + 50 * np.sqrt(2)])
+
+
+def test_mirroring_negates_yaw_and_roll(fitter, portraits) -> None:  # type: ignore[no-untyped-def]
+    for name, image in portraits.items():
+        angles = fitter.fit_one(image).params.angles()[0]
+        mirrored = fitter.fit_one(np.ascontiguousarray(image[:, ::-1])).params.angles()[0]
+        assert abs(angles[0] + mirrored[0]) < 3, f"{name}: yaw {angles[0]:.1f} vs mirrored {mirrored[0]:.1f}"
+        assert abs(angles[2] + mirrored[2]) < 3, f"{name}: roll {angles[2]:.1f} vs mirrored {mirrored[2]:.1f}"
+        assert abs(angles[1] - mirrored[1]) < 3, f"{name}: pitch {angles[1]:.1f} vs mirrored {mirrored[1]:.1f}"
+
+
+def _jitter(landmarks: np.ndarray) -> float:
+    """Mean second difference of the landmarks over time, in inter-ocular distances."""
+    points = landmarks[..., :2]
+    iod = np.linalg.norm(points[:, 45] - points[:, 36], axis=-1).mean()
+    return float(np.linalg.norm(points[2:] - 2 * points[1:-1] + points[:-2], axis=-1).mean() / iod)
+
+
+@pytest.mark.parametrize("clip", ["lp_d18", "r3dp_may"])
+def test_smoothing_halves_landmark_jitter(fitter, data_dir, clip) -> None:  # type: ignore[no-untyped-def]
+    path = data_dir / "clips" / f"{clip}.mp4"
+    info = probe_video(path)
+    frames = list(iter_frames(path, round(info.fps)))  # the first second
+    raw = fitter.track(frames, info.fps, smoothing=False)
+    smooth = fitter.track(frames, info.fps, smoothing=True)
+    assert _jitter(smooth.landmarks) <= 0.5 * _jitter(raw.landmarks)
+
+
+def test_smoothing_keeps_up_with_motion(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
+    """Smoothed landmarks stay close to the raw ones: smoothing removes jitter, not motion."""
+    path = data_dir / "clips" / "lp_d6.mp4"
+    info = probe_video(path)
+    frames = list(iter_frames(path, 60))
+    raw = fitter.track(frames, info.fps, smoothing=False).landmarks[..., :2]
+    smooth = fitter.track(frames, info.fps, smoothing=True).landmarks[..., :2]
+    iod = np.linalg.norm(raw[:, 45] - raw[:, 36], axis=-1).mean()
+    assert np.linalg.norm(smooth - raw, axis=-1).mean() / iod < 0.05
+
+
+def test_tracking_finds_the_face_on_a_clip(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
+    path = data_dir / "clips" / "3ddfa_obama.mp4"  # a small face in a wide news frame
+    fit = fitter.track(iter_frames(path), probe_video(path).fps)
+    assert fit.found.mean() >= 0.98
+    assert fit.detections <= 3, "the detector runs again only when tracking is lost"
+
+
+def test_lost_face_holds_the_last_parameters(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
+    path = data_dir / "clips" / "hdtf_aoc.mp4"
+    frames = list(iter_frames(path, 20))
+    frames[8:12] = [np.zeros_like(frames[0])] * 4  # the face disappears for four frames
+    fit = fitter.track(frames, 25.0, smoothing=False)
+    assert fit.found.tolist() == [True] * 8 + [False] * 4 + [True] * 8
+    assert fit.lost_ranges() == [(8, 11)]
+    assert torch.equal(fit.params.translation[9], fit.params.translation[7])
+
+
+@pytest.mark.slow
+def test_tracking_finds_the_face_on_every_clip(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
+    shares = {}
+    for path in clip_paths(data_dir):
+        fit = fitter.track(iter_frames(path), probe_video(path).fps)
+        shares[path.stem] = float(fit.found.mean())
+    failing = {name: round(share, 3) for name, share in shares.items() if share < 0.98}
+    assert not failing, failing
