@@ -62,7 +62,8 @@ def fit_file(
     kind = media_kind(source)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = source.stem
-    outputs = FitOutputs(out_dir / f"{stem}.fit.npz", out_dir / f"{stem}.fit.json", out_dir / f"{stem}.overlay")
+    overlay_suffix = ".png" if kind == "image" else ".mp4"
+    outputs = FitOutputs(out_dir / f"{stem}.fit.npz", out_dir / f"{stem}.fit.json", out_dir / f"{stem}.overlay{overlay_suffix}")
     if kind == "image":
         image = read_image(source)
         faces = fitter.fit_image(image)
@@ -83,7 +84,6 @@ def fit_file(
                 for face, pose in zip(faces, pose_summary(params))
             ],
         }
-        outputs.overlay = outputs.overlay.with_suffix(".png")
         overlay = fit_overlay(image, fitter.model, params.to(fitter.device))
         save_npz(outputs.arrays, arrays)
         save_json(outputs.summary, summary)
@@ -108,7 +108,6 @@ def fit_file(
         "mesh": fitter.model.name,
         "pose_range": _pose_range(fit),
     }
-    outputs.overlay = outputs.overlay.with_suffix(".mp4")
     tick = progress("overlay", len(fit))
     with VideoWriter(outputs.overlay, info.fps) as writer:
         for index, frame in enumerate(iter_frames(source, len(fit))):

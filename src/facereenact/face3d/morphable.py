@@ -9,6 +9,7 @@ PNCC renders of either mesh are comparable.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,6 +189,19 @@ def _to_model(
     )
 
 
+EXPRESSION_DEFECT_MESSAGE = (
+    "3ddfa/Model_PAF.pkl: its expression basis (w_exp_filter) is a copy of the first 10 identity "
+    "columns at a scale where expression coefficients move vertices by ~1e-7 of the face, so "
+    "expressions do not change the grid mesh; supply the dense 3ddfa/bfm_noneck_v3.pkl for them"
+)
+
+
+def expression_basis_is_defective(shape_basis: np.ndarray, expression_basis: np.ndarray) -> bool:
+    """True when the expression columns merely repeat identity columns (a known asset defect)."""
+    n = min(expression_basis.shape[1], shape_basis.shape[1], N_EXPRESSION)
+    return bool(np.allclose(expression_basis[:, :n], shape_basis[:, :n]))
+
+
 def _load_grid(assets: Assets) -> MorphableModel:
     data = assets.load_pickle("3ddfa/Model_PAF.pkl")
     try:
@@ -198,6 +212,8 @@ def _load_grid(assets: Assets) -> MorphableModel:
         raise AssetError(f"3ddfa/Model_PAF.pkl does not hold the grid model ({error})") from None
     if mean.shape != (GRID * GRID, 3) or shape_basis.shape[1] < N_SHAPE or expression_basis.shape[1] < N_EXPRESSION:
         raise AssetError("3ddfa/Model_PAF.pkl has unexpected array shapes")
+    if expression_basis_is_defective(shape_basis, expression_basis):
+        warnings.warn(EXPRESSION_DEFECT_MESSAGE, stacklevel=2)
     triangles = grid_triangles(mean)
     low, high = _ncc_bounds(assets)
     dense_landmarks = _dense_mean_face(assets)[_dense_landmark_vertices(assets)]

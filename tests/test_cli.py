@@ -1,0 +1,144 @@
+"""The command line on good and bad input: one clear line, non-zero exit, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facereenact.cli import app
+from facereenact.io.image import write_image
+from facereenact.io.video import VideoWriter, read_frames
+
+runner = CliRunner()
+
+
+def _run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args], env={"FACEREENACT_ASSETS": os.environ.get("FACEREENACT_ASSETS", "")})
+
+
+def _error_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error:"), lines[0]
+    return lines[0]
+
+
+@pytest.fixture()
+def assets_env(assets, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FACEREENACT_ASSETS", str(assets.root))
+    return assets
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_fit_an_image_writes_arrays_summary_and_overlay(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = _run("fit", data_dir / "portraits" / "lp_s12.jpg", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert _leftovers(tmp_path) == ["lp_s12.fit.json", "lp_s12.fit.npz", "lp_s12.overlay.png"]
+    summary = json.loads((tmp_path / "lp_s12.fit.json").read_text())
+    assert len(summary["faces"]) == 1 and {"yaw", "pitch", "roll"} <= set(summary["faces"][0])
+    arrays = np.load(tmp_path / "lp_s12.fit.npz")
+    assert arrays["shape"].shape == (1, 40) and arrays["expression"].shape == (1, 10)
+    assert arrays["landmarks"].shape == (1, 68, 3) and arrays["rotation"].shape == (1, 3, 3)
+
+
+def test_fit_a_video_and_render_pncc(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    clip = data_dir / "clips" / "hdtf_aoc.mp4"
+    result = _run("fit", clip, "--out", tmp_path, "--max-frames", "12")
+    assert result.exit_code == 0, result.output
+    arrays = np.load(tmp_path / "hdtf_aoc.fit.npz")
+    assert arrays["expression"].shape == (12, 10) and arrays["found"].all()
+    assert len(read_frames(tmp_path / "hdtf_aoc.overlay.mp4")) == 12
+
+    output = tmp_path / "pncc.mp4"
+    result = _run("pncc", "--source", data_dir / "portraits" / "lp_s12.jpg", "--driving", clip, "-o", output, "--max-frames", "10")
+    assert result.exit_code == 0, result.output
+    frames = read_frames(output)
+    assert frames.shape == (10, 512, 1024, 3)
+    assert frames[:, :, 512:].mean() > 10, "the PNCC half is not empty"
+
+
+def test_not_an_image(assets_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    fake = tmp_path / "photo.jpg"
+    fake.write_text("this is not a picture")
+    out = tmp_path / "out"
+    result = _run("fit", fake, "--out", out)
+    assert result.exit_code == 1
+    assert "neither an image nor a video" in _error_line(result)
+    assert not out.exists() or _leftovers(out) == []
+
+
+def test_image_without_a_face(assets_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    picture = tmp_path / "wall.png"
+    write_image(picture, np.tile(np.linspace(0, 255, 200, dtype=np.uint8)[None, :, None], (150, 1, 3)))
+    out = tmp_path / "out"
+    result = _run("fit", picture, "--out", out)
+    assert result.exit_code == 1
+    assert "no face" in _error_line(result)
+    assert _leftovers(out) == []
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100])
+def test_empty_or_corrupt_video(assets_env, tmp_path, content) -> None:  # type: ignore[no-untyped-def]
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(content)
+    out = tmp_path / "out"
+    result = _run("fit", video, "--out", out)
+    assert result.exit_code == 1
+    _error_line(result)
+    assert not out.exists() or _leftovers(out) == []
+
+
+def test_truncated_real_video(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    video = tmp_path / "cut.mp4"
+    video.write_bytes((data_dir / "clips" / "hdtf_aoc.mp4").read_bytes()[:3000])
+    result = _run("pncc", "--source", data_dir / "portraits" / "lp_s12.jpg", "--driving", video, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 1
+    _error_line(result)
+    assert _leftovers(tmp_path) == ["cut.mp4"]
+
+
+def test_unwritable_output(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = _run("pncc", "--source", data_dir / "portraits" / "lp_s12.jpg", "--driving", data_dir / "clips" / "hdtf_aoc.mp4",
+                  "-o", tmp_path / "missing-folder" / "out.mp4", "--max-frames", "3")  # fmt: skip
+    assert result.exit_code == 1
+    assert "does not exist" in _error_line(result)
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_video_whose_face_is_lost_for_good_leaves_nothing(assets_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    video = tmp_path / "blank.mp4"
+    with VideoWriter(video, 25) as writer:
+        writer.write_batch(np.full((10, 64, 64, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    result = _run("fit", video, "--out", out)
+    assert result.exit_code == 1
+    assert "no face" in _error_line(result)
+    assert _leftovers(out) == []
+
+
+def test_missing_assets_name_the_file(tmp_path, data_dir) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "3ddfa").mkdir()
+    result = _run("fit", data_dir / "portraits" / "lp_s12.jpg", "--assets", tmp_path, "--out", tmp_path / "o")
+    assert result.exit_code == 1
+    line = _error_line(result)
+    assert "3ddfa/FaceBoxesProd.pth" in line and "get it from" in line
+
+
+def test_corrupt_checkpoint(tmp_path, assets, data_dir) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "assets" / "3ddfa"
+    folder.mkdir(parents=True)
+    for file in (assets.root / "3ddfa").iterdir():
+        (folder / file.name).symlink_to(file)
+    (folder / "mb05_120x120.pth").unlink()
+    (folder / "mb05_120x120.pth").write_bytes(b"PK\x03\x04 broken")
+    result = _run("fit", data_dir / "portraits" / "lp_s12.jpg", "--assets", folder.parent, "--out", tmp_path / "o")
+    assert result.exit_code == 1
+    assert "corrupt" in _error_line(result)
