@@ -20,7 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from facereenact import jobs, sample_data
 from facereenact.assets import ENV_VAR as ASSETS_ENV
 from facereenact.assets import Assets
-from facereenact.errors import FaceReenactError
+from facereenact.correspond.motion import MotionMode, MotionOptions
+from facereenact.errors import FaceReenactError, InputError
+from facereenact.pipeline import ReenactOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -117,6 +119,44 @@ def pncc(
     with _progress() as progress:
         written = jobs.pncc_file(fitter, source, driving, output, smooth, max_frames, face_index, progress)
     console.print(f"wrote {written}")
+
+
+@app.command()
+@_user_errors
+def animate(
+    source: Annotated[Path | None, typer.Option(help="Source portrait (who). Default: an example portrait.", show_default=False)] = None,
+    driving: Annotated[Path | None, typer.Option(help="Driving video or image (how they move). Default: an example clip.", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv), or an image for a still driving image.")] = Path("animated.mp4"),
+    mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the driving's change since its first frame; absolute: the driving's head orientation and expression as they are.")] = MotionMode.relative,
+    expression_only: Annotated[bool, typer.Option("--expression-only", help="Keep the source's head pose; transfer expression only.")] = False,
+    pose_only: Annotated[bool, typer.Option("--pose-only", help="Keep the source's expression; transfer head pose only.")] = False,
+    crop_size: Annotated[int, typer.Option(min=64, max=1024, help="Side of the face crop that is generated.")] = 256,
+    crop_only: Annotated[bool, typer.Option("--crop-only", help="Output the generated face crop instead of the full source frame.")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="Side by side: source | driving | result.")] = False,
+    smooth: SmoothOption = True,
+    max_frames: MaxFramesOption = None,
+    face_index: Annotated[int, typer.Option(min=0, help="Which source face to animate, largest first.")] = 0,
+    data: DataOption = None,
+    assets: AssetsOption = None,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Animate a portrait with a driving video: the source person with the driving person's
+    head motion and expression, the driving clip's audio, pasted back into the full photo."""
+    if expression_only and pose_only:
+        raise InputError("--expression-only and --pose-only exclude each other")
+    source = source or sample_data.default_portrait(data)
+    driving = driving or sample_data.default_clip(data)
+    options = ReenactOptions(
+        crop_size=crop_size,
+        motion=MotionOptions(mode=mode, transfer_pose=not expression_only, transfer_expression=not pose_only),
+        face_index=face_index,
+    )
+    fitter = _fitter(assets, device)
+    with _progress() as progress:
+        report = jobs.animate_file(fitter, source, driving, output, options, smooth, max_frames, crop_only, compare, progress)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
 
 
 @app.command()

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
+from facereenact.composite import crop as crop_image
 from facereenact.errors import InputError
 from facereenact.face3d.fitter import FaceFitter, VideoFit
 from facereenact.face3d.morphable import identity_matched
@@ -21,6 +23,7 @@ from facereenact.face3d.pncc import render_pncc
 from facereenact.face3d.records import params_arrays, pose_summary, save_json, save_npz
 from facereenact.io.image import is_image_file, read_image, write_image
 from facereenact.io.video import VideoWriter, is_video_file, iter_frames, probe_video
+from facereenact.pipeline import ReenactedBatch, Reenactor, ReenactOptions
 from facereenact.visualize import fit_overlay, to_uint8_image
 
 Progress = Callable[[int], None]
@@ -167,3 +170,101 @@ def _pncc_panel(fitter: FaceFitter, source: FaceParams, driving: FaceParams, fra
     matched = identity_matched(source.to(fitter.device), driving.to(fitter.device))
     pncc, _, _ = render_pncc(fitter.model, fitter.model.vertices(matched), frames.shape[1], frames.shape[2])
     return np.concatenate([frames, to_uint8_image(pncc)], axis=2)
+
+
+@dataclass
+class AnimateReport:
+    output: Path
+    frames: int
+    notes: list[str]
+
+
+def animate_file(
+    fitter: FaceFitter,
+    source: Path,
+    driving: Path,
+    output: Path,
+    options: ReenactOptions,
+    smoothing: bool = True,
+    max_frames: int | None = None,
+    crop_only: bool = False,
+    compare: bool = False,
+    progress: ProgressFactory = _no_progress,
+) -> AnimateReport:
+    """Animate the source portrait with the driving video (or image) and write the result with
+    the driving clip's audio. A still driving image gives a still output image."""
+    notes: list[str] = []
+    source_image = read_image(source) if media_kind(source) == "image" else next(iter_frames(source, 1))
+    reenactor = Reenactor(source_image, fitter, options)
+    if reenactor.faces_found > 1:
+        notes.append(
+            f"the source has {reenactor.faces_found} faces; animating face {options.face_index} "
+            "(largest first; choose with --face-index)"
+        )
+    if media_kind(driving) == "image":
+        frame = read_image(driving)
+        driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params
+        batch = reenactor.reenact(driving_params, driving_params, paste=not crop_only)
+        picture = _output_frames(reenactor, batch, frame[None], crop_only, compare, None)[0]
+        write_image(output, picture)
+        return AnimateReport(output, 1, notes)
+
+    info = probe_video(driving)
+    total = min(info.frame_count, max_frames) if max_frames else info.frame_count
+    fit = fitter.track(iter_frames(driving, max_frames), info.fps, smoothing, on_frame=progress("fitting", total))
+    lost = fit.lost_ranges()
+    if lost:
+        spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in lost)
+        notes.append(f"the driving face was lost in frames {spans}; those frames hold the last good pose and expression")
+    reference = fit.params[int(np.flatnonzero(fit.found)[0])]
+    driving_frames = iter_frames(driving, len(fit)) if compare else None
+    tick = progress("animating", len(fit))
+    with VideoWriter(output, info.fps, audio_from=driving) as writer:
+        for start in range(0, len(fit), ANIMATE_BATCH):
+            stop = min(start + ANIMATE_BATCH, len(fit))
+            batch = reenactor.reenact(fit.params[start:stop], reference, paste=not crop_only)
+            shown = np.stack([next(driving_frames) for _ in range(stop - start)]) if driving_frames else None
+            writer.write_batch(_output_frames(reenactor, batch, shown, crop_only, compare, fit.boxes[start:stop]))
+            tick(stop - 1)
+    return AnimateReport(output, len(fit), notes)
+
+
+#: Driving frames generated together (the rasterizer and warp are batched).
+ANIMATE_BATCH = 8
+
+
+def _output_frames(
+    reenactor: Reenactor,
+    batch: ReenactedBatch,
+    driving_frames: np.ndarray | None,
+    crop_only: bool,
+    compare: bool,
+    driving_boxes: np.ndarray | None,
+) -> np.ndarray:
+    """The result frames, or with ``compare`` the panel source | driving | result."""
+    result = batch.crops if crop_only else batch.frames
+    assert result is not None
+    if not compare or driving_frames is None:
+        return result
+    height = result.shape[1]
+    source = reenactor.source_crop_uint8() if crop_only else reenactor.source_image
+    panels = []
+    for index, produced in enumerate(result):
+        frame = driving_frames[index]
+        if crop_only and driving_boxes is not None and np.isfinite(driving_boxes[index]).all():
+            frame = crop_image(frame, reenactment_box_from_crop(driving_boxes[index], reenactor.options.crop_scale), height)
+        panels.append(np.concatenate([_fit_height(source, height), _fit_height(frame, height), produced], axis=1))
+    return np.stack(panels)
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    width = max(2, round(image.shape[1] * height / image.shape[0]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR)
+
+
+def reenactment_box_from_crop(regressor_box: np.ndarray, scale: float) -> np.ndarray:
+    """A driving-frame box comparable to the source's reenactment crop, from the regressor's
+    crop box (whose side is √2 × the landmarks' extent)."""
+    centre = (regressor_box[:2] + regressor_box[2:]) / 2
+    half = (regressor_box[2] - regressor_box[0]) / np.sqrt(2) * scale / 2
+    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])

@@ -32,7 +32,8 @@ class Rasterization:
     weights: torch.Tensor
     depth: torch.Tensor
 
-    def _scatter(self, values: torch.Tensor, fill: float) -> torch.Tensor:
+    def scatter(self, values: torch.Tensor, fill: float) -> torch.Tensor:
+        """Per-covered-pixel ``values`` (P, …) → a dense (B, H, W, …) map, ``fill`` elsewhere."""
         out = torch.full((self.shape[0] * self.shape[1] * self.shape[2], *values.shape[1:]), fill,
                          dtype=values.dtype, device=values.device)  # fmt: skip
         out.index_copy_(0, self.pixels, values)
@@ -41,17 +42,17 @@ class Rasterization:
     @property
     def mask(self) -> torch.Tensor:
         """Coverage (B, 1, H, W) as float 0/1."""
-        return self._scatter(torch.ones_like(self.depth), 0.0).unsqueeze(1)
+        return self.scatter(torch.ones_like(self.depth), 0.0).unsqueeze(1)
 
     @property
     def triangle_map(self) -> torch.Tensor:
         """The visible triangle per pixel (B, H, W), -1 on background."""
-        return self._scatter(self.triangles, -1)
+        return self.scatter(self.triangles, -1)
 
     @property
     def depth_map(self) -> torch.Tensor:
         """Depth per pixel (B, H, W), larger nearer; 0 on background."""
-        return self._scatter(self.depth, 0.0)
+        return self.scatter(self.depth, 0.0)
 
 
 def _edge_coefficients(corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,97 @@
+"""The Reenactor: a source portrait + driving face parameters → reenacted frames.
+
+Stages: the source is fitted once and cropped; for each batch of driving frames the target
+geometry is built (source identity, driving motion by the chosen mode), a generation stage turns
+the source crop into target crops (the training-free :class:`GeometricWarp` by default; the
+neural generator plugs in here), and the crops are pasted back into the source photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from facereenact.composite import Paster, crop, reenactment_box
+from facereenact.correspond.motion import MotionOptions, target_params
+from facereenact.correspond.warp import GeometricWarp, WarpResult
+from facereenact.face3d.fitter import FaceFit, FaceFitter
+from facereenact.face3d.params import FaceParams
+from facereenact.face3d.pncc import vertices_to_crop
+
+
+class GenerationStage(Protocol):
+    """Turns the source crop into target crops given the target geometry in crop pixels."""
+
+    def __call__(self, source_crop: torch.Tensor, target_vertices: torch.Tensor, target_landmarks: torch.Tensor) -> WarpResult: ...
+
+
+@dataclass(frozen=True)
+class ReenactOptions:
+    crop_size: int = 256
+    #: Crop side over the extent of the source's 68 landmarks (room for hair and neck).
+    crop_scale: float = 2.0
+    motion: MotionOptions = field(default_factory=MotionOptions)
+    face_index: int = 0
+
+
+@dataclass
+class ReenactedBatch:
+    """Generated crops (B, S, S, 3) uint8, full frames (B, H, W, 3) uint8 (None when only crops
+    were asked for), the stage's masks, and the target parameters used."""
+
+    crops: np.ndarray
+    frames: np.ndarray | None
+    stage: WarpResult
+    targets: FaceParams
+
+
+class Reenactor:
+    """Animates one source image; call :meth:`reenact` with batches of driving parameters."""
+
+    def __init__(
+        self,
+        source_image: np.ndarray,
+        fitter: FaceFitter,
+        options: ReenactOptions | None = None,
+        stage: GenerationStage | None = None,
+    ):
+        self.options = options or ReenactOptions()
+        self.fitter = fitter
+        self.model = fitter.model
+        self.device = fitter.device
+        self.source_image = source_image
+        self.faces_found = len(fitter.fit_image(source_image))
+        self.source: FaceFit = fitter.fit_one(source_image, self.options.face_index, what="source image")
+        size = self.options.crop_size
+        self.box = reenactment_box(self.source.landmarks, self.options.crop_scale)
+        self._box_t = torch.as_tensor(self.box, dtype=torch.float32, device=self.device)[None]
+        source_crop = crop(source_image, self.box, size)
+        self.source_crop = torch.from_numpy(source_crop).to(self.device).permute(2, 0, 1)[None].float() / 255
+        params = self.source.params.to(self.device)
+        with torch.inference_mode():
+            vertices = self._to_crop(self.model.vertices(params))
+            landmarks = self._to_crop(self.model.landmarks(params))
+        self.stage: GenerationStage = stage or GeometricWarp(self.model, vertices, landmarks, size)
+        self.paster = Paster(source_image, self.box, size)
+
+    def source_crop_uint8(self) -> np.ndarray:
+        """The source crop (S, S, 3) uint8, as the generation stage sees it."""
+        return (self.source_crop[0].permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+    def _to_crop(self, points: torch.Tensor) -> torch.Tensor:
+        return vertices_to_crop(points, self._box_t.expand(len(points), 4), self.options.crop_size)
+
+    @torch.inference_mode()
+    def reenact(self, driving: FaceParams, reference: FaceParams, paste: bool = True) -> ReenactedBatch:
+        """Frames for driving parameters (B,); ``reference`` (batch 1) is the driving frame the
+        relative motion is measured from (usually the first)."""
+        targets = target_params(self.source.params.to(self.device), driving.to(self.device), reference.to(self.device), self.options.motion)
+        vertices = self._to_crop(self.model.vertices(targets))
+        landmarks = self._to_crop(self.model.landmarks(targets))
+        result = self.stage(self.source_crop, vertices, landmarks)
+        crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        frames = np.stack([self.paster.paste(c) for c in crops]) if paste else None
+        return ReenactedBatch(crops, frames, result, targets)
