@@ -155,3 +155,84 @@ def expand_held_out(names: list[str]) -> list[str]:
         if held & set(group):
             held |= set(group)
     return sorted(held)
+
+
+# ---- step 2: design arrays -----------------------------------------------------------------------
+def to_params(sample: dict[str, np.ndarray]) -> FaceParams:
+    return FaceParams(**{name: torch.as_tensor(sample[name], dtype=torch.float32) for name in ("rotation", "scale", "translation", "shape", "expression")})
+
+
+def prepare(samples: dict[str, dict[str, np.ndarray]], clips: list[str], model) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Concatenate the usable frames of ``clips``: our neutral-expression landmarks, both
+    targets, pose rows, coefficients, and which clip each frame came from."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for number, name in enumerate(clips):
+        sample = samples.get(name)
+        if sample is None or len(sample["frame"]) == 0:
+            continue
+        params = to_params(sample)
+        neutral = model.landmarks(params.replace(expression=torch.zeros_like(params.expression))).numpy().astype(np.float64)[..., :2]
+        yaw = params.angles()[:, 0].numpy()
+        reference = sample["dlib"]
+        iod = np.linalg.norm(reference[:, 36] - reference[:, 45], axis=-1)
+        agreement = np.linalg.norm(neutral - reference, axis=-1).mean(1) / np.maximum(iod, 1e-6)
+        keep = (np.abs(yaw) < MAX_YAW) & (agreement < MAX_NME_TO_OURS) & (iod > 1.0)
+        values = {
+            "clip": np.full(len(yaw), number),
+            "neutral": neutral,
+            "dlib": reference,
+            "fc_lm": eb.fc_lm_to_image(sample["fc_lm"], sample["box"]),
+            "rows": eb.projection_rows(sample["rotation"]),
+            "scale": sample["scale"],
+            "expression": sample["expression"],
+            "shape": sample["shape"],
+            "angles": params.angles().numpy().astype(np.float64),
+            "iod": iod,
+        }
+        for key, value in values.items():
+            parts.setdefault(key, []).append(value[keep])
+    return {key: np.concatenate(value) for key, value in parts.items()}
+
+
+def nuisance_regressors(data: dict[str, np.ndarray]) -> np.ndarray:
+    """Pose terms (sin yaw, |sin yaw|, sin pitch): a contour landmark's definition slides with
+    the head's turn, and that must not be credited to expression coefficients that correlate with pose."""
+    yaw, pitch = np.deg2rad(data["angles"][:, 0]), np.deg2rad(data["angles"][:, 1])
+    return np.stack([np.sin(yaw), np.abs(np.sin(yaw)), np.sin(pitch)], axis=1)
+
+
+def reconstruct(data: dict[str, np.ndarray], offset: np.ndarray | None, basis: np.ndarray | None) -> np.ndarray:
+    """Our landmarks (F, 68, 2) in pixels with a landmark offset and expression basis added."""
+    shift = np.zeros((len(data["scale"]), 68, 3))
+    if offset is not None:
+        shift = shift + offset[None]
+    if basis is not None:
+        shift = shift + (data["expression"] @ basis.T).reshape(-1, 68, 3)
+    return data["neutral"] + data["scale"][:, None, None] * np.einsum("frc,fkc->fkr", data["rows"], shift)
+
+
+def mouth_opening(points: np.ndarray, iod: np.ndarray) -> np.ndarray:
+    """Inner-lip opening: mean distance of 61-63 to 67-65, over the inter-ocular distance."""
+    return np.linalg.norm(points[:, eb.UPPER_INNER_LIP] - points[:, eb.LOWER_INNER_LIP], axis=-1).mean(1) / iod
+
+
+def metrics(points: np.ndarray, data: dict[str, np.ndarray], target: str = "dlib") -> dict[str, float]:
+    """NME (all, mouth 48-67) vs the target and the opening correlation, pooled over frames;
+    also the mean over clips of each clip's opening correlation (speech clips have small range)."""
+    reference = data[target]
+    error = np.linalg.norm(points - reference, axis=-1) / data["iod"][:, None]
+    ours_open, ref_open = mouth_opening(points, data["iod"]), mouth_opening(reference, data["iod"])
+    per_clip = []
+    for clip in np.unique(data["clip"]):
+        mask = data["clip"] == clip
+        if mask.sum() >= 8 and ours_open[mask].std() > 1e-9 and ref_open[mask].std() > 1e-9:
+            per_clip.append(np.corrcoef(ours_open[mask], ref_open[mask])[0, 1])
+    corr = np.corrcoef(ours_open, ref_open)[0, 1] if ours_open.std() > 1e-9 else float("nan")
+    return {
+        "nme": float(error.mean()),
+        "nme_mouth": float(error[:, eb.MOUTH].mean()),
+        "nme_jaw": float(error[:, eb.JAW].mean()),
+        "open_corr": float(corr),
+        "open_corr_clip": float(np.mean(per_clip)) if per_clip else float("nan"),
+        "open_bias": float((ours_open - ref_open).mean()),
+    }

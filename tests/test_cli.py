@@ -142,3 +142,89 @@ def test_corrupt_checkpoint(tmp_path, assets, data_dir) -> None:  # type: ignore
     result = _run("fit", data_dir / "portraits" / "lp_s12.jpg", "--assets", folder.parent, "--out", tmp_path / "o")
     assert result.exit_code == 1
     assert "corrupt" in _error_line(result)
+
+
+def test_animate_keeps_frame_count_fps_and_audio(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.io.video import probe_video
+
+    output = tmp_path / "animated.mp4"
+    portrait = data_dir / "portraits" / "lp_s12.jpg"
+    result = _run("animate", "--source", portrait, "--driving", data_dir / "clips" / "hdtf_aoc.mp4", "-o", output, "--max-frames", "12")
+    assert result.exit_code == 0, result.output
+    info = probe_video(output)
+    assert (info.frame_count, info.fps, info.has_audio) == (12, 25.0, True)
+    from facereenact.io.image import read_image
+
+    height, width = read_image(portrait).shape[:2]
+    # H.264 in yuv420p needs even sides: an odd side gains one replicated pixel.
+    assert (info.height, info.width) == (height + height % 2, width + width % 2), "output size = source image size"
+
+
+def test_animate_crop_only_compare_and_still_image(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.io.image import read_image
+    from facereenact.io.video import probe_video
+
+    output = tmp_path / "crop.mp4"
+    result = _run("animate", "--source", data_dir / "portraits" / "lp_s12.jpg", "--driving", data_dir / "clips" / "dpe_s.mp4",
+                  "-o", output, "--max-frames", "5", "--crop-only", "--compare", "--crop-size", "128")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    info = probe_video(output)
+    assert (info.width, info.height, info.frame_count, info.has_audio) == (384, 128, 5, False)
+
+    still = tmp_path / "still.png"
+    result = _run("animate", "--source", data_dir / "portraits" / "lp_s12.jpg", "--driving", data_dir / "portraits" / "lp_s5.jpg", "-o", still)
+    assert result.exit_code == 0, result.output
+    assert read_image(still).shape == read_image(data_dir / "portraits" / "lp_s12.jpg").shape
+
+
+def test_animate_source_without_a_face(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    picture = tmp_path / "wall.png"
+    write_image(picture, np.full((200, 200, 3), 90, np.uint8))
+    result = _run("animate", "--source", picture, "--driving", data_dir / "clips" / "hdtf_aoc.mp4", "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 1
+    assert "no face found in the source" in _error_line(result)
+    assert _leftovers(tmp_path) == ["wall.png"]
+
+
+def test_animate_source_with_two_faces_picks_the_largest_and_says_so(assets_env, portraits, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    big = portraits["lp_s12"]
+    small = cv2.resize(portraits["lp_s5"], (big.shape[1] // 2, big.shape[0] // 2))
+    pair = np.concatenate([big, np.pad(small, ((0, big.shape[0] - small.shape[0]), (0, 0), (0, 0)))], axis=1)
+    source = tmp_path / "two.png"
+    write_image(source, pair)
+    result = _run("animate", "--source", source, "--driving", data_dir / "clips" / "hdtf_aoc.mp4", "-o", tmp_path / "out.mp4", "--max-frames", "3")
+    assert result.exit_code == 0, result.output
+    assert "2 faces" in result.output and "--face-index" in result.output
+    result = _run("animate", "--source", source, "--driving", data_dir / "clips" / "hdtf_aoc.mp4", "-o", tmp_path / "o2.mp4", "--face-index", "5")
+    assert result.exit_code == 1
+    assert "has 2 face(s)" in _error_line(result)
+
+
+def test_animate_warns_once_when_the_driving_face_is_lost(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.io.video import iter_frames
+
+    frames = np.stack(list(iter_frames(data_dir / "clips" / "hdtf_aoc.mp4", 16)))
+    frames[5:9] = 0
+    driving = tmp_path / "gap.mp4"
+    with VideoWriter(driving, 25) as writer:
+        writer.write_batch(frames)
+    result = _run("animate", "--source", data_dir / "portraits" / "lp_s12.jpg", "--driving", driving, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("lost in frames 5–8") == 1
+
+
+def test_animate_zero_frame_video(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import av
+
+    driving = tmp_path / "empty.avi"
+    container = av.open(str(driving), "w")
+    stream = container.add_stream("mpeg4", rate=25)
+    stream.width, stream.height = 64, 64
+    container.start_encoding()
+    container.close()
+    result = _run("animate", "--source", data_dir / "portraits" / "lp_s12.jpg", "--driving", driving, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 1
+    _error_line(result)
+    assert _leftovers(tmp_path) == ["empty.avi"]

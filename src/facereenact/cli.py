@@ -163,14 +163,19 @@ def animate(
 @_user_errors
 def bench(
     clip: Annotated[Path | None, typer.Option(help="A video to time (default: an example 512² clip).", show_default=False)] = None,
+    source: Annotated[Path | None, typer.Option(help="A portrait to animate (default: an example portrait).", show_default=False)] = None,
     frames: Annotated[int, typer.Option(min=8, help="Frames to time.")] = 200,
     data: DataOption = None,
     assets: AssetsOption = None,
 ) -> None:
-    """Time the 3D front end on this machine: frames per second of each stage, with baselines."""
+    """Time the 3D front end and the animate pipeline on this machine: frames per second of each
+    stage, with a baseline measured in the same run."""
     from facereenact import bench as bench_module
 
-    report = bench_module.run(Assets.resolve(assets), clip or sample_data.default_clip(data), frames)
-    bench_module.print_report(report, console)
+    resolved = Assets.resolve(assets)
+    clip = clip or sample_data.default_clip(data)
+    bench_module.print_report(bench_module.run(resolved, clip, frames), console)
+    source = source or sample_data.default_portrait(data)
+    bench_module.print_report(bench_module.run_animate(resolved, source, clip, frames), console)
 
 

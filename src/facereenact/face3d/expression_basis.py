@@ -75,3 +75,108 @@ def fc_lm_to_image(raw: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     crop = raw.reshape(-1, 2, N_LANDMARKS) * (INPUT_SIZE / 2) + INPUT_SIZE / 2  # (B, 2, 68), crop px
     size = boxes[:, 2:] - boxes[:, :2]  # (B, 2)
     return crop.transpose(0, 2, 1) * (size / INPUT_SIZE)[:, None, :] + boxes[:, None, :2]
+
+
+# ---- step 1: landmark basis by robust ridge least squares ------------------------------------------
+def projection_rows(rotation: np.ndarray) -> np.ndarray:
+    """The scale-free image projection (F, 2, 3) of model-space offsets: rows ``r1`` and ``-r2``.
+
+    With params' convention ``x = s·r1·m + tx``, ``y = -s·r2·m + ty``, an offset ``d`` added to a
+    model point moves its image by ``s · rows @ d``; dividing pixel residuals by ``s`` puts every
+    frame in model units, so faces of any size count alike.
+    """
+    rotation = np.asarray(rotation, np.float64)
+    return np.stack([rotation[:, 0], -rotation[:, 1]], axis=1)
+
+
+@dataclass
+class LandmarkBasisFit:
+    """Result of :func:`estimate_landmark_basis` (model units).
+
+    ``offset`` (68, 3): what the target's landmark definition adds to ours at zero expression
+    (``a_exp = 0``, not at the mean expression); ``basis`` (68·3, 10): rows landmark-major like
+    ``MorphableModel.landmark_basis``; ``nuisance`` (68, 3, Q): per-landmark responses to the
+    nuisance regressors (e.g. pose), not part of the expression model; ``scale`` (68,): robust
+    residual scale per landmark after the fit; ``frames``: how many frames were used.
+    """
+
+    offset: np.ndarray
+    basis: np.ndarray
+    nuisance: np.ndarray
+    scale: np.ndarray
+    frames: int
+    info: dict[str, float] = field(default_factory=dict)
+
+
+def estimate_landmark_basis(
+    residual: np.ndarray,
+    rows: np.ndarray,
+    expression: np.ndarray,
+    nuisance: np.ndarray | None = None,
+    ridge: float = 1e-3,
+    depth_ridge: float = 1e-1,
+    iterations: int = 5,
+    huber: float = 1.5,
+) -> LandmarkBasisFit:
+    """Per landmark k, solve ``residual[f, k] ≈ rows[f] @ (offset_k + B_k @ a_f + N_k @ n_f)``.
+
+    ``residual`` (F, 68, 2): target landmarks minus our neutral-expression landmarks, divided by
+    each frame's scale (model units); ``rows`` (F, 2, 3): :func:`projection_rows`; ``expression``
+    (F, 10): the regressor's coefficients; ``nuisance`` (F, Q): other per-frame regressors (pose)
+    whose effect should not leak into B.
+
+    Why this form: for fixed pose the model is linear in the unknowns, so each landmark is a small
+    (3·(1+10+Q))-unknown least-squares problem. Ridge: coefficients are standardised first and
+    ``ridge`` (x, y) or ``depth_ridge`` (z, seen only through head rotation) times the total
+    weight is added per unknown, so the penalty is independent of the number of frames. Robust:
+    iteratively reweighted (Huber at ``huber`` × the landmark's robust residual scale), since
+    reference landmarks sometimes fail outright (occlusion, blur).
+    """
+    residual = np.asarray(residual, np.float64)
+    rows = np.asarray(rows, np.float64)
+    alpha = np.asarray(expression, np.float64)
+    n_frames, n_landmarks = residual.shape[:2]
+    extra = np.zeros((n_frames, 0)) if nuisance is None else np.asarray(nuisance, np.float64).reshape(n_frames, -1)
+    regressors = np.concatenate([alpha, extra], axis=1)
+    centre = regressors.mean(0)
+    spread = regressors.std(0)
+    spread = np.where(spread > 1e-12, spread, 1.0)
+    z = np.concatenate([np.ones((n_frames, 1)), (regressors - centre) / spread], axis=1)  # (F, P)
+    p = z.shape[1]
+    # Unknowns per landmark: X (3, P), vectorised column-major: vec(X)[3j + c] = X[c, j].
+    # rows_f @ X @ z_f = kron(z_f, rows_f) @ vec(X).
+    design = np.einsum("fj,frc->frjc", z, rows).reshape(n_frames, 2, 3 * p)  # (F, 2, 3P)
+    penalty = np.zeros(3 * p)
+    for j in range(1, p):
+        penalty[3 * j : 3 * j + 2] = ridge
+        penalty[3 * j + 2] = depth_ridge
+    penalty[2] = depth_ridge * 1e-3  # the intercept's depth: barely observed, keep it finite
+    solutions = np.zeros((n_landmarks, 3 * p))
+    scales = np.zeros(n_landmarks)
+    weights = np.ones((n_frames, n_landmarks))
+    gram = np.einsum("fai,faj->fij", design, design)  # (F, 3P, 3P)
+    for _ in range(max(1, iterations)):
+        for k in range(n_landmarks):
+            w = weights[:, k]
+            normal = np.einsum("f,fij->ij", w, gram)
+            rhs = np.einsum("f,fai,fa->i", w, design, residual[:, k])
+            total = w.sum()
+            solutions[k] = np.linalg.solve(normal + np.diag(penalty * total), rhs)
+        fitted = np.einsum("fai,ki->fka", design, solutions)
+        error = np.linalg.norm(residual - fitted, axis=-1)  # (F, 68)
+        scales = 1.4826 * np.median(error, axis=0) + 1e-12
+        threshold = huber * scales
+        weights = np.where(error <= threshold, 1.0, threshold / np.maximum(error, 1e-12))
+    x = solutions.reshape(n_landmarks, p, 3).transpose(0, 2, 1)  # (68, 3, P)
+    slopes = x[:, :, 1:] / spread  # back to raw coefficient units
+    offset = x[:, :, 0] - slopes @ centre  # the intercept at zero coefficients
+    n_exp = alpha.shape[1]
+    basis = slopes[:, :, :n_exp].reshape(n_landmarks * 3, n_exp)
+    return LandmarkBasisFit(
+        offset=offset,
+        basis=basis,
+        nuisance=slopes[:, :, n_exp:],
+        scale=scales,
+        frames=n_frames,
+        info={"ridge": ridge, "depth_ridge": depth_ridge, "huber": huber, "iterations": iterations},
+    )
