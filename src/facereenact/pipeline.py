@@ -16,16 +16,16 @@ import torch
 
 from facereenact.composite import Paster, crop, reenactment_box
 from facereenact.correspond.motion import MotionOptions, target_params
-from facereenact.correspond.warp import GeometricWarp, WarpResult
+from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets, head_similarity
 from facereenact.face3d.fitter import FaceFit, FaceFitter
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import vertices_to_crop
 
 
 class GenerationStage(Protocol):
-    """Turns the source crop into target crops given the target geometry in crop pixels."""
+    """Turns the source crop (1, 3, S, S) into target crops given the target geometry."""
 
-    def __call__(self, source_crop: torch.Tensor, target_vertices: torch.Tensor, target_landmarks: torch.Tensor) -> WarpResult: ...
+    def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult: ...
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,20 @@ class Reenactor:
         params = self.source.params.to(self.device)
         with torch.inference_mode():
             vertices = self._to_crop(self.model.vertices(params))
-            landmarks = self._to_crop(self.model.landmarks(params))
-        self.stage: GenerationStage = stage or GeometricWarp(self.model, vertices, landmarks, size)
+            self._source_head = self._head(params)
+        self.stage: GenerationStage = stage or GeometricWarp(self.model, vertices, size)
         self.paster = Paster(source_image, self.box, size)
 
     def source_crop_uint8(self) -> np.ndarray:
         """The source crop (S, S, 3) uint8, as the generation stage sees it."""
         return (self.source_crop[0].permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+
+    def _head(self, params: FaceParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each head's centre (B, 2) and "up" vector (B, 2, length = scale) in crop pixels."""
+        k = self.options.crop_size / (self.box[2] - self.box[0])
+        centre = (params.translation - self._box_t[:, :2]) * k
+        up = torch.stack([params.rotation[:, 0, 1], -params.rotation[:, 1, 1]], -1) * (params.scale * k)[:, None]
+        return centre, up
 
     def _to_crop(self, points: torch.Tensor) -> torch.Tensor:
         return vertices_to_crop(points, self._box_t.expand(len(points), 4), self.options.crop_size)
@@ -89,9 +96,11 @@ class Reenactor:
         """Frames for driving parameters (B,); ``reference`` (batch 1) is the driving frame the
         relative motion is measured from (usually the first)."""
         targets = target_params(self.source.params.to(self.device), driving.to(self.device), reference.to(self.device), self.options.motion)
-        vertices = self._to_crop(self.model.vertices(targets))
-        landmarks = self._to_crop(self.model.landmarks(targets))
-        result = self.stage(self.source_crop, vertices, landmarks)
+        centre, up = self._head(targets)
+        source_centre, source_up = self._source_head
+        head = head_similarity(source_centre.expand_as(centre), source_up.expand_as(up), centre, up)
+        inputs = WarpTargets(self._to_crop(self.model.vertices(targets)), self._to_crop(self.model.landmarks(targets)), head)
+        result = self.stage(self.source_crop, inputs)
         crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         frames = np.stack([self.paster.paste(c) for c in crops]) if paste else None
         return ReenactedBatch(crops, frames, result, targets)

@@ -23,12 +23,19 @@ from facereenact.face3d.raster import interpolate, rasterize
 
 #: A triangle stretched more than this (area in the output over area in the source) has too
 #: little source texture to be warped faithfully; its pixels become holes.
-MAX_STRETCH = 3.0
+MAX_STRETCH = 8.0
+#: A vertex counts as shown in the source when it is at most this share of the face's depth
+#: behind the z-buffer there.
+DEPTH_TOLERANCE = 0.03
 #: Colour of a mouth opening the source cannot fill (RGB in [0, 1]).
 MOUTH_CAVITY = (0.12, 0.05, 0.05)
-#: Around the face, hair and neck follow the head's motion fully up to HEAD_NEAR face sizes away
-#: and not at all from HEAD_FAR on (the still background); inside the default crop.
+#: Around the face (distances in face sizes): the face's own motion is extended out to
+#: EXTEND_REACH (smoothed over EXTEND_SIGMA); hair and neck follow the head's motion fully up to
+#: HEAD_NEAR and not at all from HEAD_FAR on (the still background, inside the default crop);
+#: the dense face warp blends into that over FACE_FEATHER inside the face's edge.
+EXTEND_SIGMA, EXTEND_REACH = 0.06, 0.12
 HEAD_NEAR, HEAD_FAR = 0.05, 0.4
+FACE_FEATHER = 0.03
 _INNER_LIP = slice(60, 68)
 
 
@@ -65,58 +72,85 @@ def _triangle_areas(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Te
     return (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]).abs() / 2
 
 
-def similarity_transform(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Least-squares 2D similarity (B, 2, 3) mapping ``source`` points (B, K, 2) onto ``target``."""
-    mu_s, mu_t = source.mean(1, keepdim=True), target.mean(1, keepdim=True)
-    s, t = source - mu_s, target - mu_t
-    # With complex numbers z_t ≈ c·z_s: c = Σ conj(z_s)·z_t / Σ |z_s|².
-    dot = (s * t).sum((1, 2))
-    cross = (s[..., 0] * t[..., 1] - s[..., 1] * t[..., 0]).sum(1)
-    norm = (s**2).sum((1, 2)).clamp(min=1e-9)
-    a, b = dot / norm, cross / norm
-    linear = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)  # (B, 2, 2)
-    offset = mu_t[:, 0] - (linear @ mu_s[:, 0, :, None])[..., 0]
+@dataclass
+class WarpTargets:
+    """What the warp needs about the target faces, in source-crop pixels: vertices (B, N, 3),
+    landmarks (B, 68, 3), and ``head`` (B, 2, 3): the 2D similarity taking a target pixel to the
+    source pixel that the head's outline carries there (from pose: position, size, in-plane turn)."""
+
+    vertices: torch.Tensor
+    landmarks: torch.Tensor
+    head: torch.Tensor
+
+
+def head_similarity(
+    source_centre: torch.Tensor, source_up: torch.Tensor, target_centre: torch.Tensor, target_up: torch.Tensor
+) -> torch.Tensor:
+    """(B, 2, 3) backward similarity from target to source pixels, from each head's image centre
+    (B, 2) and image "up" vector (B, 2) whose length is the head's scale.
+
+    Yaw and pitch move the features inside the face but barely the head's outline, so hair and
+    neck follow only the translation, scale and in-plane rotation of the head.
+    """
+    zs = torch.complex(source_up[:, 0], source_up[:, 1])
+    zt = torch.complex(target_up[:, 0], target_up[:, 1])
+    ratio = zs / zt  # rotation and scale taking the target's up vector onto the source's
+    a, b = ratio.real, ratio.imag
+    linear = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)
+    offset = source_centre - (linear @ target_centre[..., None])[..., 0]
     return torch.cat([linear, offset[..., None]], -1)
 
 
-def _inside_weight(face: np.ndarray, feather: float) -> np.ndarray:
-    """1 deep inside the face mask, falling to 0 at its border over ``feather`` pixels."""
-    inside = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)
-    return np.clip(inside / feather, 0.0, 1.0)
-
-
-def _head_weight(face: np.ndarray, near: float, far: float) -> np.ndarray:
-    """1 on and near the face, falling smoothly to 0 at ``far`` pixels away (the still background)."""
-    outside = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 3)
-    ramp = np.clip((far - outside) / max(far - near, 1e-6), 0.0, 1.0)
-    return ramp * ramp * (3 - 2 * ramp)  # smoothstep: no kink where the motion starts to fade
+def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) with zero padding."""
+    radius = max(1, int(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    images = F.conv2d(images, horizontal, padding=(0, radius), groups=channels)
+    return F.conv2d(images, vertical, padding=(radius, 0), groups=channels)
 
 
 class GeometricWarp:
     """Warps a source crop to target faces; built once per source (its fit and crop box)."""
 
-    def __init__(self, model: MorphableModel, source_vertices: torch.Tensor, source_landmarks: torch.Tensor, size: int):
-        """``source_vertices`` (1, N, 3) and ``source_landmarks`` (1, 68, 3) in source-crop pixels."""
+    def __init__(self, model: MorphableModel, source_vertices: torch.Tensor, size: int):
+        """``source_vertices`` (1, N, 3) in source-crop pixels."""
         self.model = model
         self.size = size
-        self.source_vertices = source_vertices
-        self.source_landmarks = source_landmarks
         self.mouth = mouth_triangles(model)
-        raster = rasterize(source_vertices, model.triangles, size, size)
-        seen = torch.zeros(len(model.triangles), dtype=torch.bool, device=source_vertices.device)
-        seen[raster.triangles] = True
-        self.source_visible = seen
-        self.source_area = _triangle_areas(source_vertices, model.triangles)[0]
+        triangles = model.triangles
+        # A vertex is shown in the source when nothing lies in front of it there: its depth
+        # matches the z-buffer around its pixel. (Testing vertices rather than which triangles won
+        # pixels keeps sub-pixel triangles of a foreshortened cheek usable.)
+        raster = rasterize(source_vertices, triangles, size, size)
+        depth = torch.where(raster.mask[0, 0] > 0, raster.depth_map[0], torch.full_like(raster.depth_map[0], -torch.inf))
+        # The farthest surface within a pixel of the vertex: silhouette vertices are not hidden.
+        depth = -F.max_pool2d(-depth[None, None], 3, stride=1, padding=1)[0, 0]
+        face_depth = float(source_vertices[0, :, 2].max() - source_vertices[0, :, 2].min())
+        x = source_vertices[0, :, 0].round().long()
+        y = source_vertices[0, :, 1].round().long()
+        inside = (x >= 0) & (x < size) & (y >= 0) & (y < size)
+        nearest = depth[y.clamp(0, size - 1), x.clamp(0, size - 1)]
+        shown = inside & (source_vertices[0, :, 2] >= nearest - DEPTH_TOLERANCE * face_depth)
+        self.source_usable = shown[triangles].all(1)
+        self.source_coordinates = source_vertices[..., :2]
+        self.source_area = _triangle_areas(source_vertices, triangles)[0]
+        ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+        self.grid = torch.stack([xs, ys], 0).to(source_vertices.device)  # (2, S, S) pixel coordinates
 
-    def __call__(self, source_crop: torch.Tensor, target_vertices: torch.Tensor, target_landmarks: torch.Tensor) -> WarpResult:
-        """``source_crop`` (1, 3, S, S); targets (B, N, 3) and (B, 68, 3) in crop pixels."""
+    def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult:
+        """``source_crop`` (1, 3, S, S) in [0, 1] → warped crops for every target."""
         size, triangles = self.size, self.model.triangles
-        batch = len(target_vertices)
-        raster = rasterize(target_vertices, triangles, size, size)
-        coordinates = interpolate(raster, triangles, self.source_vertices[..., :2])  # (B, 2, S, S)
+        batch = len(targets.vertices)
+        raster = rasterize(targets.vertices, triangles, size, size)
+        coordinates = interpolate(raster, triangles, self.source_coordinates)  # (B, 2, S, S)
 
-        stretch = _triangle_areas(target_vertices, triangles) / self.source_area.clamp(min=1e-3)
-        unusable = (~self.source_visible)[None] | (stretch > MAX_STRETCH)  # (B, F)
+        stretch = _triangle_areas(targets.vertices, triangles) / self.source_area.clamp(min=1e-3)
+        unusable = (~self.source_usable)[None] | (stretch > MAX_STRETCH)  # (B, F)
         image_of = raster.pixels // (size * size)
         pixel_unusable = unusable[image_of, raster.triangles]
         pixel_mouth = self.mouth[raster.triangles] & pixel_unusable
@@ -124,25 +158,38 @@ class GeometricWarp:
         mouth = raster.scatter(pixel_mouth.float(), 0.0).unsqueeze(1)
         face = raster.mask
 
-        similarity = similarity_transform(target_landmarks[..., :2], self.source_landmarks[..., :2].expand(batch, -1, -1))
-        ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
-        grid = torch.stack([xs, ys, torch.ones_like(xs)], -1).to(target_vertices.device)  # (S, S, 3)
-        head_motion = torch.einsum("bij,hwj->bhwi", similarity, grid)  # (B, S, S, 2)
-        identity = grid[..., :2].expand(batch, -1, -1, -1)
-
-        face_np = face[:, 0].cpu().numpy() > 0
-        face_size = float((target_landmarks[..., :2].amax(1) - target_landmarks[..., :2].amin(1)).max())
-        inside = np.stack([_inside_weight(m, feather=max(2.0, 0.03 * face_size)) for m in face_np])
-        head = np.stack([_head_weight(m, near=HEAD_NEAR * face_size, far=HEAD_FAR * face_size) for m in face_np])
-        inside_t = torch.from_numpy(inside).to(grid.device)[..., None]
-        head_t = torch.from_numpy(head).to(grid.device)[..., None]
-        outer = head_t * head_motion + (1 - head_t) * identity
-        field = inside_t * coordinates.permute(0, 2, 3, 1) + (1 - inside_t) * outer
-
-        normalised = field / (size - 1) * 2 - 1
+        field = self._field(coordinates, face, targets)
+        normalised = (field / (size - 1) * 2 - 1).permute(0, 2, 3, 1)
         images = F.grid_sample(source_crop.expand(batch, -1, -1, -1), normalised, mode="bilinear", padding_mode="border", align_corners=True)
         images = fill_holes(images, holes, mouth)
-        return WarpResult(images, holes, mouth, face, field)
+        return WarpResult(images, holes, mouth, face, field.permute(0, 2, 3, 1))
+
+    def _field(self, coordinates: torch.Tensor, face: torch.Tensor, targets: WarpTargets) -> torch.Tensor:
+        """The backward warp (B, 2, S, S): exact on the face; just outside it, the face's own
+        motion extended smoothly (so the jaw line never tears); further out the head's
+        similarity motion, fading to none at the still background."""
+        grid = self.grid
+        face_size = float((targets.landmarks[..., :2].amax(1) - targets.landmarks[..., :2].amin(1)).max())
+        face_motion = (coordinates - grid) * face
+        weight = _gaussian_blur(face, EXTEND_SIGMA * face_size)
+        extended = _gaussian_blur(face_motion, EXTEND_SIGMA * face_size) / weight.clamp(min=1e-6)
+        head = torch.einsum("bij,jhw->bihw", targets.head[:, :, :2], grid) + targets.head[:, :, 2, None, None] - grid
+
+        face_np = face[:, 0].cpu().numpy() > 0
+        outside = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3) for m in face_np])
+        inside = np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 3) for m in face_np])
+        to_tensor = lambda a: torch.from_numpy(a).to(grid.device)[:, None]  # noqa: E731
+        near = to_tensor(_fade(outside, 0.0, EXTEND_REACH * face_size))
+        with_head = to_tensor(_fade(outside, HEAD_NEAR * face_size, HEAD_FAR * face_size))
+        on_face = to_tensor(np.clip(inside / max(2.0, FACE_FEATHER * face_size), 0, 1))
+        around = near * extended + (1 - near) * with_head * head
+        return grid + on_face * face_motion + (1 - on_face) * around
+
+
+def _fade(distance: np.ndarray, start: float, stop: float) -> np.ndarray:
+    """1 up to ``start``, 0 from ``stop`` on, a smoothstep between."""
+    ramp = np.clip((stop - distance) / max(stop - start, 1e-6), 0.0, 1.0)
+    return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
 
 
 def fill_holes(images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:

@@ -115,6 +115,7 @@ def estimate_landmark_basis(
     nuisance: np.ndarray | None = None,
     ridge: float = 1e-3,
     depth_ridge: float = 1e-1,
+    offset_ridge: float | None = None,
     iterations: int = 5,
     huber: float = 1.5,
 ) -> LandmarkBasisFit:
@@ -128,7 +129,9 @@ def estimate_landmark_basis(
     Why this form: for fixed pose the model is linear in the unknowns, so each landmark is a small
     (3·(1+10+Q))-unknown least-squares problem. Ridge: coefficients are standardised first and
     ``ridge`` (x, y) or ``depth_ridge`` (z, seen only through head rotation) times the total
-    weight is added per unknown, so the penalty is independent of the number of frames. Robust:
+    weight is added per unknown, so the penalty is independent of the number of frames. The
+    offset is free unless ``offset_ridge`` is given: a large value forces the expression basis to
+    explain the target alone (what a mesh without a landmark offset will do). Robust:
     iteratively reweighted (Huber at ``huber`` × the landmark's robust residual scale), since
     reference landmarks sometimes fail outright (occlusion, blur).
     """
@@ -138,10 +141,11 @@ def estimate_landmark_basis(
     n_frames, n_landmarks = residual.shape[:2]
     extra = np.zeros((n_frames, 0)) if nuisance is None else np.asarray(nuisance, np.float64).reshape(n_frames, -1)
     regressors = np.concatenate([alpha, extra], axis=1)
-    centre = regressors.mean(0)
     spread = regressors.std(0)
     spread = np.where(spread > 1e-12, spread, 1.0)
-    z = np.concatenate([np.ones((n_frames, 1)), (regressors - centre) / spread], axis=1)  # (F, P)
+    # Scaled, not centred: the intercept is then the offset at zero coefficients, which is what
+    # ``offset_ridge`` shrinks (with a free intercept, centring would not change the slopes).
+    z = np.concatenate([np.ones((n_frames, 1)), regressors / spread], axis=1)  # (F, P)
     p = z.shape[1]
     # Unknowns per landmark: X (3, P), vectorised column-major: vec(X)[3j + c] = X[c, j].
     # rows_f @ X @ z_f = kron(z_f, rows_f) @ vec(X).
@@ -151,6 +155,8 @@ def estimate_landmark_basis(
         penalty[3 * j : 3 * j + 2] = ridge
         penalty[3 * j + 2] = depth_ridge
     penalty[2] = depth_ridge * 1e-3  # the intercept's depth: barely observed, keep it finite
+    if offset_ridge is not None:
+        penalty[:3] = offset_ridge
     solutions = np.zeros((n_landmarks, 3 * p))
     scales = np.zeros(n_landmarks)
     weights = np.ones((n_frames, n_landmarks))
@@ -169,7 +175,7 @@ def estimate_landmark_basis(
         weights = np.where(error <= threshold, 1.0, threshold / np.maximum(error, 1e-12))
     x = solutions.reshape(n_landmarks, p, 3).transpose(0, 2, 1)  # (68, 3, P)
     slopes = x[:, :, 1:] / spread  # back to raw coefficient units
-    offset = x[:, :, 0] - slopes @ centre  # the intercept at zero coefficients
+    offset = x[:, :, 0]  # at zero coefficients
     n_exp = alpha.shape[1]
     basis = slopes[:, :, :n_exp].reshape(n_landmarks * 3, n_exp)
     return LandmarkBasisFit(
@@ -180,3 +186,233 @@ def estimate_landmark_basis(
         frames=n_frames,
         info={"ridge": ridge, "depth_ridge": depth_ridge, "huber": huber, "iterations": iterations},
     )
+
+
+# ---- step 2: spreading the landmark basis over the grid --------------------------------------------
+def lip_line(landmarks: np.ndarray) -> np.ndarray:
+    """The line where the lips meet (5, 2) in the frontal (x, y) plane: inner corner 60, the
+    midpoints of the inner-lip pairs (61, 67), (62, 66), (63, 65), inner corner 64."""
+    p = np.asarray(landmarks, np.float64)[:, :2]
+    middle = (p[UPPER_INNER_LIP] + p[LOWER_INNER_LIP]) / 2
+    return np.concatenate([p[60:61], middle, p[64:65]])
+
+
+def _segments_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Whether segments a-b (E, 2) cross segment c-d (2,) (proper crossings, vectorised)."""
+
+    def side(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
+
+    d1, d2 = side(c, d, a), side(c, d, b)
+    d3, d4 = side(a, b, c), side(a, b, d)
+    return (d1 * d2 < 0) & (d3 * d4 < 0)
+
+
+def grid_edges(grid: int = 64) -> np.ndarray:
+    """The 4-neighbour edges (E, 2) of a ``grid``×``grid`` lattice (index = row·grid + col)."""
+    index = np.arange(grid * grid).reshape(grid, grid)
+    return np.concatenate([
+        np.stack([index[:-1, :].ravel(), index[1:, :].ravel()], 1),
+        np.stack([index[:, :-1].ravel(), index[:, 1:].ravel()], 1),
+    ])  # fmt: skip
+
+
+def crosses_lip_line(a: np.ndarray, b: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Whether frontal-plane segments a-b (E, 2) cross the lips' contact line."""
+    line = lip_line(landmarks)
+    cut = np.zeros(len(a), bool)
+    for start, end in zip(line[:-1], line[1:], strict=True):
+        cut |= _segments_cross(a, b, start, end)
+    return cut
+
+
+def mouth_gap_triangles(mean: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Boolean mask (F,) of the triangles that bridge the lips (an edge crosses the contact line).
+
+    The grid mesh has no mouth hole: an opened mouth stretches these triangles across the gap.
+    Leaving them out when rendering shows the gap as background instead.
+    """
+    mean = np.asarray(mean, np.float64)
+    tri = np.asarray(triangles, np.int64)
+    edges = np.stack([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]], 1).reshape(-1, 2)
+    cut = crosses_lip_line(mean[edges[:, 0], :2], mean[edges[:, 1], :2], landmarks)
+    return cut.reshape(-1, 3).any(1)
+
+
+UPPER_LIP = np.array([49, 50, 51, 52, 53, 61, 62, 63])
+LOWER_LIP = np.array([55, 56, 57, 58, 59, 65, 66, 67])
+
+
+def above_lip_line(points: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(N,) +1 where a frontal point lies above the lips' contact line, -1 below, 0 beyond the
+    mouth corners (where the lips are joined and no side applies)."""
+    line = lip_line(landmarks)
+    p = np.asarray(points, np.float64)[:, :2]
+    inside = (p[:, 0] > line[0, 0]) & (p[:, 0] < line[-1, 0])
+    height = np.interp(p[:, 0], line[:, 0], line[:, 1])
+    return np.where(inside, np.where(p[:, 1] > height, 1, -1), 0)
+
+
+def cut_aware_weights(landmark_weights: np.ndarray, mean: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Landmark weights (68, N) with lip landmarks read only from their own side of the mouth.
+
+    The grid's spacing (~4 mm) is coarser than the closed mouth's inner-lip gap (~3 mm), so the
+    triangle under an inner-lip landmark often has a vertex of the other lip; read through it, an
+    upper-lip landmark would follow the jaw. Dropping the other side's vertices (and
+    renormalising) lets the lips part cleanly; other landmarks are unchanged.
+    """
+    weights = np.array(landmark_weights, np.float64, copy=True)
+    side = above_lip_line(mean, landmarks)
+    for group, own in ((UPPER_LIP, 1), (LOWER_LIP, -1)):
+        for k in group:
+            row = weights[k]
+            wrong = (row > 0) & (side == -own)
+            if wrong.any() and row[~wrong].sum() > 1e-6:
+                row[wrong] = 0.0
+                weights[k] = row / row.sum()
+    return weights
+
+
+def default_anchors(mean: np.ndarray, landmarks: np.ndarray, forehead: float = 0.35, side_margin: float = 0.04) -> np.ndarray:
+    """Grid vertices (bool mask) held still: the upper forehead and the sides beyond the jaw's
+    ends, above the mouth. Why: 10 expression coefficients fitted on 2D landmarks say nothing
+    about the scalp or the ears, and a smooth spread would otherwise drag them along.
+
+    ``forehead``: the fraction of the brow-to-top height above which the forehead is fixed;
+    ``side_margin``: the margin outside the outermost jaw landmarks (0 and 16), as a fraction of
+    the face width.
+    """
+    mean = np.asarray(mean, np.float64)
+    p = np.asarray(landmarks, np.float64)
+    top, brow = mean[:, 1].max(), p[BROWS, 1].max()
+    width = mean[:, 0].max() - mean[:, 0].min()
+    above = mean[:, 1] > brow + forehead * (top - brow)
+    outside = (mean[:, 0] < p[0, 0] - side_margin * width) | (mean[:, 0] > p[16, 0] + side_margin * width)
+    return above | (outside & (mean[:, 1] > p[MOUTH, 1].max()))
+
+
+def extend_to_grid(
+    landmark_basis: np.ndarray,
+    landmark_weights: np.ndarray,
+    mean: np.ndarray,
+    landmarks: np.ndarray,
+    anchors: np.ndarray | None = None,
+    fit_weight: float = 1e3,
+    grid: int = 64,
+) -> np.ndarray:
+    """Spread a landmark basis (68·3, K) over the grid: (N·3, K), rows vertex-major.
+
+    Minimises the squared graph Laplacian of each displacement field over the grid lattice (a
+    discrete thin plate, so displacements fade smoothly away from the landmarks) plus
+    ``fit_weight`` × the squared miss of the landmarks, where a landmark is read off the grid
+    exactly as the morphable model reads it (``landmark_weights`` (68, N), barycentric weights on
+    the grid). Two things make it a face rather than a rubber sheet: lattice edges that cross
+    the lips' contact line are removed (the lips can part; without the cut a jaw-open field
+    would be averaged across the mouth), and the ``anchors`` (default
+    :func:`default_anchors`) are held at zero.
+    """
+    mean = np.asarray(mean, np.float64)
+    n = len(mean)
+    basis = np.asarray(landmark_basis, np.float64)
+    k = basis.shape[1]
+    targets = basis.reshape(N_LANDMARKS, 3 * k)
+    weights = np.asarray(landmark_weights, np.float64)
+    if anchors is None:
+        anchors = default_anchors(mean, landmarks)
+    return _smooth_fill(weights, targets, mean, landmarks, anchors, fit_weight, grid).reshape(n, 3, k).reshape(n * 3, k)
+
+
+def _smooth_fill(
+    weights: np.ndarray,
+    targets: np.ndarray,
+    mean: np.ndarray,
+    landmarks: np.ndarray,
+    anchors: np.ndarray,
+    fit_weight: float,
+    grid: int,
+) -> np.ndarray:
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    n = len(mean)
+    edges = grid_edges(grid)
+    keep = ~crosses_lip_line(mean[edges[:, 0], :2], mean[edges[:, 1], :2], landmarks)
+    edges = edges[keep]
+    adjacency = sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    adjacency = (adjacency + adjacency.T).tocsr()
+    laplacian = sparse.diags(np.asarray(adjacency.sum(1)).ravel()) - adjacency
+    w = sparse.csr_matrix(weights)
+    system = (laplacian.T @ laplacian + fit_weight * (w.T @ w)).tocsc()
+    rhs = fit_weight * (w.T @ targets)
+    free = np.flatnonzero(~anchors)
+    solution = np.zeros((n, targets.shape[1]))
+    solution[free] = splu(system[free][:, free].tocsc()).solve(np.asarray(rhs[free]))
+    return solution
+
+
+# ---- storage -------------------------------------------------------------------------------------
+GRID_KEY = "expression_basis"
+LANDMARK_KEY = "landmark_expression_basis"
+
+
+def save_expression_basis(
+    path: str | Path,
+    grid_basis: np.ndarray,
+    landmark_basis: np.ndarray,
+    metadata: dict[str, object],
+    extra: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write the bases (float32) and provenance to a safetensors file.
+
+    ``metadata`` values are stored as strings (JSON for non-strings); a ``date`` is added.
+    """
+    from safetensors.numpy import save_file
+
+    grid_basis = np.asarray(grid_basis, np.float32)
+    landmark_basis = np.asarray(landmark_basis, np.float32)
+    if grid_basis.shape != (N_GRID_VERTICES * 3, N_EXPRESSION) or landmark_basis.shape != (N_LANDMARKS * 3, N_EXPRESSION):
+        raise ValueError(f"unexpected basis shapes {grid_basis.shape}, {landmark_basis.shape}")
+    tensors = {GRID_KEY: np.ascontiguousarray(grid_basis), LANDMARK_KEY: np.ascontiguousarray(landmark_basis)}
+    for key, value in (extra or {}).items():
+        tensors[key] = np.ascontiguousarray(np.asarray(value, np.float32))
+    text = {key: value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()}
+    text.setdefault("date", datetime.date.today().isoformat())
+    text.setdefault("layout", "rows vertex-major (x, y, z of vertex 0 first), model units; columns = the regressor's 10 expression coefficients")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=text)
+
+
+def _read(path: str | Path | None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    from safetensors import safe_open
+
+    path = Path(path) if path is not None else DEFAULT_BASIS_PATH
+    if not path.is_file():
+        raise FileNotFoundError(f"expression basis file not found: {path}")
+    with safe_open(str(path), framework="numpy") as file:
+        return {key: file.get_tensor(key) for key in file.keys()}, dict(file.metadata() or {})
+
+
+def load_expression_basis(path: str | Path | None = None) -> np.ndarray:
+    """The grid expression basis (4096·3, 10) float32, rows vertex-major like ``MorphableModel.basis``."""
+    tensors, _ = _read(path)
+    basis = tensors[GRID_KEY]
+    if basis.shape != (N_GRID_VERTICES * 3, N_EXPRESSION):
+        raise ValueError(f"{path}: expression basis has shape {basis.shape}, expected (12288, 10)")
+    return basis
+
+
+def load_landmark_expression_basis(path: str | Path | None = None) -> np.ndarray:
+    """The 68-landmark expression basis (68·3, 10) float32, rows landmark-major like
+    ``MorphableModel.landmark_basis``'s expression columns. It equals the grid basis read with
+    :func:`cut_aware_weights`; use it for the landmarks so that the inner lips part fully."""
+    tensors, _ = _read(path)
+    basis = tensors[LANDMARK_KEY]
+    if basis.shape != (N_LANDMARKS * 3, N_EXPRESSION):
+        raise ValueError(f"{path}: landmark basis has shape {basis.shape}, expected (204, 10)")
+    return basis
+
+
+def expression_basis_metadata(path: str | Path | None = None) -> dict[str, str]:
+    """The provenance stored with a basis file (method, clips, held-out identities, date, …)."""
+    return _read(path)[1]
