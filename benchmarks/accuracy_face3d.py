@@ -12,8 +12,11 @@ c) mirror: each portrait and its horizontal mirror; |yaw + yaw_mirror| and |roll
 d) tracking: share of frames where the face was found (target ≥ 98 %) and the number of
    full-frame detector runs.
 
-Only the sampled frames go to the references (dlib ~3 ms with a box, MediaPipe ~20-30 ms), so a
-run over all 81 clips takes a few minutes on 2 cores, most of it in our tracker.
+Only the sampled frames go to the references (dlib ~8 ms with a box, MediaPipe ~18 ms, our
+detector for dlib's box ~25 ms), so most of the time is our tracker: the full run over the 81
+clips (17,465 frames) took 8.4 min with ``--threads 1`` on 2 cores shared with another job.
+On a busy machine pass ``--threads 1``: two torch threads competing with another process ran
+the tracker ten times slower.
 
 Usage::
 
@@ -103,6 +106,11 @@ def finite(values: list[float]) -> np.ndarray:
 def mean_or_nan(values: list[float]) -> float:
     array = finite(values)
     return float(array.mean()) if array.size else math.nan
+
+
+def max_or_nan(values: list[float]) -> float:
+    array = finite(values)
+    return float(array.max()) if array.size else math.nan
 
 
 def median_or_nan(values: list[float]) -> float:
@@ -236,8 +244,12 @@ class Evaluator:
         return self._clip_summary(row)
 
     def _hint(self, frame: np.ndarray, ours: np.ndarray) -> tuple[tuple[float, float, float, float], str]:
-        """Where dlib should look: our detector's box that overlaps our tracked face most; the box
-        around our landmarks if the detector finds nothing there (dlib re-frames either way)."""
+        """Where dlib should look: our detector's box that overlaps our tracked face most.
+
+        If the detector finds nothing there, a HOG-style box built from our landmarks 17-67 (the
+        jaw is left out: on a turned head our 3D jaw points of the far side project beyond the
+        visible cheek, and dlib started from the box of all 68 points can lock onto the cheek).
+        """
         start = time.perf_counter()
         tracked = landmark_box(ours)
         detections = self.fitter.detector.detect(frame)
@@ -245,7 +257,7 @@ class Evaluator:
         best = max(detections, key=lambda d: box_overlap(d.box, tracked), default=None)
         if best is not None and box_overlap(best.box, tracked) > 0.2:
             return best.box, "detector"
-        return tracked, "landmarks"
+        return DlibLandmarks.box_from_landmarks(ours[:, :2]), "landmarks"
 
     @staticmethod
     def _clip_summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -321,8 +333,8 @@ def summarise(portraits: list[dict[str, Any]], clips: list[dict[str, Any]]) -> d
             "nme_mean": mean_or_nan([o["nme"] for o in originals]),
             "nme_mean_below_max_yaw": mean_or_nan([o["nme"] for o in originals if abs(o["yaw"]) < 30]),
             "yaw_diff_median": median_or_nan([o["yaw_diff"] for o in originals]),
-            "mirror_yaw_max": float(np.nanmax([r["mirror_yaw"] for r in portraits])) if portraits else math.nan,
-            "mirror_roll_max": float(np.nanmax([r["mirror_roll"] for r in portraits])) if portraits else math.nan,
+            "mirror_yaw_max": max_or_nan([r["mirror_yaw"] for r in portraits]),
+            "mirror_roll_max": max_or_nan([r["mirror_roll"] for r in portraits]),
             "mirror_yaw_mean": mean_or_nan([r["mirror_yaw"] for r in portraits]),
             "mirror_roll_mean": mean_or_nan([r["mirror_roll"] for r in portraits]),
             "failing": [r["name"] for r in portraits if r["fails"]],
@@ -346,19 +358,20 @@ def summarise(portraits: list[dict[str, Any]], clips: list[dict[str, Any]]) -> d
 def print_summary(summary: dict[str, Any], seconds: dict[str, float], total: float) -> None:
     p, c = summary["portraits"], summary["clips"]
     print("\n== overall")
-    print(
-        f"portraits ({p['count']}): mean NME {fmt(p['nme_mean'], '.3f')} (target < {TARGET_NME}; |yaw| < 30° only: "
-        f"{fmt(p['nme_mean_below_max_yaw'], '.3f')}), median |yaw - MediaPipe| {fmt(p['yaw_diff_median'], '.1f')}°, "
-        f"mirror |yaw+yaw'| mean {fmt(p['mirror_yaw_mean'], '.1f')}° max {fmt(p['mirror_yaw_max'], '.1f')}°, "
-        f"|roll+roll'| mean {fmt(p['mirror_roll_mean'], '.1f')}° max {fmt(p['mirror_roll_max'], '.1f')}° (target < {TARGET_MIRROR}°)"
-    )
+    if p["count"]:
+        print(
+            f"portraits ({p['count']}): mean NME {fmt(p['nme_mean'], '.3f')} (target < {TARGET_NME}; |yaw| < 30° only: "
+            f"{fmt(p['nme_mean_below_max_yaw'], '.3f')}), median |yaw - MediaPipe| {fmt(p['yaw_diff_median'], '.1f')}°, "
+            f"mirror |yaw+yaw'| mean {fmt(p['mirror_yaw_mean'], '.1f')}° max {fmt(p['mirror_yaw_max'], '.1f')}°, "
+            f"|roll+roll'| mean {fmt(p['mirror_roll_mean'], '.1f')}° max {fmt(p['mirror_roll_max'], '.1f')}° (target < {TARGET_MIRROR}°)"
+        )
+        print(f"failing portraits: {', '.join(p['failing']) or 'none'}")
     print(
         f"clips ({c['count']}, {c['frames']} frames, {c['compared_frames']} compared): mean NME {fmt(c['nme_mean_over_frames'], '.3f')} over frames, "
         f"{fmt(c['nme_mean_over_clips'], '.3f')} over clips (MediaPipe-mapped: {fmt(c['nme_mediapipe_mean_over_frames'], '.3f')}); "
         f"median |yaw - MediaPipe| {fmt(c['yaw_diff_median_over_frames'], '.1f')}°; found {fmt(100 * c['found_share'], '.2f')}%; "
         f"{c['detections']} full-frame detections"
     )
-    print(f"failing portraits: {', '.join(p['failing']) or 'none'}")
     print(f"failing clips ({len(c['failing'])}):")
     for name, fails in c["failing"].items():
         print(f"  {name}: {'; '.join(fails)}")

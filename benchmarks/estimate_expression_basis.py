@@ -27,9 +27,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -312,8 +312,6 @@ def main(argv: list[str] | None = None) -> int:
     train_clips = [name for name in sorted(samples) if name not in held]
 
     from facereenact.face3d.morphable import load_morphable_model  # noqa: PLC0415
-
-    import warnings  # noqa: PLC0415
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the defective-asset warning: known, it is why we are here

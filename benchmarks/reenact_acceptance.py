@@ -150,7 +150,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--skip-cross", action="store_true")
     parser.add_argument("--skip-self", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (1 when the machine is shared)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     fitter = FaceFitter(Assets.resolve())
     results: dict = {}
     start = time.perf_counter()

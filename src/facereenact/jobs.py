@@ -22,7 +22,7 @@ from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import render_pncc
 from facereenact.face3d.records import params_arrays, pose_summary, save_json, save_npz
 from facereenact.io.image import is_image_file, read_image, write_image
-from facereenact.io.video import VideoWriter, is_video_file, iter_frames, probe_video
+from facereenact.io.video import VideoInfo, VideoWriter, is_video_file, iter_frames, probe_video
 from facereenact.pipeline import ReenactedBatch, Reenactor, ReenactOptions
 from facereenact.visualize import fit_overlay, to_uint8_image
 
@@ -44,6 +44,20 @@ def media_kind(path: Path) -> str:
     if is_video_file(path):
         return "video"
     raise InputError(f"{path} is neither an image nor a video that can be decoded")
+
+
+def read_still(path: Path) -> np.ndarray:
+    """An image, or the first frame of a video (a source may be either)."""
+    return read_image(path) if media_kind(path) == "image" else next(iter_frames(path, 1))
+
+
+def track_video(
+    fitter: FaceFitter, path: Path, smoothing: bool, max_frames: int | None, progress: ProgressFactory
+) -> tuple[VideoInfo, VideoFit]:
+    """Probe and track a video, with a progress bar over its frames."""
+    info = probe_video(path)
+    total = min(info.frame_count, max_frames) if max_frames else info.frame_count
+    return info, fitter.track(iter_frames(path, max_frames), info.fps, smoothing, on_frame=progress("fitting", total))
 
 
 @dataclass
@@ -93,9 +107,7 @@ def fit_file(
         write_image(outputs.overlay, overlay)
         return outputs
 
-    info = probe_video(source)
-    total = min(info.frame_count, max_frames) if max_frames else info.frame_count
-    fit = fitter.track(iter_frames(source, max_frames), info.fps, smoothing, on_frame=progress("fitting", total))
+    info, fit = track_video(fitter, source, smoothing, max_frames, progress)
     arrays = params_arrays(fit.params)
     arrays.update(landmarks=fit.landmarks.astype(np.float32), crop_boxes=fit.boxes.astype(np.float32), found=fit.found)
     summary = {
@@ -138,17 +150,14 @@ def pncc_file(
 ) -> Path:
     """Each driving frame beside the identity-matched PNCC: SOURCE identity, DRIVING pose and
     expression. A still driving image gives a still output image."""
-    source_image = read_image(source) if media_kind(source) == "image" else next(iter_frames(source, 1))
-    source_fit = fitter.fit_one(source_image, face_index, what=f"source {source.name}")
+    source_fit = fitter.fit_one(read_still(source), face_index, what=f"source {source.name}")
     driving_kind = media_kind(driving)
     if driving_kind == "image":
         frame = read_image(driving)
         driving_fit = fitter.fit_one(frame, 0, what=f"driving image {driving.name}")
         write_image(output, _pncc_panel(fitter, source_fit.params, driving_fit.params, frame[None])[0])
         return output
-    info = probe_video(driving)
-    total = min(info.frame_count, max_frames) if max_frames else info.frame_count
-    fit = fitter.track(iter_frames(driving, max_frames), info.fps, smoothing, on_frame=progress("fitting", total))
+    info, fit = track_video(fitter, driving, smoothing, max_frames, progress)
     tick = progress("rendering", len(fit))
     batch = 8
     with VideoWriter(output, info.fps, audio_from=driving) as writer:
@@ -194,8 +203,7 @@ def animate_file(
     """Animate the source portrait with the driving video (or image) and write the result with
     the driving clip's audio. A still driving image gives a still output image."""
     notes: list[str] = []
-    source_image = read_image(source) if media_kind(source) == "image" else next(iter_frames(source, 1))
-    reenactor = Reenactor(source_image, fitter, options)
+    reenactor = Reenactor(read_still(source), fitter, options)
     if reenactor.faces_found > 1:
         notes.append(
             f"the source has {reenactor.faces_found} faces; animating face {options.face_index} "
@@ -209,9 +217,7 @@ def animate_file(
         write_image(output, picture)
         return AnimateReport(output, 1, notes)
 
-    info = probe_video(driving)
-    total = min(info.frame_count, max_frames) if max_frames else info.frame_count
-    fit = fitter.track(iter_frames(driving, max_frames), info.fps, smoothing, on_frame=progress("fitting", total))
+    info, fit = track_video(fitter, driving, smoothing, max_frames, progress)
     lost = fit.lost_ranges()
     if lost:
         spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in lost)

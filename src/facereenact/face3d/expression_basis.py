@@ -8,9 +8,16 @@ coefficients do to 2D landmarks in real footage:
 
 1. per landmark, a robust ridge least-squares fit of ``target - P_f(L0 + S·a_shp)`` against
    ``P_f(offset + B·a_exp)`` over many frames with known pose ``P_f`` (:func:`estimate_landmark_basis`);
-2. a thin-plate-spline spread of the 68 landmark displacements to every grid vertex, in the
-   frontal plane of the mean face with the mouth cut open (so that lips can part) and the upper
-   face and border anchored (:func:`extend_to_grid`).
+2. a smooth spread of the 68 landmark displacements to every grid vertex: a discrete thin plate
+   (squared Laplacian) over the 64×64 lattice, which is regular in the mean face's frontal plane,
+   with the lattice edges across the lips cut (so that the lips can part), lip landmarks read
+   from their own side of the mouth, and the upper forehead and the sides anchored
+   (:func:`extend_to_grid`).
+
+Which target: the regressor's own auxiliary head ``fc_lm`` (:func:`regressor_landmarks`) gives
+the 3DMM's 68 landmarks as the network learned them, real expression basis included, so fitting
+to it recovers the geometric meaning of the coefficients; dlib's independent landmarks validate
+it (``benchmarks/estimate_expression_basis.py`` prints both).
 
 The result (:func:`load_expression_basis`) has the layout of ``MorphableModel.basis``'s
 expression columns: (4096·3, 10), rows vertex-major (x, y, z of vertex 0 first), model units.
@@ -105,7 +112,7 @@ class LandmarkBasisFit:
     nuisance: np.ndarray
     scale: np.ndarray
     frames: int
-    info: dict[str, float] = field(default_factory=dict)
+    info: dict[str, float | None] = field(default_factory=dict)
 
 
 def estimate_landmark_basis(
@@ -184,7 +191,7 @@ def estimate_landmark_basis(
         nuisance=slopes[:, :, n_exp:],
         scale=scales,
         frames=n_frames,
-        info={"ridge": ridge, "depth_ridge": depth_ridge, "huber": huber, "iterations": iterations},
+        info={"ridge": ridge, "depth_ridge": depth_ridge, "offset_ridge": offset_ridge, "huber": huber, "iterations": iterations},
     )
 
 
@@ -304,12 +311,13 @@ def extend_to_grid(
 
     Minimises the squared graph Laplacian of each displacement field over the grid lattice (a
     discrete thin plate, so displacements fade smoothly away from the landmarks) plus
-    ``fit_weight`` × the squared miss of the landmarks, where a landmark is read off the grid
-    exactly as the morphable model reads it (``landmark_weights`` (68, N), barycentric weights on
-    the grid). Two things make it a face rather than a rubber sheet: lattice edges that cross
-    the lips' contact line are removed (the lips can part; without the cut a jaw-open field
-    would be averaged across the mouth), and the ``anchors`` (default
-    :func:`default_anchors`) are held at zero.
+    ``fit_weight`` × the squared miss of the landmarks, each read off the grid through
+    ``landmark_weights`` (68, N): barycentric weights on the grid, best the morphable model's
+    own passed through :func:`cut_aware_weights`. Two things make it a face rather than a
+    rubber sheet: lattice edges that cross the lips' contact line are removed (the lips part
+    independently; an uncut sheet must bend steeply between them and overshoots the lower lip
+    by ~3 mm at a wide-open mouth), and the ``anchors`` (default :func:`default_anchors`) are
+    held at zero.
     """
     mean = np.asarray(mean, np.float64)
     n = len(mean)
@@ -319,7 +327,8 @@ def extend_to_grid(
     weights = np.asarray(landmark_weights, np.float64)
     if anchors is None:
         anchors = default_anchors(mean, landmarks)
-    return _smooth_fill(weights, targets, mean, landmarks, anchors, fit_weight, grid).reshape(n, 3, k).reshape(n * 3, k)
+    # (N, 3K) with column c·K + j → rows 3v + c, columns j: vertex-major like MorphableModel.basis.
+    return _smooth_fill(weights, targets, mean, landmarks, anchors, fit_weight, grid).reshape(n * 3, k)
 
 
 def _smooth_fill(

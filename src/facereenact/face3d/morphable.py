@@ -1,15 +1,15 @@
 """The 3D Morphable Model: parameters → vertices, 68 landmarks, and the identity-matched rebuild.
 
 Two meshes are supported. The default is the 64×64 grid model from ``3ddfa/Model_PAF.pkl``
-(exact BFM bases at 4,096 face vertices; two triangles per grid cell, dropping the stretched
-cells at the border). When a user supplies the dense ``3ddfa/bfm_noneck_v3.pkl`` it is used
+(the BFM identity basis at 4,096 face vertices; two triangles per grid cell, dropping the
+stretched cells at the border). That file's expression basis is defective, so the grid model
+uses an expression basis estimated from video, shipped with the package. When a user supplies the dense ``3ddfa/bfm_noneck_v3.pkl`` it is used
 instead. Both give a mesh whose vertices carry an NCC colour (normalised mean-face position), so
 PNCC renders of either mesh are comparable.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 
 from facereenact.assets import Assets
 from facereenact.errors import AssetError
+from facereenact.face3d.expression_basis import load_expression_basis, load_landmark_expression_basis
 from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams
 
 N_LANDMARKS = 68
@@ -189,15 +190,9 @@ def _to_model(
     )
 
 
-EXPRESSION_DEFECT_MESSAGE = (
-    "3ddfa/Model_PAF.pkl: its expression basis (w_exp_filter) is a copy of the first 10 identity "
-    "columns at a scale where expression coefficients move vertices by ~1e-7 of the face, so "
-    "expressions do not change the grid mesh; supply the dense 3ddfa/bfm_noneck_v3.pkl for them"
-)
-
-
 def expression_basis_is_defective(shape_basis: np.ndarray, expression_basis: np.ndarray) -> bool:
-    """True when the expression columns merely repeat identity columns (a known asset defect)."""
+    """True when the expression columns merely repeat identity columns: the case of the grid
+    asset ``Model_PAF.pkl``, whose expression columns move vertices by ~1e-7 of the face."""
     n = min(expression_basis.shape[1], shape_basis.shape[1], N_EXPRESSION)
     return bool(np.allclose(expression_basis[:, :n], shape_basis[:, :n]))
 
@@ -212,13 +207,27 @@ def _load_grid(assets: Assets) -> MorphableModel:
         raise AssetError(f"3ddfa/Model_PAF.pkl does not hold the grid model ({error})") from None
     if mean.shape != (GRID * GRID, 3) or shape_basis.shape[1] < N_SHAPE or expression_basis.shape[1] < N_EXPRESSION:
         raise AssetError("3ddfa/Model_PAF.pkl has unexpected array shapes")
+    landmark_expression = None
+    name = "grid64"
     if expression_basis_is_defective(shape_basis, expression_basis):
-        warnings.warn(EXPRESSION_DEFECT_MESSAGE, stacklevel=2)
+        # The asset's expression columns do nothing; use the basis estimated from video that
+        # ships with the package (see face3d/expression_basis.py for how it was made).
+        try:
+            expression_basis = load_expression_basis().astype(np.float64)
+            landmark_expression = load_landmark_expression_basis().astype(np.float64)
+        except (OSError, ValueError) as error:
+            raise AssetError(f"the estimated expression basis could not be read: {error}") from None
+        name = "grid64 + estimated expressions"
     triangles = grid_triangles(mean)
     low, high = _ncc_bounds(assets)
     dense_landmarks = _dense_mean_face(assets)[_dense_landmark_vertices(assets)]
     interp = landmark_weights(dense_landmarks, mean, triangles)
-    return _to_model(mean, shape_basis, expression_basis, triangles, (mean - low) / (high - low), interp, dense_landmarks, "grid64")
+    model = _to_model(mean, shape_basis, expression_basis, triangles, (mean - low) / (high - low), interp, dense_landmarks, name)
+    if landmark_expression is not None:
+        # Read the landmarks from their own side of the lips (the grid's triangles span the
+        # mouth, so interpolating over them would part the lips only partly).
+        model.landmark_basis[:, N_SHAPE:] = torch.from_numpy(landmark_expression).float()
+    return model
 
 
 def _load_dense(assets: Assets) -> MorphableModel:

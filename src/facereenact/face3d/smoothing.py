@@ -1,7 +1,9 @@
-"""Temporal smoothing of fitted parameters with the One Euro filter.
+"""Temporal smoothing of fitted parameters with the One Euro filter, run forward and backward.
 
 The One Euro filter (Casiez et al., CHI 2012) is a low-pass filter whose cutoff rises with the
 signal's speed: still faces lose their frame-to-frame jitter, fast head turns keep their lag low.
+A video is smoothed offline, so the filter runs forward and then backward over each stretch of
+frames where the face was seen: the two passes' lags cancel (no trailing behind a fast turn).
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ def _alpha(cutoff: torch.Tensor | float, period: float) -> torch.Tensor | float:
     return 1.0 / (1.0 + tau / period)
 
 
-def one_euro(signal: torch.Tensor, fps: float, settings: OneEuroSettings, reset: torch.Tensor | None = None) -> torch.Tensor:
-    """Filter a (T, D) signal sampled at ``fps``; rows where ``reset`` is True restart the filter
-    (after a lost face, so values from before the gap do not bleed in)."""
+def one_euro(signal: torch.Tensor, fps: float, settings: OneEuroSettings) -> torch.Tensor:
+    """Filter a (T, D) signal sampled at ``fps``, causally."""
     period = 1.0 / fps
     out = signal.clone()
     if len(signal) == 0:
@@ -39,9 +40,6 @@ def one_euro(signal: torch.Tensor, fps: float, settings: OneEuroSettings, reset:
     speed = torch.zeros_like(previous)
     alpha_d = _alpha(settings.derivative_cutoff, period)
     for t in range(1, len(signal)):
-        if reset is not None and bool(reset[t]):
-            previous, speed = signal[t], torch.zeros_like(previous)
-            continue
         raw_speed = (signal[t] - previous) / period
         speed = alpha_d * raw_speed + (1 - alpha_d) * speed
         alpha = _alpha(settings.min_cutoff + settings.beta * speed.abs(), period)
@@ -50,9 +48,20 @@ def one_euro(signal: torch.Tensor, fps: float, settings: OneEuroSettings, reset:
     return out
 
 
+def zero_lag(signal: torch.Tensor, fps: float, settings: OneEuroSettings, reset: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`one_euro` forward, then backward over the result, within each stretch between
+    rows where ``reset`` is True (after a lost face, so values from before the gap do not bleed in)."""
+    starts = [0] + ([int(i) for i in torch.nonzero(reset).flatten() if i > 0] if reset is not None else []) + [len(signal)]
+    out = signal.clone()
+    for start, stop in zip(starts[:-1], starts[1:]):
+        forward = one_euro(signal[start:stop], fps, settings)
+        out[start:stop] = one_euro(forward.flip(0), fps, settings).flip(0)
+    return out
+
+
 #: Filter settings per parameter group; identity is constant for a person, so it is smoothed most.
-POSE_SETTINGS = OneEuroSettings(min_cutoff=1.5, beta=0.5)
-EXPRESSION_SETTINGS = OneEuroSettings(min_cutoff=2.0, beta=0.5)
+POSE_SETTINGS = OneEuroSettings(min_cutoff=1.5, beta=5.0)
+EXPRESSION_SETTINGS = OneEuroSettings(min_cutoff=2.0, beta=5.0)
 IDENTITY_SETTINGS = OneEuroSettings(min_cutoff=0.3, beta=0.05)
 
 
@@ -72,9 +81,9 @@ def smooth_params(
     pose = torch.cat(
         [params.rotation[:, :2].reshape(-1, 6), params.scale.log()[:, None], params.translation / face_size], dim=1
     )
-    pose = one_euro(pose, fps, POSE_SETTINGS, reset)
-    shape = one_euro(params.shape / coefficient_scale[:40], fps, IDENTITY_SETTINGS, reset) * coefficient_scale[:40]
-    expression = one_euro(params.expression / coefficient_scale[40:], fps, EXPRESSION_SETTINGS, reset) * coefficient_scale[40:]
+    pose = zero_lag(pose, fps, POSE_SETTINGS, reset)
+    shape = zero_lag(params.shape / coefficient_scale[:40], fps, IDENTITY_SETTINGS, reset) * coefficient_scale[:40]
+    expression = zero_lag(params.expression / coefficient_scale[40:], fps, EXPRESSION_SETTINGS, reset) * coefficient_scale[40:]
     rotation = orthonormalize_rows(pose[:, 0:3], pose[:, 3:6])
     return FaceParams(
         rotation=rotation,
