@@ -42,15 +42,15 @@ class Paster:
         self.out_size = (right - left, bottom - top)
         ramp = np.clip(np.minimum(np.arange(size), np.arange(size)[::-1]) / (FEATHER * size), 0, 1).astype(np.float32)
         alpha = np.minimum.outer(ramp, ramp)
-        self.alpha = self._to_region(alpha)[..., None]
-        self.original = background[self.region].astype(np.float32)
+        self.alpha = np.ascontiguousarray(self._to_region(alpha))
+        self.beta = np.ascontiguousarray(1 - self.alpha)
 
     def _to_region(self, picture: np.ndarray) -> np.ndarray:
         return cv2.warpAffine(picture, self.matrix, self.out_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def paste(self, crop_rgb: np.ndarray) -> np.ndarray:
         """The full frame with ``crop_rgb`` (S, S, 3) uint8 blended into the box."""
-        placed = self._to_region(crop_rgb).astype(np.float32)
+        placed = self._to_region(crop_rgb)
         frame = self.background.copy()
-        frame[self.region] = np.clip(self.alpha * placed + (1 - self.alpha) * self.original + 0.5, 0, 255).astype(np.uint8)
+        frame[self.region] = cv2.blendLinear(placed, np.ascontiguousarray(self.background[self.region]), self.alpha, self.beta)
         return frame
