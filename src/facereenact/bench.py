@@ -92,6 +92,8 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
         result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames)
         report.frames = result.frames
         end_to_end = report.add("animate, end to end", result.frames, seconds, "decode + fit + warp + paste + encode")
+        result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, crop_only=True)
+        report.add("animate --crop-only, end to end", result.frames, seconds, "256² output: decode + fit + warp + encode")
 
         decoded, seconds = _timed(lambda: list(iter_frames(clip, frames)))
         report.add("  decode", len(decoded), seconds)

@@ -17,6 +17,7 @@ from torch import nn
 
 from facereenact.assets import Assets
 from facereenact.errors import AssetError
+from facereenact.face3d.fusion import fuse_batch_norms
 
 _STEPS = (32, 64, 128)
 _MIN_SIZES = ((32, 64, 128), (256,), (512,))
@@ -178,7 +179,7 @@ class FaceDetector:
         except RuntimeError as error:
             raise AssetError(f"3ddfa/FaceBoxesProd.pth does not fit the FaceBoxes network: {str(error).splitlines()[0]}") from None
         self.device = torch.device(device)
-        self.net.eval().to(self.device)
+        self.net = fuse_batch_norms(self.net.eval()).to(self.device)
         self.score_threshold = score_threshold
         self.max_height, self.max_width = max_height, max_width
         self._anchor_cache: dict[tuple[int, int], torch.Tensor] = {}

@@ -137,20 +137,22 @@ def rasterize(
     run = ((x_end - x_start + 1).clamp(min=0) * ~blocked).long()
 
     row_level = plane[:, 0] * x_start + plane[:, 1] * y + plane[:, 2]
+    row_slope = plane[:, 0].contiguous()
     row_pixel = (image_of[row_owner] * height + y.long()) * width + x_start.long()
-    row_key = row_owner % n_triangles
+    row_key = (row_owner % n_triangles).to(key_dtype)
 
+    # Per pixel, only 1-D gathers (index_select is several times faster than fancy indexing).
     pixel_row = torch.repeat_interleave(torch.arange(run.numel(), device=device), run)
     step = torch.arange(pixel_row.numel(), device=device) - torch.repeat_interleave(torch.cumsum(run, 0) - run, run)
-    level = (row_level[pixel_row] + plane[pixel_row, 0] * step.float()).clamp(0, depth_levels)
-    key = (level.to(key_dtype) << triangle_bits) | row_key[pixel_row].to(key_dtype)
-    pixel = row_pixel[pixel_row] + step
+    level = row_level.index_select(0, pixel_row) + row_slope.index_select(0, pixel_row) * step.float()
+    key = (level.clamp(0, depth_levels).to(key_dtype) << triangle_bits) | row_key.index_select(0, pixel_row)
+    pixel = row_pixel.index_select(0, pixel_row) + step
 
     zbuffer = torch.full((n_pixels,), -1, dtype=key_dtype, device=device)
     zbuffer.scatter_reduce_(0, pixel, key, reduce="amax")
 
     covered = (zbuffer >= 0).nonzero().squeeze(1)
-    winner = (zbuffer[covered] & ((1 << triangle_bits) - 1)).long()
+    winner = (zbuffer.index_select(0, covered) & ((1 << triangle_bits) - 1)).long()
     flat_winner = covered // (height * width) * n_triangles + winner
     record = torch.cat([coefficients.reshape(-1, 9), triangle_z], dim=1).index_select(0, flat_winner)
     coeff = record[:, :9].view(-1, 3, 3)

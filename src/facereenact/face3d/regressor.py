@@ -14,6 +14,7 @@ from torch import nn
 
 from facereenact.assets import Assets
 from facereenact.errors import AssetError
+from facereenact.face3d.fusion import fuse_batch_norms
 from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams, orthonormalize_rows
 
 INPUT_SIZE = 120
@@ -111,7 +112,7 @@ class FaceRegressor:
             self.net.load_state_dict(state)
         except RuntimeError as error:
             raise AssetError(f"3ddfa/mb05_120x120.pth does not fit the MobileNet regressor: {str(error).splitlines()[0]}") from None
-        self.net.eval().to(self.device)
+        self.net = fuse_batch_norms(self.net.eval()).to(self.device)
         stats = assets.load_pickle("3ddfa/param_mean_std_62d_120x120.pkl")
         try:
             self.param_mean = torch.as_tensor(np.asarray(stats["mean"], np.float32), device=self.device)
