@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facereenact.face3d.expression_basis import mouth_gap_triangles
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.raster import interpolate, rasterize
 
@@ -36,7 +37,6 @@ MOUTH_CAVITY = (0.12, 0.05, 0.05)
 EXTEND_SIGMA, EXTEND_REACH = 0.06, 0.12
 HEAD_NEAR, HEAD_FAR = 0.05, 0.4
 FACE_FEATHER = 0.03
-_INNER_LIP = slice(60, 68)
 
 
 @dataclass
@@ -53,17 +53,10 @@ class WarpResult:
 
 
 def mouth_triangles(model: MorphableModel) -> torch.Tensor:
-    """(F,) bool: triangles inside the inner-lip contour of the mean face (the mouth opening)."""
-    size = 512
-    lips = model.landmark_mean[_INNER_LIP, :2].cpu().numpy()
-    corners = model.mean[model.triangles].mean(1)[:, :2].cpu().numpy()
-    points = np.concatenate([lips, corners])
-    low, high = points.min(0), points.max(0)
-    to_pixels = lambda p: np.round((p - low) / (high - low).max() * (size - 1)).astype(np.int32)  # noqa: E731
-    canvas = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(canvas, [to_pixels(lips)], 1)
-    pixel = to_pixels(corners)
-    return torch.from_numpy(canvas[pixel[:, 1], pixel[:, 0]] > 0).to(model.triangles.device)
+    """(F,) bool: the triangles bridging the lips of the mean face, which an opening mouth
+    stretches across the gap."""
+    mask = mouth_gap_triangles(model.mean.cpu().numpy(), model.triangles.cpu().numpy(), model.landmark_mean.cpu().numpy())
+    return torch.from_numpy(mask).to(model.triangles.device)
 
 
 def _triangle_areas(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
