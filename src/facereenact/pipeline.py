@@ -63,8 +63,9 @@ class Reenactor:
         self.model = fitter.model
         self.device = fitter.device
         self.source_image = source_image
-        self.faces_found = len(fitter.fit_image(source_image))
-        self.source: FaceFit = fitter.fit_one(source_image, self.options.face_index, what="source image")
+        faces = fitter.fit_image(source_image)
+        self.faces_found = len(faces)
+        self.source: FaceFit = fitter.pick(faces, self.options.face_index, what="source image")
         size = self.options.crop_size
         self.box = reenactment_box(self.source.landmarks, self.options.crop_scale)
         self._box_t = torch.as_tensor(self.box, dtype=torch.float32, device=self.device)[None]

@@ -99,7 +99,11 @@ class FaceFitter:
 
     def fit_one(self, image_rgb: np.ndarray, face_index: int = 0, what: str = "image") -> FaceFit:
         """The ``face_index``-th largest face; raises :class:`NoFaceError` with a clear message."""
-        faces = self.fit_image(image_rgb)
+        return self.pick(self.fit_image(image_rgb), face_index, what)
+
+    @staticmethod
+    def pick(faces: list[FaceFit], face_index: int, what: str) -> FaceFit:
+        """The ``face_index``-th of ``faces`` (largest first), or a clear :class:`NoFaceError`."""
         if not faces:
             raise NoFaceError(f"no face found in the {what}")
         if face_index >= len(faces):
