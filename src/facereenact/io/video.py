@@ -22,6 +22,7 @@ import numpy as np
 
 from facereenact.errors import InputError, OutputError
 from facereenact.io.atomic import atomic_output
+from facereenact.io.prefetch import prefetch
 
 _PathLike = str | os.PathLike[str]
 
@@ -102,8 +103,9 @@ def probe_video(path: _PathLike) -> VideoInfo:
 def iter_frames(path: _PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
     """Yield decoded frames as (H, W, 3) ``uint8`` RGB arrays, at most ``max_frames`` of them.
 
-    Decoding is multi-threaded. Every frame has the size of the first one (a mid-stream
-    resolution change is rescaled), so the frames can always be stacked.
+    Decoding is multi-threaded and runs a few frames ahead in a background thread. Every frame
+    has the size of the first one (a mid-stream resolution change is rescaled), so the frames can
+    always be stacked.
 
     Raises:
         InputError: the file cannot be opened, a frame cannot be decoded (the message names the
@@ -112,7 +114,10 @@ def iter_frames(path: _PathLike, max_frames: int | None = None) -> Iterator[np.n
     """
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
-    file = Path(path)
+    yield from prefetch(_decode_frames(Path(path), max_frames))
+
+
+def _decode_frames(file: Path, max_frames: int | None) -> Iterator[np.ndarray]:
     container = _open_input(file)
     try:
         stream = _video_stream(container, file)
