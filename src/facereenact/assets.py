@@ -18,7 +18,8 @@ import torch
 from facereenact.errors import AssetError
 
 ENV_VAR = "FACEREENACT_ASSETS"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+#: ``../shared`` beside the repository root: where this project's example assets and data live.
+SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
 
 #: Where each file comes from, for the message a user sees when it is missing.
 ASSET_SOURCES: dict[str, str] = {
@@ -42,7 +43,7 @@ def default_assets_dir() -> Path | None:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    shared = _REPO_ROOT.parent / "shared" / "assets"
+    shared = SHARED_DIR / "assets"
     return shared if shared.is_dir() else None
 
 

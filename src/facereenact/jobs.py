@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from facereenact.composite import crop as crop_image
+from facereenact.composite import reenactment_box
 from facereenact.errors import InputError
 from facereenact.face3d.fitter import FaceFitter, VideoFit
 from facereenact.face3d.morphable import identity_matched
@@ -230,7 +231,7 @@ def animate_file(
             stop = min(start + ANIMATE_BATCH, len(fit))
             batch = reenactor.reenact(fit.params[start:stop], reference, paste=not crop_only)
             shown = np.stack([next(driving_frames) for _ in range(stop - start)]) if driving_frames else None
-            writer.write_batch(_output_frames(reenactor, batch, shown, crop_only, compare, fit.boxes[start:stop]))
+            writer.write_batch(_output_frames(reenactor, batch, shown, crop_only, compare, fit.landmarks[start:stop]))
             tick(stop - 1)
     return AnimateReport(output, len(fit), notes)
 
@@ -245,7 +246,7 @@ def _output_frames(
     driving_frames: np.ndarray | None,
     crop_only: bool,
     compare: bool,
-    driving_boxes: np.ndarray | None,
+    driving_landmarks: np.ndarray | None,
 ) -> np.ndarray:
     """The result frames, or with ``compare`` the panel source | driving | result."""
     result = batch.crops if crop_only else batch.frames
@@ -257,8 +258,8 @@ def _output_frames(
     panels = []
     for index, produced in enumerate(result):
         frame = driving_frames[index]
-        if crop_only and driving_boxes is not None and np.isfinite(driving_boxes[index]).all():
-            frame = crop_image(frame, reenactment_box_from_crop(driving_boxes[index], reenactor.options.crop_scale), height)
+        if crop_only and driving_landmarks is not None:  # the driving face framed like the source's
+            frame = crop_image(frame, reenactment_box(driving_landmarks[index], reenactor.options.crop_scale), height)
         panels.append(np.concatenate([_fit_height(source, height), _fit_height(frame, height), produced], axis=1))
     return np.stack(panels)
 
@@ -266,11 +267,3 @@ def _output_frames(
 def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
     width = max(2, round(image.shape[1] * height / image.shape[0]))
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR)
-
-
-def reenactment_box_from_crop(regressor_box: np.ndarray, scale: float) -> np.ndarray:
-    """A driving-frame box comparable to the source's reenactment crop, from the regressor's
-    crop box (whose side is √2 × the landmarks' extent)."""
-    centre = (regressor_box[:2] + regressor_box[2:]) / 2
-    half = (regressor_box[2] - regressor_box[0]) / np.sqrt(2) * scale / 2
-    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])

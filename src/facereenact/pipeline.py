@@ -69,8 +69,8 @@ class Reenactor:
         size = self.options.crop_size
         self.box = reenactment_box(self.source.landmarks, self.options.crop_scale)
         self._box_t = torch.as_tensor(self.box, dtype=torch.float32, device=self.device)[None]
-        source_crop = crop(source_image, self.box, size)
-        self.source_crop = torch.from_numpy(source_crop).to(self.device).permute(2, 0, 1)[None].float() / 255
+        self._source_crop_rgb = crop(source_image, self.box, size)
+        self.source_crop = torch.from_numpy(self._source_crop_rgb).to(self.device).permute(2, 0, 1)[None].float() / 255
         params = self.source.params.to(self.device)
         with torch.inference_mode():
             vertices = self._to_crop(self.model.vertices(params))
@@ -80,7 +80,7 @@ class Reenactor:
 
     def source_crop_uint8(self) -> np.ndarray:
         """The source crop (S, S, 3) uint8, as the generation stage sees it."""
-        return (self.source_crop[0].permute(1, 2, 0) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+        return self._source_crop_rgb
 
     def _head(self, params: FaceParams) -> tuple[torch.Tensor, torch.Tensor]:
         """Each head's centre (B, 2) and "up" vector (B, 2, length = scale) in crop pixels."""

@@ -9,17 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from facereenact.assets import SHARED_DIR
 from facereenact.errors import InputError
 
 ENV_VAR = "FACEREENACT_DATA"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 _PREFERRED_PORTRAIT = "lp_s1.jpg"
 _PREFERRED_CLIP = "hdtf_aoc.mp4"
 
 
 def data_dir(folder: str | os.PathLike[str] | None = None) -> Path:
     """The example-data folder: ``folder``, else the environment variable, else ../shared/data."""
-    chosen = folder or os.environ.get(ENV_VAR) or _REPO_ROOT.parent / "shared" / "data"
+    chosen = folder or os.environ.get(ENV_VAR) or SHARED_DIR / "data"
     path = Path(chosen).expanduser()
     if not path.is_dir():
         raise InputError(f"example data folder {path} does not exist (set {ENV_VAR} or pass --data)")

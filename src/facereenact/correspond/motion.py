@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-import torch
 
 from facereenact.face3d.params import FaceParams
 
@@ -34,13 +33,12 @@ def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams
     and the driving reference frame (batch 1, usually the first frame)."""
     batch = len(driving)
     if options.transfer_pose:
-        relative_rotation = driving.rotation @ reference.rotation.transpose(-1, -2)
         if options.mode is MotionMode.relative:
-            rotation = relative_rotation @ source.rotation
+            rotation = driving.rotation @ reference.rotation.transpose(-1, -2) @ source.rotation
         else:
             rotation = driving.rotation
         size_ratio = source.scale / reference.scale
-        scale = source.scale * driving.scale / reference.scale
+        scale = driving.scale * size_ratio
         translation = source.translation + (driving.translation - reference.translation) * size_ratio[:, None]
     else:
         rotation = source.rotation.expand(batch, -1, -1)

@@ -130,15 +130,15 @@ class FaceFitter:
         for index, frame in enumerate(frames):
             fitted = None
             if box is not None:
-                params, landmarks, score = self._track_step(frame, box)
-                if score >= TRACK_SCORE_THRESHOLD:
+                params, landmarks, crop = self._fit_in_box(frame, box)
+                if self._crop_score(crop) >= TRACK_SCORE_THRESHOLD:
                     fitted = (params, landmarks, box)
             if fitted is None:  # first frame, or tracking lost: look at the whole frame
                 detections += 1
                 found = sorted(self.detector.detect(frame), key=lambda d: d.area, reverse=True)
                 if found:
                     box = box_from_detection(np.array(found[0].box))
-                    params, landmarks, _ = self._track_step(frame, box)
+                    params, landmarks, _ = self._fit_in_box(frame, box)  # just detected: no check
                     fitted = (params, landmarks, box)
             if fitted is None:
                 box = None
@@ -155,12 +155,13 @@ class FaceFitter:
                 on_frame(index)
         return self._assemble(params_list, landmarks_list, boxes, detections, fps, smoothing)
 
-    def _track_step(self, frame: np.ndarray, box: np.ndarray) -> tuple[FaceParams, np.ndarray, float]:
+    def _fit_in_box(self, frame: np.ndarray, box: np.ndarray) -> tuple[FaceParams, np.ndarray, np.ndarray]:
+        """Parameters, landmarks (68, 3) and the 120² crop the regressor saw (for the face check)."""
         crop = crop_faces(frame, box[None])
         raw = self.regressor.raw_parameters(crop)
         params = params_from_raw(raw, torch.as_tensor(box[None], dtype=torch.float32, device=raw.device))
         landmarks = self.model.landmarks(params)[0].cpu().numpy()
-        return params, landmarks, self._crop_score(crop[0])
+        return params, landmarks, crop[0]
 
     def _assemble(
         self,
