@@ -1,9 +1,10 @@
-"""A vectorised z-buffer rasterizer in PyTorch: triangles + per-vertex attributes → images.
+"""Z-buffer rendering of triangles with per-vertex attributes, batched, on CPU and CUDA.
 
-No per-pixel Python loop: every triangle's bounding box is enumerated at once (its pixels laid
-end to end with ``repeat_interleave``), pixels are tested with the triangle's edge functions,
-and the nearest triangle per pixel wins a ``scatter_reduce(amax)`` over a key packing quantised
-depth above the triangle index. The same code runs batched on CPU and CUDA.
+Two implementations of one contract. On CPU a compiled loop (:mod:`raster_compiled`) is fastest.
+On other devices :func:`rasterize_vectorised` runs in PyTorch with no per-pixel Python loop: each
+triangle's rows are enumerated at once, each row's exact run of covered pixels is laid end to
+end with ``repeat_interleave``, and the nearest triangle per pixel wins a
+``scatter_reduce(amax)`` over a key packing quantised depth above the triangle index.
 
 Coordinates: vertices (B, N, 3) in pixels of the target image, pixel (row i, column j) centred
 at (x=j, y=i); z is depth with larger values nearer the camera (orthographic projection).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 #: Barycentric slack so pixels exactly on a shared edge are not dropped by rounding.
@@ -86,6 +88,38 @@ def rasterize(
     are wound counter-clockwise as seen on screen (see ``morphable``), which is a negative signed
     area in pixel coordinates because their y axis points down.
     """
+    if vertices.device.type == "cpu":
+        return rasterize_compiled(vertices, triangles, height, width, cull_back_faces)
+    return rasterize_vectorised(vertices, triangles, height, width, cull_back_faces)
+
+
+def rasterize_compiled(
+    vertices: torch.Tensor, triangles: torch.Tensor, height: int, width: int, cull_back_faces: bool = True
+) -> Rasterization:
+    """:func:`rasterize` on CPU with the compiled z-buffer loop."""
+    from facereenact.face3d.raster_compiled import zbuffer  # numba compiles on first use
+
+    batch = vertices.shape[0]
+    winner = np.full((batch, height, width), -1, np.int32)
+    weights = np.empty((batch, height, width, 3), np.float32)
+    depth = np.empty((batch, height, width), np.float32)
+    points = vertices.detach().to("cpu", torch.float32).contiguous().numpy()
+    zbuffer(points, triangles.detach().cpu().long().contiguous().numpy(), cull_back_faces, _EDGE_TOLERANCE, winner, weights, depth)
+    flat_winner = torch.from_numpy(winner).view(-1)
+    covered = (flat_winner >= 0).nonzero().squeeze(1)
+    return Rasterization(
+        (batch, height, width),
+        covered,
+        flat_winner.index_select(0, covered).long(),
+        torch.from_numpy(weights).view(-1, 3).index_select(0, covered),
+        torch.from_numpy(depth).view(-1).index_select(0, covered),
+    )
+
+
+def rasterize_vectorised(
+    vertices: torch.Tensor, triangles: torch.Tensor, height: int, width: int, cull_back_faces: bool = True
+) -> Rasterization:
+    """:func:`rasterize` in PyTorch on any device (CUDA's path; also runs on CPU)."""
     device = vertices.device
     batch, n_triangles = vertices.shape[0], triangles.shape[0]
     n_pixels = batch * height * width
