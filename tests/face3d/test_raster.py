@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from collections.abc import Callable
 
 from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams, angles_to_rotation
 from facereenact.face3d.raster import (
