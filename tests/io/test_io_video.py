@@ -224,6 +224,17 @@ def test_still_image_is_not_a_video(tmp_path: Path) -> None:
 # --- writing ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("colour", [(255, 255, 255), (0, 0, 0), (230, 20, 20), (20, 200, 40), (30, 40, 220), (128, 128, 128)])
+def test_writer_keeps_flat_colours(tmp_path: Path, colour: tuple[int, int, int]) -> None:
+    """The RGB → 4:2:0 conversion uses the range and matrix decoders assume: colours come back."""
+    frames = np.empty((3, 32, 48, 3), np.uint8)
+    frames[:] = colour
+    with VideoWriter(tmp_path / "flat.mp4", fps=25) as writer:
+        writer.write_batch(frames)
+    back = read_frames(tmp_path / "flat.mp4").astype(int)
+    assert np.abs(back - np.array(colour)).max() <= 4
+
+
 def test_writer_round_trip(tmp_path: Path) -> None:
     frames = synthetic_frames(30)
     path = tmp_path / "out.mp4"
