@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from facereenact.errors import InputError, OutputError
+from facereenact.io import video
 from facereenact.io.image import is_video_file as image_module_is_video_file
 from facereenact.io.image import write_image
 from facereenact.io.video import (
@@ -396,6 +397,17 @@ def test_exception_keeps_an_existing_output(tmp_path: Path) -> None:
             raise KeyboardInterrupt
     assert path.read_bytes() == b"previous result"
     assert files_in(tmp_path) == ["out.mp4"]
+
+
+def test_a_failure_in_the_encoder_thread_is_one_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(video, "_encode_planes", broken)
+    path = tmp_path / "out.mp4"
+    with pytest.raises(OutputError, match="No space left on device"), VideoWriter(path, fps=25) as writer:
+        writer.write_batch(synthetic_frames(40))
+    assert files_in(tmp_path) == []
 
 
 def test_zero_frames_is_an_output_error(tmp_path: Path, source: Path) -> None:

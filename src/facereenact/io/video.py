@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -228,6 +230,7 @@ class VideoWriter:
         self._video: av.VideoStream | None = None
         self._audio_out: av.AudioStream | None = None
         self._size: tuple[int, int] | None = None  # (height, width) of the frames given
+        self._encoder: _BackgroundEncoder | None = None
 
     def __enter__(self) -> VideoWriter:
         if self._stack is not None:
@@ -261,17 +264,14 @@ class VideoWriter:
         if height % 2 or width % 2:
             array = np.pad(array, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         # OpenCV converts to the encoder's 4:2:0 (BT.601, limited range, as FFmpeg's own scaler
-        # does) several times faster than the conversion inside the encoder.
+        # does) several times faster than the conversion inside the encoder. The converted frame
+        # is a new array, so the caller may reuse its buffer while the frame is still queued.
         planes = cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_RGB2YUV_I420)
-        video_frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-        video_frame.pts = self.frames_written
-        video_frame.time_base = 1 / self.rate
-        assert self._video is not None
-        try:
-            for packet in self._video.encode(video_frame):
-                self._container.mux(packet)
-        except av.error.FFmpegError as error:
-            raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
+        encoder = self._encoder
+        assert encoder is not None
+        if encoder.failure is not None:
+            raise OutputError(f"cannot write {self.path}: {encoder.failure}")
+        encoder.submit(planes, self.frames_written)
         self.frames_written += 1
 
     def write_batch(self, frames: np.ndarray) -> None:
@@ -289,13 +289,20 @@ class VideoWriter:
         container, self._container = self._container, None
         if stack is None or container is None:
             return
+        encoder, self._encoder = self._encoder, None
         if exc_type is not None:
+            if encoder is not None:
+                encoder.close(drop=True)
             _close_quietly(container)
             stack.__exit__(exc_type, exc, tb)  # deletes the temporary file
             return
         try:
             if self.frames_written == 0:
                 raise OutputError(f"no frames were written to {self.path}")
+            assert encoder is not None
+            encoder.close(drop=False)
+            if encoder.failure is not None:
+                raise OutputError(f"cannot write {self.path}: {encoder.failure}")
             self._finish(container)
         except BaseException as error:
             _close_quietly(container)
@@ -315,6 +322,7 @@ class VideoWriter:
         video.pix_fmt = "yuv420p"
         video.options = {"crf": str(self.crf), "preset": self.preset}
         self._video = video
+        self._encoder = _BackgroundEncoder(self._container, video, self.rate)
         if self._audio is not None:
             audio = self._container.add_stream("aac", rate=self._audio.out_rate)
             audio.layout = self._audio.out_layout
@@ -334,6 +342,63 @@ class VideoWriter:
             container.close()
         except av.error.FFmpegError as error:
             raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
+
+
+class _BackgroundEncoder:
+    """Encodes and muxes frames in a worker thread, a few frames behind the producer.
+
+    libx264 and the muxer release the GIL, so the next frames are generated while the current
+    ones are encoded. The first failure is kept in ``failure`` (a one-line reason) and later
+    frames are dropped; the writer reports it.
+    """
+
+    def __init__(self, container: av.container.OutputContainer, stream: av.VideoStream, rate: Fraction, depth: int = 4):
+        self.failure: str | None = None
+        self._container, self._stream, self._time_base = container, stream, 1 / rate
+        self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=depth)
+        self._drop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="video-encoder", daemon=True)
+        self._thread.start()
+
+    def submit(self, planes: np.ndarray, index: int) -> None:
+        self._queue.put((planes, index))
+
+    def close(self, drop: bool) -> None:
+        """Wait until every submitted frame is encoded (or, with ``drop``, discard the rest)."""
+        if drop:
+            self._drop.set()
+            while self._thread.is_alive():  # unblock a full queue, then let the worker see the end
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+                try:
+                    self._queue.put_nowait(None)
+                except queue.Full:
+                    pass
+                self._thread.join(timeout=0.05)
+            return
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._drop.is_set() or self.failure is not None:
+                continue
+            try:
+                _encode_planes(self._container, self._stream, *item, self._time_base)
+            except Exception as error:  # reported by the writer; keep draining so it never blocks
+                self.failure = _reason(error)
+
+
+def _encode_planes(
+    container: av.container.OutputContainer, stream: av.VideoStream, planes: np.ndarray, index: int, time_base: Fraction
+) -> None:
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    frame.pts = index
+    frame.time_base = time_base
+    for packet in stream.encode(frame):
+        container.mux(packet)
 
 
 @dataclass
