@@ -37,6 +37,9 @@ MOUTH_CAVITY = (0.12, 0.05, 0.05)
 EXTEND_SIGMA, EXTEND_REACH = 0.06, 0.12
 HEAD_NEAR, HEAD_FAR = 0.05, 0.4
 FACE_FEATHER = 0.03
+#: Below the chin the body takes over: the motion around the face fades to none from the chin
+#: line down to BODY_FADE face sizes under it (the neck stretches, shoulders and collar stay).
+BODY_FADE = 0.5
 
 
 @dataclass
@@ -175,8 +178,17 @@ class GeometricWarp:
         near = to_tensor(_fade(outside, 0.0, EXTEND_REACH * face_size))
         with_head = to_tensor(_fade(outside, HEAD_NEAR * face_size, HEAD_FAR * face_size))
         on_face = to_tensor(np.clip(inside / max(2.0, FACE_FEATHER * face_size), 0, 1))
-        around = near * extended + (1 - near) * with_head * head
+        around = (near * extended + (1 - near) * with_head * head) * self._above_body(targets.landmarks, face_size)
         return grid + on_face * face_motion + (1 - on_face) * around
+
+
+    def _above_body(self, landmarks: torch.Tensor, face_size: float) -> torch.Tensor:
+        """(B, 1, S, S): 1 down to the chin line (across the head's own up-down axis, so a tilted
+        head tilts it), fading to 0 at BODY_FADE face sizes below."""
+        chin = landmarks[:, 8, :2]
+        down = F.normalize(chin - landmarks[:, 36:48, :2].mean(1), dim=-1)  # eyes → chin
+        below = torch.einsum("bc,bchw->bhw", down, self.grid[None] - chin[:, :, None, None])
+        return torch.from_numpy(_fade(below.cpu().numpy(), 0.0, BODY_FADE * face_size)).to(self.grid.device)[:, None]
 
 
 def _fade(distance: np.ndarray, start: float, stop: float) -> np.ndarray:
