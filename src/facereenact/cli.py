@@ -15,7 +15,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from facereenact import jobs, sample_data
 from facereenact.assets import ENV_VAR as ASSETS_ENV
@@ -76,7 +82,7 @@ def _progress() -> Iterator[jobs.ProgressFactory]:
         yield factory
 
 
-def _fitter(assets: Path | None, device: str) -> "jobs.FaceFitter":
+def _fitter(assets: Path | None, device: str) -> jobs.FaceFitter:
     return jobs.FaceFitter(Assets.resolve(assets), device=device)
 
 
@@ -157,6 +163,37 @@ def animate(
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
+
+
+@app.command()
+@_user_errors
+def prepare(
+    videos_dir: Annotated[Path, typer.Argument(help="Folder of talking-head videos (nested id/video/clip.mp4 folders accepted).", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(help="Output folder: clips/*.npz and manifest.json.", show_default=False)],
+    size: Annotated[int, typer.Option(min=32, max=1024, help="Side of the stored face crops.")] = 256,
+    workers: Annotated[int | None, typer.Option(min=1, help="Clips prepared in parallel (default: one per CPU core).", show_default=False)] = None,
+    max_frames: MaxFramesOption = None,
+    identities: Annotated[Path | None, typer.Option(help="Identities file: one line per person, the clip names that show them (default: VIDEOS_DIR/identities.txt if present).", show_default=False)] = None,
+    assets: AssetsOption = None,
+) -> None:
+    """Prepare training data: stable face crops, per-frame 3DMM fits and landmarks per clip, and a
+    manifest (identity, frame count, lost frames). Prepared clips are skipped on a re-run."""
+    from facereenact.train.prepare import prepare_dataset
+
+    resolved = Assets.resolve(assets)
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("clips", total=None)
+        report = prepare_dataset(
+            videos_dir, out_dir, resolved, size, workers, max_frames, identities,
+            on_clip=lambda done, total: progress.update(task, completed=done, total=total),
+            log=lambda line: console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True),
+        )  # fmt: skip
+    rate = report.frames / report.seconds if report.seconds > 0 else 0.0
+    console.print(
+        f"prepared {len(report.prepared)} clip(s), {report.frames} frames in {report.seconds / 60:.1f} min ({rate:.1f} frames/s); "
+        f"{len(report.skipped)} already prepared, {len(report.failed)} failed; wrote {report.manifest}"
+    )
 
 
 @app.command()
