@@ -198,6 +198,22 @@ def prepare(
 
 @app.command()
 @_user_errors
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training configuration (.yaml or .toml): a preset plus overrides.", show_default=False)],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in run.out.")] = False,
+) -> None:
+    """Train the network on a prepared dataset (also under torchrun --nproc_per_node=N)."""
+    from facereenact.train.config import load_config
+    from facereenact.train.loop import train as run_training
+
+    summary = run_training(load_config(config), resume, log=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    if summary.validation:
+        first, last = summary.validation[0], summary.validation[-1]
+        console.print(f"validation L1 {first['l1']:.4f} (step {first['step']}) → {last['l1']:.4f} (step {last['step']}); SSIM {first['ssim']:.4f} → {last['ssim']:.4f}")
+
+
+@app.command()
+@_user_errors
 def bench(
     clip: Annotated[Path | None, typer.Option(help="A video to time (default: an example 512² clip).", show_default=False)] = None,
     source: Annotated[Path | None, typer.Option(help="A portrait to animate (default: an example portrait).", show_default=False)] = None,
