@@ -27,7 +27,7 @@ from facereenact import jobs, sample_data
 from facereenact.assets import ENV_VAR as ASSETS_ENV
 from facereenact.assets import Assets
 from facereenact.correspond.motion import MotionMode, MotionOptions
-from facereenact.errors import FaceReenactError, InputError
+from facereenact.errors import FaceReenactError, InputError, OutputError
 from facereenact.pipeline import ReenactOptions
 
 app = typer.Typer(
@@ -142,6 +142,7 @@ def animate(
     smooth: SmoothOption = True,
     max_frames: MaxFramesOption = None,
     face_index: Annotated[int, typer.Option(min=0, help="Which source face to animate, largest first.")] = 0,
+    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors): generate with it instead of the training-free warp.", show_default=False)] = None,
     data: DataOption = None,
     assets: AssetsOption = None,
     device: DeviceOption = "cpu",
@@ -157,9 +158,14 @@ def animate(
         motion=MotionOptions(mode=mode, transfer_pose=not expression_only, transfer_expression=not pose_only),
         face_index=face_index,
     )
+    stage = None
+    if model is not None:
+        from facereenact.model.inference import load_stage
+
+        stage = load_stage(model, device)
     fitter = _fitter(assets, device)
     with _progress() as progress:
-        report = jobs.animate_file(fitter, source, driving, output, options, smooth, max_frames, crop_only, compare, progress)
+        report = jobs.animate_file(fitter, source, driving, output, options, smooth, max_frames, crop_only, compare, progress, stage)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
@@ -210,6 +216,29 @@ def train(
     if summary.validation:
         first, last = summary.validation[0], summary.validation[-1]
         console.print(f"validation L1 {first['l1']:.4f} (step {first['step']}) → {last['l1']:.4f} (step {last['step']}); SSIM {first['ssim']:.4f} → {last['ssim']:.4f}")
+
+
+@app.command()
+@_user_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A trained network's checkpoint (.safetensors).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The ONNX file to write.")] = Path("facereenact.onnx"),
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Compare ONNX Runtime's output with PyTorch's (needs onnxruntime).")] = True,
+) -> None:
+    """Export the generator to ONNX (inputs: source image, source PNCC, driving PNCC[, warp image,
+    hole mask], each (B, C, R, R) in [0, 1]; output: the image)."""
+    from facereenact.model.export import check_onnx, export_onnx
+    from facereenact.model.inference import load_generator
+
+    if output.suffix != ".onnx":
+        raise OutputError(f"{output}: the output must end in .onnx")
+    generator = load_generator(checkpoint)
+    export_onnx(generator, output)
+    if check:
+        difference = check_onnx(generator, output)
+        console.print(f"wrote {output}; ONNX Runtime matches PyTorch within {difference:.1e}")
+    else:
+        console.print(f"wrote {output}")
 
 
 @app.command()

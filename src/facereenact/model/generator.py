@@ -88,7 +88,7 @@ class Generator(nn.Module):
             condition = driving_pncc
         s1, s2, s4 = self.source_encoder(source_image, source_pncc)
         d4 = self.driving_encoder(driving_pncc)
-        small_source = F.adaptive_avg_pool2d(source_image, s4.shape[-2:])
+        small_source = resize_to(source_image, s4)
         match = self.correspondence(self.head(d4), self.head(s4), torch.cat([s4, small_source], 1))
         warped4, warped_small = match.warped[:, : s4.shape[1]], match.warped[:, s4.shape[1] :]
         confidence = match.confidence

@@ -52,10 +52,12 @@ def coordinate_grid(batch: int, height: int, width: int, like: torch.Tensor) -> 
 
 
 def resize_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """``x`` resampled (area when shrinking, bilinear when growing) to ``reference``'s size."""
-    size = reference.shape[-2:]
-    if x.shape[-2:] == size:
+    """``x`` resampled to ``reference``'s size: averaged over whole blocks when shrinking (the
+    network's scales are powers of two apart; a fixed kernel also exports to ONNX with a
+    dynamic batch), bilinear when growing."""
+    height, reference_height = int(x.shape[-2]), int(reference.shape[-2])
+    if height == reference_height:
         return x
-    if x.shape[-2] > size[0]:
-        return F.adaptive_avg_pool2d(x, size)
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    if height > reference_height:
+        return F.avg_pool2d(x, height // reference_height)
+    return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=False)

@@ -33,16 +33,16 @@ from facereenact.assets import Assets
 from facereenact.errors import CheckpointError, ConfigError
 from facereenact.face3d.mirror import ParamMirror
 from facereenact.face3d.morphable import load_morphable_model
-from facereenact.model.discriminator import MultiScaleDiscriminator
-from facereenact.model.generator import Generator, GeneratorOutput
-from facereenact.train import losses as L
-from facereenact.train.checkpoint import (
+from facereenact.model.checkpoint import (
     architecture_of,
     load_module,
     load_optimizer,
     read_checkpoint,
     save_checkpoint,
 )
+from facereenact.model.discriminator import MultiScaleDiscriminator
+from facereenact.model.generator import Generator, GeneratorOutput
+from facereenact.train import losses as L
 from facereenact.train.config import TrainConfig
 from facereenact.train.data import (
     Augment,
