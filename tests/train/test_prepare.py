@@ -91,3 +91,14 @@ def test_stable_boxes_hold_still_while_landmarks_jitter() -> None:
     box_jitter = np.abs(np.diff((boxes[:, :2] + boxes[:, 2:]) / 2, axis=0)).mean()
     assert box_jitter < raw_jitter / 5
     assert np.allclose(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+
+
+def test_clips_prepared_with_fewer_frames_are_prepared_again(prepared, assets) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.train.clipstore import read_meta
+
+    videos, out, _ = prepared
+    assert read_meta(out / "clips" / "id1__00002.npz")["max_frames"] == 12
+    result = _run("prepare", videos, out, "--size", "96", "--max-frames", "14", "--workers", "2", "--assets", assets.root)
+    assert result.exit_code == 0, result.output
+    assert "prepared 2 clip(s)" in result.output
+    assert len(load_clip(out / "clips" / "id1__00002.npz")) == 14

@@ -36,6 +36,8 @@ def _config(folder: Path, dataset: Path, assets_root: Path, name: str, **section
 
 def _train_losses(run: Path) -> dict[int, float]:
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [entry["step"] for entry in lines if entry["kind"] == "train"]
+    assert len(steps) == len(set(steps)), f"steps logged twice: {steps}"
     return {entry["step"]: entry["total_g"] for entry in lines if entry["kind"] == "train"}
 
 
@@ -53,6 +55,8 @@ def test_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(prepared_data
 
     first = load_config(_config(tmp_path, prepared_dataset, assets.root, "parts", optim={"steps": 2}))
     train(first, log=lambda _: None)
+    with open(first.run.out / "metrics.jsonl", "a") as handle:  # logged after the checkpoint, then killed
+        handle.write(json.dumps({"kind": "train", "step": 3, "total_g": 123.0}) + "\n")
     second = load_config(_config(tmp_path, prepared_dataset, assets.root, "parts", optim={"steps": 4}))
     resumed = train(second, resume=True, log=lambda _: None)
     assert resumed.start_step == 2

@@ -38,11 +38,13 @@ class GeneratorOutput:
 
 
 class GatedSkip(nn.Module):
-    """``x + σ(gate([x, skip, condition, confidence])) · project(skip)``."""
+    """``x + σ(gate([x, skip, condition, confidence])) · project(skip)``, the gate a per-pixel
+    (1×1) function: where to trust the warped source is a local decision, and at full
+    resolution a 3×3 gate would cost as much as the rest of the decoder block."""
 
     def __init__(self, channels: int, skip_channels: int, condition_channels: int):
         super().__init__()
-        self.gate = nn.Conv2d(channels + skip_channels + condition_channels + 1, channels, 3, 1, 1)
+        self.gate = nn.Conv2d(channels + skip_channels + condition_channels + 1, channels, 1)
         self.project = nn.Conv2d(skip_channels, channels, 1)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor, condition: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:

@@ -11,10 +11,13 @@ from facereenact.model.layers import SLOPE, resize_to
 
 
 class SPADE(nn.Module):
-    """Parameter-free instance norm, then ``x · (1 + γ(cond)) + β(cond)`` per pixel."""
+    """Parameter-free instance norm, then ``x · (1 + γ(cond)) + β(cond)`` per pixel. The hidden
+    width is capped at the modulated channel count (wider buys nothing at the fine scales,
+    where the 3×3 γ and β convolutions are the decoder's largest cost)."""
 
     def __init__(self, channels: int, condition_channels: int, hidden: int):
         super().__init__()
+        hidden = min(hidden, channels)
         self.norm = nn.InstanceNorm2d(channels, affine=False)
         self.shared = nn.Sequential(nn.Conv2d(condition_channels, hidden, 3, 1, 1), nn.ReLU())
         self.gamma = nn.Conv2d(hidden, channels, 3, 1, 1)

@@ -107,6 +107,9 @@ _PRESET_SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "cpu-small": {
         "optim": {"steps": 20000, "batch_size": 8},
+        # One thread: on a 2-core machine shared with other work, a second OpenMP thread that
+        # has to wait for a busy core made each step 2-3× slower in measurements here.
+        "run": {"threads": 1},
     },
     "paper-256": {
         "optim": {"steps": 200000, "batch_size": 16, "recompute_attention": True},

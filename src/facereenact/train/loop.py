@@ -181,8 +181,10 @@ class Trainer:
         self.batches = iter(loader)
         self.writer = None
         if self.dist.main:
-            from torch.utils.tensorboard import SummaryWriter
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError("training logs to TensorBoard, which is not installed: pip install 'facereenact[train]'") from None
             self.out.mkdir(parents=True, exist_ok=True)
             self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step)
             (self.out / "config.json").write_text(config.to_json() + "\n")
@@ -206,7 +208,17 @@ class Trainer:
         if scaler:
             self.scaler.load_state_dict(scaler)
         self.step = int(metadata["step"])
+        if self.dist.main:
+            self._forget_after(self.step)
         self.log(f"resumed from {path} at step {self.step}")
+
+    def _forget_after(self, step: int) -> None:
+        """Drop the metrics an interrupted run logged after its last checkpoint: those steps
+        are trained again, and the curve must not hold them twice."""
+        metrics = self.out / "metrics.jsonl"
+        if metrics.is_file():
+            kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            metrics.write_text("".join(line + "\n" for line in kept))
 
     def _save(self) -> None:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -290,7 +302,9 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = self.config.optim.ema_decay
+        # Warm-up: early on the average must forget the random initial weights quickly, or
+        # validation (which uses the EMA) would lag the training by thousands of steps.
+        decay = min(self.config.optim.ema_decay, (1 + self.step) / (10 + self.step))
         for average, current in zip(self.ema.parameters(), self.generator.parameters()):
             average.lerp_(current, 1 - decay)
         for average, current in zip(self.ema.buffers(), self.generator.buffers()):

@@ -133,6 +133,7 @@ def prepare_clip(fitter: FaceFitter, job: ClipJob, out_file: Path, size: int, ma
         "size": size,
         "crop_scale": CROP_SCALE,
         "lost_frames": lost,
+        "max_frames": max_frames,
         "mesh": fitter.model.name,
     }
     arrays = {key: value.detach().cpu().numpy() for key, value in params.as_dict().items()}
@@ -188,7 +189,7 @@ def prepare_dataset(
     todo = []
     for job in jobs:
         meta = read_meta(clips_dir / f"{job.clip}.npz")
-        done = meta is not None and meta.get("size") == size and (max_frames is None or meta.get("frames", 0) <= max_frames)
+        done = meta is not None and meta.get("size") == size and meta.get("max_frames") == max_frames
         (report.skipped.append(job.clip) if done else todo.append(job))
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     threads = max(1, (os.cpu_count() or 1) // workers)
