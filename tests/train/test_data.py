@@ -113,3 +113,15 @@ def test_validation_batch_is_fixed(prepared_dataset) -> None:  # type: ignore[no
     a, b = validation_batch(dataset, 6, 0), validation_batch(dataset, 6, 0)
     assert a["source"].shape == (6, 3, 32, 32) and all(torch.equal(a[k], b[k]) for k in a)
     assert not np.allclose(a["source"][0].numpy(), a["target"][0].numpy())
+
+
+def test_geometric_warp_inputs_reproduce_the_source_when_driven_by_itself(prepared_dataset, model) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.train.data import geometric_warp_inputs
+
+    dataset = PairDataset(prepared_dataset, read_manifest(prepared_dataset), 64, None, seed=0, mirror=None)
+    batch = {k: torch.stack([dataset[i][k] for i in (0, 25)]) for k in dataset[0]}
+    source = params_from_batch(batch, "source")
+    images, holes = geometric_warp_inputs(model, batch["source"], source, params_from_batch(batch, "driving"))
+    assert images.shape == (2, 3, 64, 64) and holes.shape == (2, 1, 64, 64)
+    same, same_holes = geometric_warp_inputs(model, batch["source"], source, source)
+    assert (same - batch["source"]).abs().mean() < 0.03 and same_holes.mean() < 0.05

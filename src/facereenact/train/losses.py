@@ -129,7 +129,9 @@ class IdentityLoss(nn.Module):
             self.net = torch.jit.load(str(model), map_location="cpu")
         except Exception as error:  # noqa: BLE001 (TorchScript raises many types for a bad file)
             raise ConfigError(f"identity embedding network {model} is not a TorchScript file ({type(error).__name__})") from None
-        self.net.requires_grad_(False).eval()
+        self.net.eval()
+        for parameter in self.net.parameters():  # ScriptModules have no requires_grad_()
+            parameter.requires_grad_(False)
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(torch.cat([output, target]), size=(112, 112), mode="bilinear", align_corners=False) * 2 - 1
