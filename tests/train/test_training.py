@@ -103,3 +103,26 @@ def test_resuming_with_another_architecture_is_one_clear_line(prepared_dataset, 
     other = _config(tmp_path, prepared_dataset, assets.root, "arch", optim={"steps": 2}, model={"base": 4})
     line = _error_line(runner.invoke(app, ["train", "--config", str(other), "--resume"]))
     assert "another architecture" in line
+
+
+def test_warp_inputs_and_identity_loss_train_and_animate(prepared_dataset, assets, fitter, portraits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from facereenact.model.inference import load_stage
+    from facereenact.pipeline import Reenactor
+
+    class Embed(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3))
+
+    torch.jit.script(Embed()).save(str(tmp_path / "embed.pt"))
+    config = load_config(_config(tmp_path, prepared_dataset, assets.root, "extras", optim={"steps": 1},
+                                 model={"warp_inputs": True}, losses={"identity_model": "embed.pt"}))  # fmt: skip
+    summary = train(config, log=lambda _: None)
+    assert len(summary.notes) == 1 and "VGG-19" in summary.notes[0], summary.notes
+    logged = [json.loads(line) for line in (config.run.out / "metrics.jsonl").read_text().splitlines()]
+    assert "identity" in [entry for entry in logged if entry["kind"] == "train"][-1]
+    stage = load_stage(config.run.out / "checkpoints" / "step_0000001.safetensors")
+    reenactor = Reenactor(portraits["lp_s12"], fitter, stage=stage)
+    batch = reenactor.reenact(reenactor.source.params, reenactor.source.params, paste=False)
+    assert batch.crops.shape == (1, 256, 256, 3)
