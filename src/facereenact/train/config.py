@@ -120,6 +120,18 @@ _PRESET_SECTIONS: dict[str, dict[str, dict[str, Any]]] = {
 _SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "losses": LossConfig, "run": RunConfig}
 
 
+def _number(value: Any, where: str) -> float:
+    """A float; also from a string, since YAML 1.1 reads ``1e-4`` (no dot) as text."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ConfigError(f"{where} must be a number, got {value!r}")
+
+
 def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder: Path) -> Any:
     """``base`` with ``values`` applied, each checked against the field's type."""
     known = {f.name: f for f in fields(cls)}
@@ -148,9 +160,7 @@ def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder:
                 raise ConfigError(f"{where} must be an integer, got {value!r}")
             changes[name] = value
         elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{where} must be a number, got {value!r}")
-            changes[name] = float(value)
+            changes[name] = _number(value, where)
         elif isinstance(default, tuple):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where} must be a list of names, got {value!r}")
