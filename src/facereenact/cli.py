@@ -15,13 +15,19 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from facereenact import jobs, sample_data
 from facereenact.assets import ENV_VAR as ASSETS_ENV
 from facereenact.assets import Assets
 from facereenact.correspond.motion import MotionMode, MotionOptions
-from facereenact.errors import FaceReenactError, InputError
+from facereenact.errors import FaceReenactError, InputError, OutputError
 from facereenact.pipeline import ReenactOptions
 
 app = typer.Typer(
@@ -76,7 +82,7 @@ def _progress() -> Iterator[jobs.ProgressFactory]:
         yield factory
 
 
-def _fitter(assets: Path | None, device: str) -> "jobs.FaceFitter":
+def _fitter(assets: Path | None, device: str) -> jobs.FaceFitter:
     return jobs.FaceFitter(Assets.resolve(assets), device=device)
 
 
@@ -136,6 +142,7 @@ def animate(
     smooth: SmoothOption = True,
     max_frames: MaxFramesOption = None,
     face_index: Annotated[int, typer.Option(min=0, help="Which source face to animate, largest first.")] = 0,
+    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors): generate with it instead of the training-free warp.", show_default=False)] = None,
     data: DataOption = None,
     assets: AssetsOption = None,
     device: DeviceOption = "cpu",
@@ -151,12 +158,87 @@ def animate(
         motion=MotionOptions(mode=mode, transfer_pose=not expression_only, transfer_expression=not pose_only),
         face_index=face_index,
     )
+    stage = None
+    if model is not None:
+        from facereenact.model.inference import load_stage
+
+        stage = load_stage(model, device)
     fitter = _fitter(assets, device)
     with _progress() as progress:
-        report = jobs.animate_file(fitter, source, driving, output, options, smooth, max_frames, crop_only, compare, progress)
+        report = jobs.animate_file(fitter, source, driving, output, options, smooth, max_frames, crop_only, compare, progress, stage)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
+
+
+@app.command()
+@_user_errors
+def prepare(
+    videos_dir: Annotated[Path, typer.Argument(help="Folder of talking-head videos (nested id/video/clip.mp4 folders accepted).", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(help="Output folder: clips/*.npz and manifest.json.", show_default=False)],
+    size: Annotated[int, typer.Option(min=32, max=1024, help="Side of the stored face crops.")] = 256,
+    workers: Annotated[int | None, typer.Option(min=1, help="Clips prepared in parallel (default: one per CPU core).", show_default=False)] = None,
+    max_frames: MaxFramesOption = None,
+    identities: Annotated[Path | None, typer.Option(help="Identities file: one line per person, the clip names that show them (default: VIDEOS_DIR/identities.txt if present).", show_default=False)] = None,
+    assets: AssetsOption = None,
+) -> None:
+    """Prepare training data: stable face crops, per-frame 3DMM fits and landmarks per clip, and a
+    manifest (identity, frame count, lost frames). Prepared clips are skipped on a re-run."""
+    from facereenact.train.prepare import prepare_dataset
+
+    resolved = Assets.resolve(assets)
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("clips", total=None)
+        report = prepare_dataset(
+            videos_dir, out_dir, resolved, size, workers, max_frames, identities,
+            on_clip=lambda done, total: progress.update(task, completed=done, total=total),
+            log=lambda line: console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True),
+        )  # fmt: skip
+    rate = report.frames / report.seconds if report.seconds > 0 else 0.0
+    console.print(
+        f"prepared {len(report.prepared)} clip(s), {report.frames} frames in {report.seconds / 60:.1f} min ({rate:.1f} frames/s); "
+        f"{len(report.skipped)} already prepared, {len(report.failed)} failed; wrote {report.manifest}"
+    )
+
+
+@app.command()
+@_user_errors
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Training configuration (.yaml or .toml): a preset plus overrides.", show_default=False)],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in run.out.")] = False,
+) -> None:
+    """Train the network on a prepared dataset (also under torchrun --nproc_per_node=N)."""
+    from facereenact.train.config import load_config
+    from facereenact.train.loop import train as run_training
+
+    summary = run_training(load_config(config), resume, log=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    if summary.validation:
+        first, last = summary.validation[0], summary.validation[-1]
+        console.print(f"validation L1 {first['l1']:.4f} (step {first['step']}) → {last['l1']:.4f} (step {last['step']}); SSIM {first['ssim']:.4f} → {last['ssim']:.4f}")
+
+
+@app.command()
+@_user_errors
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A trained network's checkpoint (.safetensors).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The ONNX file to write.")] = Path("facereenact.onnx"),
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Compare ONNX Runtime's output with PyTorch's (needs onnxruntime).")] = True,
+) -> None:
+    """Export the generator to ONNX (inputs: source image, source PNCC, driving PNCC[, warp image,
+    hole mask], each (B, C, R, R) in [0, 1]; output: the image)."""
+    from facereenact.model.export import check_onnx, export_onnx
+    from facereenact.model.inference import load_generator
+
+    if output.suffix != ".onnx":
+        raise OutputError(f"{output}: the output must end in .onnx")
+    generator = load_generator(checkpoint)
+    export_onnx(generator, output)
+    if check:
+        difference = check_onnx(generator, output)
+        console.print(f"wrote {output}; ONNX Runtime matches PyTorch within {difference:.1e}")
+    else:
+        console.print(f"wrote {output}")
 
 
 @app.command()

@@ -23,3 +23,15 @@ class AssetError(FaceReenactError):
 
 class OutputError(FaceReenactError):
     """An output cannot be written (unwritable folder, bad extension)."""
+
+
+class DataError(FaceReenactError):
+    """A prepared dataset is missing, empty or unreadable."""
+
+
+class ConfigError(FaceReenactError):
+    """A training configuration is malformed (unknown keys, wrong types)."""
+
+
+class CheckpointError(FaceReenactError):
+    """A model checkpoint is missing, corrupt, or from another architecture."""

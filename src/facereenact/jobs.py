@@ -23,8 +23,19 @@ from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import render_pncc
 from facereenact.face3d.records import params_arrays, pose_summary, save_json, save_npz
 from facereenact.io.image import is_image_file, read_image, write_image
-from facereenact.io.video import VideoInfo, VideoWriter, is_video_file, iter_frames, probe_video
-from facereenact.pipeline import ReenactedBatch, Reenactor, ReenactOptions
+from facereenact.io.video import (
+    VideoInfo,
+    VideoWriter,
+    is_video_file,
+    iter_frames,
+    probe_video,
+)
+from facereenact.pipeline import (
+    GenerationStage,
+    ReenactedBatch,
+    ReenactOptions,
+    Reenactor,
+)
 from facereenact.visualize import fit_overlay, to_uint8_image
 
 Progress = Callable[[int], None]
@@ -200,11 +211,13 @@ def animate_file(
     crop_only: bool = False,
     compare: bool = False,
     progress: ProgressFactory = _no_progress,
+    stage: GenerationStage | None = None,
 ) -> AnimateReport:
     """Animate the source portrait with the driving video (or image) and write the result with
-    the driving clip's audio. A still driving image gives a still output image."""
+    the driving clip's audio. A still driving image gives a still output image. ``stage`` is the
+    generation stage (default: the training-free geometric warp)."""
     notes: list[str] = []
-    reenactor = Reenactor(read_still(source), fitter, options)
+    reenactor = Reenactor(read_still(source), fitter, options, stage)
     if reenactor.faces_found > 1:
         notes.append(
             f"the source has {reenactor.faces_found} faces; animating face {options.face_index} "

@@ -16,14 +16,25 @@ import torch
 
 from facereenact.composite import Paster, crop, reenactment_box
 from facereenact.correspond.motion import MotionOptions, target_params
-from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets, head_similarity
+from facereenact.correspond.warp import (
+    GeometricWarp,
+    WarpResult,
+    WarpTargets,
+    head_frame,
+    head_similarity,
+)
 from facereenact.face3d.fitter import FaceFit, FaceFitter
 from facereenact.face3d.params import FaceParams
-from facereenact.face3d.pncc import vertices_to_crop
+from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
 
 
 class GenerationStage(Protocol):
-    """Turns the source crop (1, 3, S, S) into target crops given the target geometry."""
+    """Turns the source crop (1, 3, S, S) into target crops given the target geometry.
+
+    A stage that also needs the source's own geometry (the neural generator renders the source
+    PNCC from it) has a ``bind(model, source_vertices, size)`` method: the Reenactor calls it
+    once with the morphable model and the source vertices (1, N, 3) in source-crop pixels.
+    """
 
     def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult: ...
 
@@ -75,6 +86,8 @@ class Reenactor:
         with torch.inference_mode():
             vertices = self._to_crop(self.model.vertices(params))
             self._source_head = self._head(params)
+        if stage is not None and hasattr(stage, "bind"):
+            stage.bind(self.model, vertices, size)
         self.stage: GenerationStage = stage or GeometricWarp(self.model, vertices, size)
         self.paster = Paster(source_image, self.box, size)
 
@@ -84,10 +97,7 @@ class Reenactor:
 
     def _head(self, params: FaceParams) -> tuple[torch.Tensor, torch.Tensor]:
         """Each head's centre (B, 2) and "up" vector (B, 2, length = scale) in crop pixels."""
-        k = self.options.crop_size / (self.box[2] - self.box[0])
-        centre = (params.translation - self._box_t[:, :2]) * k
-        up = torch.stack([params.rotation[:, 0, 1], -params.rotation[:, 1, 1]], -1) * (params.scale * k)[:, None]
-        return centre, up
+        return head_frame(params_to_crop(params, self._box_t.expand(len(params), 4), self.options.crop_size))
 
     def _to_crop(self, points: torch.Tensor) -> torch.Tensor:
         return vertices_to_crop(points, self._box_t.expand(len(points), 4), self.options.crop_size)

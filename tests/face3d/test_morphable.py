@@ -9,7 +9,8 @@ import torch
 
 from facereenact.assets import Assets
 from facereenact.face3d.morphable import identity_matched, load_morphable_model
-from facereenact.face3d.params import FaceParams
+from facereenact.face3d.params import FaceParams, angles_to_rotation
+from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
 
 
 def _face_size(vertices: torch.Tensor) -> torch.Tensor:
@@ -82,3 +83,16 @@ def test_dense_model_is_used_when_supplied(tmp_path, assets, model) -> None:  # 
     )  # fmt: skip
     assert torch.allclose(loaded.vertices(params), model.vertices(params), atol=1e-3)
     assert torch.allclose(loaded.landmarks(params)[0], model.vertices(params)[0, ::50][:68], atol=1e-3)
+
+
+def test_params_to_crop_projects_like_vertices_to_crop(model) -> None:  # type: ignore[no-untyped-def]
+    params = FaceParams(
+        rotation=angles_to_rotation(torch.tensor([[15.0, -5.0, 4.0], [-20.0, 8.0, 0.0]])),
+        scale=torch.tensor([1e-3, 2e-3]),
+        translation=torch.tensor([[300.0, 200.0], [500.0, 420.0]]),
+        shape=torch.zeros(2, 40),
+        expression=torch.zeros(2, 10),
+    )
+    boxes = torch.tensor([[150.0, 60.0, 450.0, 360.0], [300.0, 200.0, 700.0, 600.0]])
+    expected = vertices_to_crop(model.vertices(params), boxes, 128)
+    assert torch.allclose(model.vertices(params_to_crop(params, boxes, 128)), expected, atol=1e-3)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from facereenact.face3d.expression_basis import mouth_gap_triangles
 from facereenact.face3d.morphable import MorphableModel
+from facereenact.face3d.params import FaceParams
 from facereenact.face3d.raster import interpolate, rasterize
 
 #: A triangle stretched more than this (area in the output over area in the source) has too
@@ -77,6 +78,13 @@ class WarpTargets:
     vertices: torch.Tensor
     landmarks: torch.Tensor
     head: torch.Tensor
+
+
+def head_frame(params: FaceParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each head's image centre (B, 2) and image "up" vector (B, 2, length = scale), in the
+    pixels the parameters are expressed in."""
+    up = torch.stack([params.rotation[:, 0, 1], -params.rotation[:, 1, 1]], -1) * params.scale[:, None]
+    return params.translation, up
 
 
 def head_similarity(
@@ -174,7 +182,7 @@ class GeometricWarp:
         face_np = face[:, 0].cpu().numpy() > 0
         outside = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3) for m in face_np])
         inside = np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 3) for m in face_np])
-        to_tensor = lambda a: torch.from_numpy(a).to(grid.device)[:, None]  # noqa: E731
+        to_tensor = lambda a: torch.from_numpy(a).to(grid.device)[:, None]
         near = to_tensor(_fade(outside, 0.0, EXTEND_REACH * face_size))
         with_head = to_tensor(_fade(outside, HEAD_NEAR * face_size, HEAD_FAR * face_size))
         on_face = to_tensor(np.clip(inside / max(2.0, FACE_FEATHER * face_size), 0, 1))

@@ -23,6 +23,13 @@ def vertices_to_crop(vertices: torch.Tensor, boxes: torch.Tensor, size: int) -> 
     return (vertices - origin[:, None, :]) * scale[:, None, None]
 
 
+def params_to_crop(params: FaceParams, boxes: torch.Tensor, size: int) -> FaceParams:
+    """The same faces described in pixels of ``size``² crops of square ``boxes`` (B, 4): the
+    projection of the returned parameters equals :func:`vertices_to_crop` of the original's."""
+    scale = size / (boxes[:, 2] - boxes[:, 0]).clamp(min=1e-6)
+    return params.replace(scale=params.scale * scale, translation=(params.translation - boxes[:, :2]) * scale[:, None])
+
+
 def render_pncc(
     model: MorphableModel,
     vertices: torch.Tensor,

@@ -1,0 +1,1 @@
+"""The paper's network: encoders, correspondence, generator, discriminator, and inference."""

@@ -1,0 +1,112 @@
+"""Checkpoints as safetensors: weights, optimizer state and the configuration, written atomically.
+
+Tensors are stored under prefixes (``generator.``, ``discriminator.``, ``ema.``, and the two
+optimizers' per-parameter state as ``optim_g.<index>.<name>``); everything else (the step, the
+architecture, the optimizers' hyper-parameters, the loss scaler) is JSON in the file's metadata.
+No pickle anywhere, so loading a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from facereenact.errors import CheckpointError
+from facereenact.io.atomic import atomic_output
+from facereenact.model.config import ModelConfig
+
+FORMAT = "facereenact-checkpoint"
+VERSION = "1"
+
+
+def _optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            tensors[f"{prefix}.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    return tensors, json.dumps(state["param_groups"])
+
+
+def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def save_checkpoint(
+    path: Path,
+    step: int,
+    architecture: ModelConfig,
+    config_json: str,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    ema: nn.Module,
+    optim_g: torch.optim.Optimizer,
+    optim_d: torch.optim.Optimizer,
+    scaler: dict[str, Any] | None,
+) -> None:
+    tensors = _module_tensors("generator", generator) | _module_tensors("discriminator", discriminator) | _module_tensors("ema", ema)
+    g_state, g_groups = _optimizer_tensors("optim_g", optim_g)
+    d_state, d_groups = _optimizer_tensors("optim_d", optim_d)
+    metadata = {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": str(step),
+        "architecture": json.dumps(architecture.as_dict()),
+        "config": config_json,
+        "optim_g_groups": g_groups,
+        "optim_d_groups": d_groups,
+        "scaler": json.dumps(scaler),
+    }
+    with atomic_output(path) as tmp:
+        save_file(tensors | g_state | d_state, str(tmp), metadata=metadata)
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a checkpoint; a clear error for a missing or foreign file."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    except Exception as error:  # noqa: BLE001 (safetensors raises several types for a damaged file)
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({type(error).__name__})") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a facereenact checkpoint")
+    return metadata, tensors
+
+
+def architecture_of(metadata: dict[str, str], path: Path) -> ModelConfig:
+    try:
+        return ModelConfig(**json.loads(metadata["architecture"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} has no readable architecture ({type(error).__name__}: {error})") from None
+
+
+def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
+    """Load ``prefix.*`` tensors into ``module``, or say clearly that they do not fit it."""
+    state = {key[len(prefix) + 1 :]: value for key, value in tensors.items() if key.startswith(prefix + ".")}
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        detail = (f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}" if unexpected
+                  else f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}")  # fmt: skip
+        raise CheckpointError(f"{path} holds a different architecture ({prefix}: {detail})")
+    module.load_state_dict(state)
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, groups_json: str) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            index, name = key[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})

@@ -1,0 +1,106 @@
+"""The generator: encoders → correspondence → warped source features → SPADE decoder.
+
+The decoder starts at 1/4 resolution from the attention-warped source features and the driving
+features, and climbs to full resolution. At every scale it is conditioned on the reconstructed
+driving PNCC (SPADE), and a geometry-aware gated skip connection adds the source features
+warped to that scale: the gate sees the decoder state, the warped features, the target geometry
+and the correspondence confidence, so it can take source texture where the source shows the
+surface and fall back to synthesis where it does not (an opening mouth, a turned-away cheek).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facereenact.model.config import ModelConfig
+from facereenact.model.correspondence import CorrespondenceLayer, warp_by_flow
+from facereenact.model.encoders import DrivingEncoder, SharedHead, SourceEncoder
+from facereenact.model.layers import SLOPE, resize_to
+from facereenact.model.spade import SPADEResBlock
+
+
+@dataclass
+class GeneratorOutput:
+    """``image`` (B, 3, H, W) in [0, 1]; ``warped`` the source image warped along the
+    correspondence's flow (full resolution); ``warped_small`` the source image at 1/4
+    resolution warped by the attention itself (what the correspondence loss compares);
+    ``flow`` (B, 2, h, w) and ``confidence`` (B, 1, h, w) at 1/4 resolution."""
+
+    image: torch.Tensor
+    warped: torch.Tensor
+    warped_small: torch.Tensor
+    flow: torch.Tensor
+    confidence: torch.Tensor
+
+
+class GatedSkip(nn.Module):
+    """``x + σ(gate([x, skip, condition, confidence])) · project(skip)``, the gate a per-pixel
+    (1×1) function: where to trust the warped source is a local decision, and at full
+    resolution a 3×3 gate would cost as much as the rest of the decoder block."""
+
+    def __init__(self, channels: int, skip_channels: int, condition_channels: int):
+        super().__init__()
+        self.gate = nn.Conv2d(channels + skip_channels + condition_channels + 1, channels, 1)
+        self.project = nn.Conv2d(skip_channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor, condition: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+        condition, confidence = resize_to(condition, x), resize_to(confidence, x)
+        gate = torch.sigmoid(self.gate(torch.cat([x, skip, condition, confidence], 1)))
+        return x + gate * self.project(skip)
+
+
+class Generator(nn.Module):
+    """(source image, source PNCC, reconstructed driving PNCC[, warp image, hole mask]) →
+    the source person in the driving pose and expression. All inputs (B, C, H, W) in [0, 1]."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c1, c2, c4 = config.base, 2 * config.base, 4 * config.base
+        cond, hidden = config.condition_channels, config.spade_hidden
+        self.source_encoder = SourceEncoder(config)
+        self.driving_encoder = DrivingEncoder(config)
+        self.head = SharedHead(config)
+        self.correspondence = CorrespondenceLayer(config.attention_chunk)
+        self.start = nn.Conv2d(c4 + c4 + 3 + 1, c4, 3, 1, 1)
+        self.bottleneck = nn.ModuleList([SPADEResBlock(c4, c4, cond, hidden) for _ in range(config.bottleneck_blocks)])
+        self.skip2 = GatedSkip(c4, c2, cond)
+        self.block2 = SPADEResBlock(c4, c2, cond, hidden)
+        self.skip1 = GatedSkip(c2, c1, cond)
+        self.block1 = SPADEResBlock(c2, c1, cond, hidden)
+        self.to_rgb = nn.Conv2d(c1, 3, 3, 1, 1)
+
+    def forward(
+        self,
+        source_image: torch.Tensor,
+        source_pncc: torch.Tensor,
+        driving_pncc: torch.Tensor,
+        warp_image: torch.Tensor | None = None,
+        warp_holes: torch.Tensor | None = None,
+    ) -> GeneratorOutput:
+        if self.config.warp_inputs:
+            if warp_image is None or warp_holes is None:
+                raise ValueError("this generator was built with warp_inputs: pass warp_image and warp_holes")
+            condition = torch.cat([driving_pncc, warp_image, warp_holes], 1)
+        else:
+            condition = driving_pncc
+        s1, s2, s4 = self.source_encoder(source_image, source_pncc)
+        d4 = self.driving_encoder(driving_pncc)
+        small_source = resize_to(source_image, s4)
+        match = self.correspondence(self.head(d4), self.head(s4), torch.cat([s4, small_source], 1))
+        warped4, warped_small = match.warped[:, : s4.shape[1]], match.warped[:, s4.shape[1] :]
+        confidence = match.confidence
+
+        x = self.start(torch.cat([warped4, d4, warped_small * 2 - 1, confidence], 1))
+        for block in self.bottleneck:
+            x = block(x, condition)
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = self.block2(self.skip2(x, warp_by_flow(s2, match.flow), condition, confidence), condition)
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = self.block1(self.skip1(x, warp_by_flow(s1, match.flow), condition, confidence), condition)
+        image = torch.sigmoid(self.to_rgb(F.leaky_relu(x, SLOPE)))
+        return GeneratorOutput(image, warp_by_flow(source_image, match.flow), warped_small, match.flow, confidence)

@@ -1,0 +1,1 @@
+"""Training the network: data preparation, datasets, losses, configuration, the loop."""

@@ -1,0 +1,93 @@
+"""The trained network inside the pipeline, ONNX export, and foreign checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from facereenact.cli import app
+from facereenact.errors import CheckpointError
+from facereenact.io.video import probe_video
+from facereenact.model.checkpoint import save_checkpoint
+from facereenact.model.config import PRESETS
+from facereenact.model.discriminator import MultiScaleDiscriminator
+from facereenact.model.generator import Generator
+from facereenact.model.inference import load_stage
+from facereenact.pipeline import Reenactor
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """An untrained tiny network saved as training saves it."""
+    torch.manual_seed(0)
+    config = PRESETS["tiny"]
+    generator, discriminator = Generator(config), MultiScaleDiscriminator(config)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_checkpoint(path, 0, config, "{}", generator, discriminator, copy.deepcopy(generator),
+                    torch.optim.Adam(generator.parameters()), torch.optim.Adam(discriminator.parameters()), None)  # fmt: skip
+    return path
+
+
+def _error_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error:"), result.output
+    return lines[0]
+
+
+def test_stage_runs_in_the_reenactor(checkpoint, fitter, portraits) -> None:  # type: ignore[no-untyped-def]
+    stage = load_stage(checkpoint)
+    reenactor = Reenactor(portraits["lp_s12"], fitter, stage=stage)
+    source = reenactor.source.params
+    driving = source.replace(rotation=source.rotation @ torch.tensor([[0.98, 0, 0.2], [0, 1, 0], [-0.2, 0, 0.98]]))
+    batch = reenactor.reenact(driving, source)
+    assert batch.crops.shape == (1, 256, 256, 3) and batch.frames is not None
+    assert batch.frames.shape[1:3] == portraits["lp_s12"].shape[:2]
+    assert batch.stage.field.shape == (1, 256, 256, 2) and batch.stage.face.sum() > 0
+
+
+def test_animate_with_model(checkpoint, assets, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    output = tmp_path / "out.mp4"
+    result = runner.invoke(app, ["animate", "--model", str(checkpoint), "--source", str(data_dir / "portraits" / "lp_s1.jpg"),
+                                 "--driving", str(data_dir / "clips" / "hdtf_aoc.mp4"), "--max-frames", "3", "--crop-only",
+                                 "-o", str(output), "--assets", str(assets.root)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    info = probe_video(output)
+    assert info.frame_count == 3 and info.width == 256
+
+
+def test_foreign_and_broken_checkpoints_are_one_clear_line(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_stage(tmp_path / "missing.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(checkpoint.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_stage(corrupt)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not a facereenact checkpoint"):
+        load_stage(foreign)
+    # Same format, different network: the tiny weights under the cpu-small architecture.
+    other = tmp_path / "other.safetensors"
+    config = PRESETS["cpu-small"]
+    generator = Generator(PRESETS["tiny"])
+    save_checkpoint(other, 0, config, "{}", generator, MultiScaleDiscriminator(PRESETS["tiny"]), copy.deepcopy(generator),
+                    torch.optim.Adam(generator.parameters()), torch.optim.Adam(generator.parameters()), None)  # fmt: skip
+    line = _error_line(runner.invoke(app, ["export", str(other), "-o", str(tmp_path / "x.onnx")]))
+    assert "different architecture" in line
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed (pip install 'facereenact[export]')")
+def test_onnx_export_matches_pytorch(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    output = tmp_path / "tiny.onnx"
+    result = runner.invoke(app, ["export", str(checkpoint), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "matches PyTorch within" in result.output and output.stat().st_size > 100_000

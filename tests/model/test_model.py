@@ -1,0 +1,81 @@
+"""The network's parts: chunked attention equals the unchunked one; shapes and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facereenact.errors import ConfigError
+from facereenact.model.config import PRESETS, ModelConfig
+from facereenact.model.correspondence import attention_warp, warp_by_flow
+from facereenact.model.discriminator import MultiScaleDiscriminator
+from facereenact.model.generator import Generator
+
+
+def _features(seed: int, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_chunked_attention_equals_unchunked(chunk: int) -> None:
+    driving, source, values = _features(0, 2, 8, 6, 5), _features(1, 2, 8, 6, 5), _features(2, 2, 4, 6, 5)
+    inverse_temperature = torch.tensor(20.0)
+    whole = attention_warp(driving, source, values, inverse_temperature, chunk=None)
+    parts = attention_warp(driving, source, values, inverse_temperature, chunk=chunk)
+    for a, b in ((whole.warped, parts.warped), (whole.flow, parts.flow), (whole.confidence, parts.confidence)):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_recomputed_attention_has_the_same_gradients() -> None:
+    grads = []
+    for recompute in (False, True):
+        driving = _features(0, 1, 8, 4, 4).requires_grad_()
+        source, values = _features(1, 1, 8, 4, 4), _features(2, 1, 3, 4, 4)
+        out = attention_warp(driving, source, values, torch.tensor(10.0), chunk=5, recompute=recompute)
+        (out.warped.square().sum() + out.flow.sum()).backward()
+        grads.append(driving.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_attention_finds_the_matching_position() -> None:
+    """Identical features at permuted positions: the flow points at each one's twin."""
+    source = _features(3, 1, 16, 4, 4)
+    order = torch.randperm(16, generator=torch.Generator().manual_seed(4))
+    driving = source.flatten(2)[:, :, order].view(1, 16, 4, 4)
+    out = attention_warp(driving, source, source, torch.tensor(1000.0), chunk=3)
+    assert torch.allclose(out.warped, driving, atol=1e-4)
+    assert torch.allclose(out.confidence, torch.ones_like(out.confidence), atol=1e-5)
+    assert torch.allclose(warp_by_flow(source, out.flow), driving, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["tiny", "cpu-small"])
+def test_generator_and_discriminator_shapes_and_gradients(name: str) -> None:
+    config = PRESETS[name]
+    generator, discriminator = Generator(config), MultiScaleDiscriminator(config)
+    size = config.resolution
+    x = [torch.rand(2, 3, size, size) for _ in range(3)]
+    out = generator(*x)
+    assert out.image.shape == (2, 3, size, size) and 0 <= out.image.min() and out.image.max() <= 1
+    assert out.warped.shape == (2, 3, size, size)
+    assert out.flow.shape == (2, 2, size // 4, size // 4) and out.warped_small.shape == (2, 3, size // 4, size // 4)
+    scales = discriminator(out.image, x[2])
+    assert len(scales) == config.disc_scales and all(s[-1].shape[1] == 1 for s in scales)
+    sum(s[-1].mean() for s in scales).backward()
+    unused = [n for n, p in generator.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not unused, f"parameters the image does not depend on: {unused[:3]}"
+
+
+def test_warp_inputs_are_required_when_configured() -> None:
+    config = ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True)
+    generator = Generator(config)
+    x = [torch.rand(1, 3, 32, 32) for _ in range(3)]
+    with pytest.raises(ValueError, match="warp_inputs"):
+        generator(*x)
+    assert generator(*x, torch.rand(1, 3, 32, 32), torch.rand(1, 1, 32, 32)).image.shape == (1, 3, 32, 32)
+
+
+def test_bad_architecture_values_are_refused() -> None:
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        ModelConfig(resolution=30)
+    with pytest.raises(ConfigError, match="base"):
+        ModelConfig(base=0)
