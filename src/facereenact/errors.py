@@ -23,3 +23,7 @@ class AssetError(FaceReenactError):
 
 class OutputError(FaceReenactError):
     """An output cannot be written (unwritable folder, bad extension)."""
+
+
+class NotAvailableError(FaceReenactError):
+    """An optional part of the project is not installed (or not written yet)."""
