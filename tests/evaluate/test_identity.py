@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 
 from facereenact.errors import AssetError
-from facereenact.evaluate.identity import (
-    DescriptorService,
-    DescriptorWorkerError,
-    DlibFaceDescriptor,
-    describe_clips,
-    identity_validation,
-)
+from facereenact.evaluate.identity import DescriptorService, DescriptorWorkerError, DlibFaceDescriptor, describe_clips, identity_validation
 from tests.conftest import clip_paths
 
 #: Clips that show the same person, from ../shared/data/README.md ("Splitting"); lp_d9 and lp_d13

@@ -12,12 +12,7 @@ import pytest
 import torch
 
 from facereenact.evaluate import metrics
-from facereenact.evaluate.stats import (
-    bootstrap_statistic,
-    jsonable,
-    mean_or_none,
-    summarize,
-)
+from facereenact.evaluate.stats import jackknife_statistic, jsonable, mean_or_none, summarize
 
 
 def _texture(seed: int = 0, size: int = 256) -> np.ndarray:
@@ -82,8 +77,16 @@ def test_bootstrap_is_reproducible_with_a_seed() -> None:
     first = summarize(values, 500, np.random.default_rng(7))
     assert first == summarize(values, 500, np.random.default_rng(7))
     assert first["ci95"][0] < first["mean"] < first["ci95"][1]
-    spread = bootstrap_statistic(values, lambda v: float(np.median(v)), 200, np.random.default_rng(7))
-    assert spread["ci95"][0] <= spread["mean"] <= spread["ci95"][1]
+
+
+
+def test_jackknife_interval_of_a_mean_is_the_classical_one() -> None:
+    values = np.abs(np.random.default_rng(2).normal(loc=5, size=40))
+    summary = jackknife_statistic(list(values), lambda v: float(np.mean(v)))
+    half_width = 1.959964 * values.std(ddof=1) / np.sqrt(len(values))
+    assert summary["mean"] == pytest.approx(values.mean())
+    assert summary["ci95"] == pytest.approx([values.mean() - half_width, values.mean() + half_width], rel=1e-5)
+    assert jackknife_statistic([1.0, 2.0], lambda v: float(np.mean(v)))["ci95"] is None
 
 
 def test_jsonable_has_no_nan() -> None:

@@ -43,7 +43,8 @@ METRICS: tuple[Metric, ...] = (
            "landmark jitter (mean |x(t+1) − 2x(t) + x(t−1)| of MediaPipe's landmarks over consecutive frames) of the output over that of "
            "the real clip: above 1 the method adds shake; the source baseline is 0 because it does not move"),
     Metric("frechet_dlib", "Fréchet dist. (dlib descriptors)", "", "lower", (SELF,),
-           "Fréchet distance between Gaussians fitted to dlib face descriptors of all outputs and of all real frames (pooled over clips)"),
+           "Fréchet distance between Gaussians fitted to dlib face descriptors of all outputs and of all real frames (pooled over clips; "
+           "its interval is a leave-one-clip-out jackknife, as resampling with replacement biases it)"),
 )
 
 BY_KEY = {metric.key: metric for metric in METRICS}

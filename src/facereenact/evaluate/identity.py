@@ -30,12 +30,7 @@ from types import TracebackType
 import numpy as np
 
 from facereenact.errors import AssetError, FaceReenactError
-from facereenact.evaluate.references import (
-    Box,
-    DlibLandmarks,
-    _import_dlib,
-    dlib_model_path,
-)
+from facereenact.evaluate.references import Box, DlibLandmarks, _import_dlib, dlib_model_path
 from facereenact.io.video import iter_frames
 
 RESNET_MODEL_NAME = "dlib_face_recognition_resnet_model_v1.dat"
@@ -226,9 +221,19 @@ class IdentityValidation:
     rate: float
     comparisons: int
     clips: int
+    #: Mean cosine similarity of two frames of one clip, and of frames of two people: the scale
+    #: on which a CSIM score can be read.
+    same_clip_similarity: float
+    other_person_similarity: float
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"rate": self.rate, "comparisons": self.comparisons, "clips": self.clips}
+        return {
+            "rate": self.rate,
+            "comparisons": self.comparisons,
+            "clips": self.clips,
+            "same_clip_similarity": self.same_clip_similarity,
+            "other_person_similarity": self.other_person_similarity,
+        }
 
 
 def describe_clips(
@@ -269,13 +274,22 @@ def identity_validation(descriptors: Mapping[str, np.ndarray], person_of: Mappin
     same_clip = owner[:, None] == owner[None, :]
     other_person = people[owner][:, None] != people[owner][None, :]
     wins, total = 0, 0
+    positive_sum, positive_count, negative_sum, negative_count = 0.0, 0, 0.0, 0
     for anchor in range(len(everything)):
         positives = similarity[anchor, same_clip[anchor] & (np.arange(len(everything)) != anchor)]
         negatives = np.sort(similarity[anchor, other_person[anchor]])
         # For each positive, how many negatives it beats (sorted search instead of a P×N grid).
         wins += int(np.searchsorted(negatives, positives, side="left").sum())
         total += len(positives) * len(negatives)
-    return IdentityValidation(rate=wins / total if total else float("nan"), comparisons=total, clips=len(names))
+        positive_sum, positive_count = positive_sum + float(positives.sum()), positive_count + len(positives)
+        negative_sum, negative_count = negative_sum + float(negatives.sum()), negative_count + len(negatives)
+    return IdentityValidation(
+        rate=wins / total if total else float("nan"),
+        comparisons=total,
+        clips=len(names),
+        same_clip_similarity=positive_sum / positive_count if positive_count else float("nan"),
+        other_person_similarity=negative_sum / negative_count if negative_count else float("nan"),
+    )
 
 
 if __name__ == "__main__":

@@ -86,12 +86,15 @@ class Sampling:
         return sorted({round(v) for v in np.linspace(0, last, self.sources)}) if self.sources > 1 else [0]
 
     def describe(self) -> str:
-        cross = "every source" if self.cross_sources == 0 else f"{self.cross_sources} source(s) (dealt evenly from a seeded shuffle)"
+        """The sampling in words, for the report."""
+        sources = "frame 0" if self.sources == 1 else f"{self.sources} frames evenly spaced over the sampled span"
+        cross = "every source" if self.cross_sources == 0 else f"{self.cross_sources} source(s), dealt evenly from a seeded shuffle"
+        window = f"temporal stability over frames 1–{self.window} after the source" if self.window >= 3 else "no temporal stability"
         return (
-            f"self-reenactment: source = {'frame 0' if self.sources == 1 else f'{self.sources} frames evenly spaced over the sampled span'}, "
-            f"driving = every {self.every}th frame, at most {self.max_frames} per clip (frames where the tracker lost the face are skipped); "
-            f"temporal stability over frames 1–{self.window} after the source; cross-identity: each driving clip drives {cross}, "
-            f"{self.cross_frames} of its sampled frames each, absolute motion; all crops {CROP_SIZE}²"
+            f"self-reenactment: source = {sources}; driving = frames {self.every}, {2 * self.every}, … (every {self.every} frames), "
+            f"at most {self.max_frames} per clip, skipping frames where the tracker lost the face; {window}. "
+            f"Cross-identity: each driving clip drives {cross}, with {self.cross_frames} of its sampled frames, absolute motion. "
+            f"All comparisons on {CROP_SIZE}² face crops"
         )
 
 
@@ -226,7 +229,7 @@ class SelfReenactment:
             produced = np.concatenate(outputs[method.name])
             faces = tools.analyser.measure(produced)
             measured[method.name] = (produced, faces, tools.descriptors.submit(produced, faces.boxes))
-        strip = make_strip(strip_rows, ["source", "real"] + [m.name for m in self.methods]) if strip_rows else None
+        strip = make_strip(strip_rows, ["input", "real frame"] + [m.name for m in self.methods]) if strip_rows else None
         clip_name = clip.name
 
         def finish() -> Outcome:
@@ -366,7 +369,7 @@ class CrossIdentity:
                 measured[name] = (faces, self.tools.descriptors.submit(crops, faces.boxes))
             rows = range(min(CROSS_STRIP_FRAMES, len(picks)))
             strip = make_strip([[source_crop, driving_crops[r]] + [produced[m.name][r] for m in self.methods] for r in rows],
-                               ["source", "driving"] + [m.name for m in self.methods])  # fmt: skip
+                               ["input", "driving frame"] + [m.name for m in self.methods])  # fmt: skip
             finishers.append(self._finisher({**base, "status": "ok", "frames": picks}, measured, driving_faces, pending_source, strip))
         return finishers
 

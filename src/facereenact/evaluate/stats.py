@@ -1,4 +1,5 @@
-"""Aggregates over clips with 95 % bootstrap intervals, and JSON that holds no NaN.
+"""Aggregates over clips with 95 % bootstrap intervals (jackknife for set statistics), and JSON
+that holds no NaN.
 
 Clips are the unit of resampling (frames of one clip are not independent). A metric a clip could
 not measure is None in its record and left out of the aggregate (``n`` says how many clips
@@ -34,12 +35,20 @@ def summarize(values: Sequence[float | None], resamples: int, rng: np.random.Gen
     return summary
 
 
-def bootstrap_statistic(groups: Sequence[Any], statistic: Callable[[Sequence[Any]], float], resamples: int, rng: np.random.Generator) -> dict[str, Any]:
-    """A statistic of a list of groups (clips), with a bootstrap interval over resampled groups."""
-    summary: dict[str, Any] = {"mean": statistic(groups), "ci95": None, "n": len(groups)}
-    if len(groups) > 1 and resamples > 0:
-        picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
-        summary["ci95"] = _interval(np.array([statistic([groups[i] for i in row]) for row in picks]))
+def jackknife_statistic(groups: Sequence[Any], statistic: Callable[[Sequence[Any]], float]) -> dict[str, Any]:
+    """A statistic of all groups (clips) with a 95 % normal interval from the leave-one-out
+    jackknife. For set statistics such as a Fréchet distance the bootstrap is wrong: resampling
+    with replacement duplicates samples, which biases the statistic (its resampled values need not
+    even bracket the estimate); leaving one group out duplicates nothing. The interval's lower
+    end is clamped at 0 (the statistics given here are distances)."""
+    value = statistic(groups)
+    summary: dict[str, Any] = {"mean": value, "ci95": None, "n": len(groups)}
+    if len(groups) > 2:
+        leave_one_out = np.array([statistic([g for j, g in enumerate(groups) if j != i]) for i in range(len(groups))])
+        if np.isfinite(leave_one_out).all():
+            spread = math.sqrt((len(groups) - 1) / len(groups) * float(((leave_one_out - leave_one_out.mean()) ** 2).sum()))
+            z = 1.959963984540054
+            summary["ci95"] = [max(value - z * spread, 0.0), value + z * spread]
     return summary
 
 
