@@ -7,14 +7,12 @@ non-zero exit; outputs are only ever renamed into place once complete.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -230,14 +228,10 @@ def evaluate(
     compared = methods_module.parse_methods(methods, device)
     resolved = Assets.resolve(assets)
     fitter = jobs.FaceFitter(resolved, device=device)
-    settings = suite.EvaluationSettings(sampling=sampling, protocols=tuple(chosen[n] for n in dict.fromkeys(names)), seed=seed, bootstrap=bootstrap)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) - 1))
-    try:
-        with _progress(rate=False) as progress:
-            evaluation = suite.evaluate(found, compared, fitter, resolved, settings, lpips, progress)
-    finally:
-        torch.set_num_threads(previous_threads)
+    protocols_chosen = tuple(chosen[n] for n in dict.fromkeys(names))
+    settings = suite.EvaluationSettings(sampling=sampling, protocols=protocols_chosen, seed=seed, bootstrap=bootstrap, threads=threads)
+    with _progress(rate=False) as progress:
+        evaluation = suite.evaluate(found, compared, fitter, resolved, settings, lpips, progress)
     metrics_path, report_path = report.write_report(evaluation.result, evaluation.strips, out)
     report.print_tables(evaluation.result, Console())
     console.print(f"wrote {metrics_path} and {report_path} ({evaluation.result['seconds']:.0f} s)")

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from facereenact.cli import app
@@ -58,8 +59,10 @@ def tiny_data(data_dir: Path, tmp_path: Path) -> Path:
 
 def test_evaluate_writes_metrics_and_report(assets_env, tiny_data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "report"
+    threads = torch.get_num_threads()
     result = _run("--data", tiny_data, "--out", out, "--methods", "source,warp", "--seed", "3", *TINY)
     assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == threads, "the run's thread setting was not undone"
     assert "Self-reenactment: 2 of 3 clips" in result.output and "Cross-identity" in result.output
     assert "LPIPS is left out" in result.output
     report = _strict_json(out / "metrics.json")

@@ -7,11 +7,13 @@ that fails is recorded with its reason and the run goes on.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,10 @@ class EvaluationSettings:
     expression_threshold: float = EXPRESSION_THRESHOLD
     #: Run dlib's descriptor in a worker process (overlaps it with generation and MediaPipe).
     background_descriptors: bool = True
+    #: Torch threads during the run; by default every core but the one the descriptor worker
+    #: uses. More threads than free cores make PyTorch's thread pool wait on itself: with one
+    #: thread too many on this 2-core machine a run took 10× longer.
+    threads: int | None = None
 
 
 @dataclass
@@ -148,24 +154,13 @@ def evaluate(
         source_paths, source_kind = {p.stem: p for p in data.clips}, "the first frames of the other clips (no portraits found)"
     clip_names = [p.stem for p in data.clips]
     assignment = assign_cross_pairs(clip_names, list(source_paths), sampling.cross_sources, rng) if CROSS in settings.protocols else {}
-    with MediaPipeFace(assets) as mediapipe, DescriptorService(settings.background_descriptors) as descriptors:
-        tools = Tools(fitter, FaceAnalyser(fitter, mediapipe), descriptors, lpips, settings.expression_threshold)
-        protocols: dict[str, Any] = {}
-        if SELF in settings.protocols:
-            protocols[SELF] = SelfReenactment(methods, tools, sampling)
-        if CROSS in settings.protocols:
-            protocols[CROSS] = CrossIdentity(methods, tools, sampling, SourceBank(source_paths, methods, tools))
-        run = _Run(protocols, assignment)
-        tick = progress("evaluating", len(data.clips))
-        with torch.inference_mode():
-            for index, path in enumerate(data.clips):
-                try:
-                    clip: DrivingClip | Exception = load_clip(path, fitter, sampling)
-                except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
-                    clip = error
-                run.clip(path.stem, clip)
-                tick(index)
-            run.flush()
+    previous_threads = torch.get_num_threads()
+    spare = 1 if settings.background_descriptors else 0
+    torch.set_num_threads(settings.threads or max(1, (os.cpu_count() or 2) - spare))
+    try:
+        run = _run_all(data, methods, fitter, assets, settings, lpips, progress, source_paths, assignment)
+    finally:
+        torch.set_num_threads(previous_threads)
     result: dict[str, Any] = {
         "facereenact_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -195,6 +190,39 @@ def evaluate(
     result["notes"] = _notes(result, lpips is not None, source_kind)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return EvaluationResult(jsonable(result), strips)
+
+
+def _run_all(
+    data: EvaluationData,
+    methods: Sequence[Method],
+    fitter: FaceFitter,
+    assets: Assets,
+    settings: EvaluationSettings,
+    lpips: LearnedPerceptualDistance | None,
+    progress: ProgressFactory,
+    source_paths: dict[str, Path],
+    assignment: dict[str, list[str]],
+) -> _Run:
+    """Every clip through the protocols, with the instruments loaded once."""
+    with MediaPipeFace(assets) as mediapipe, DescriptorService(settings.background_descriptors) as descriptors:
+        tools = Tools(fitter, FaceAnalyser(fitter, mediapipe), descriptors, lpips, settings.expression_threshold)
+        protocols: dict[str, Any] = {}
+        if SELF in settings.protocols:
+            protocols[SELF] = SelfReenactment(methods, tools, settings.sampling)
+        if CROSS in settings.protocols:
+            protocols[CROSS] = CrossIdentity(methods, tools, settings.sampling, SourceBank(source_paths, methods, tools))
+        run = _Run(protocols, assignment)
+        tick = progress("evaluating", len(data.clips))
+        with torch.inference_mode():
+            for index, path in enumerate(data.clips):
+                try:
+                    clip: DrivingClip | Exception = load_clip(path, fitter, settings.sampling)
+                except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
+                    clip = error
+                run.clip(path.stem, clip)
+                tick(index)
+            run.flush()
+    return run
 
 
 def _present_keys(part: dict[str, Any]) -> list[str]:
