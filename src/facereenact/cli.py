@@ -28,6 +28,11 @@ from facereenact.assets import ENV_VAR as ASSETS_ENV
 from facereenact.assets import Assets
 from facereenact.correspond.motion import MotionMode, MotionOptions
 from facereenact.errors import FaceReenactError, InputError, OutputError
+from facereenact.evaluate import dataset, report, suite
+from facereenact.evaluate import methods as methods_module
+from facereenact.evaluate.catalog import CROSS, SELF
+from facereenact.evaluate.lpips import LearnedPerceptualDistance
+from facereenact.evaluate.protocols import Sampling
 from facereenact.pipeline import ReenactOptions
 
 app = typer.Typer(
@@ -70,9 +75,10 @@ def _user_errors(command: F) -> F:
 
 
 @contextmanager
-def _progress() -> Iterator[jobs.ProgressFactory]:
-    """A rich progress display; jobs ask it for one bar per stage."""
-    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} fps"), TimeRemainingColumn())
+def _progress(rate: bool = True) -> Iterator[jobs.ProgressFactory]:
+    """A rich progress display; jobs ask it for one bar per stage (``rate``: show frames/s)."""
+    speed = (TextColumn("{task.speed} fps"),) if rate else ()
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), *speed, TimeRemainingColumn())
     with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
 
         def factory(stage: str, total: int) -> jobs.Progress:
@@ -261,3 +267,58 @@ def bench(
     bench_module.print_report(bench_module.run_animate(resolved, source, clip, frames), console)
 
 
+@app.command()
+@_user_errors
+def evaluate(
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", envvar=sample_data.ENV_VAR, help="Talking-head clips (in DIR/clips or DIR) and optional portraits (DIR/portraits) (default: ../shared/data).", show_default=False),
+    ] = None,
+    methods: Annotated[str, typer.Option(help="Comma-separated methods: source, warp, neural:CHECKPOINT.safetensors.")] = "source,warp",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.json, report.html, strips/.")] = Path("evaluation"),
+    seed: Annotated[int, typer.Option(help="Seed of the cross-identity pairing and the bootstrap intervals.")] = 0,
+    every: Annotated[int, typer.Option(min=1, help="Self-reenactment: drive with every k-th frame after the source.")] = Sampling.every,
+    max_frames: Annotated[int, typer.Option(min=1, help="Driving frames per clip, at most.")] = Sampling.max_frames,
+    sources: Annotated[int, typer.Option(min=1, help="Self-reenactment: source frames per clip, evenly spaced (the first is frame 0).")] = Sampling.sources,
+    window: Annotated[int, typer.Option(min=0, help="Consecutive frames after the source for temporal stability (0: off).")] = Sampling.window,
+    cross_frames: Annotated[int, typer.Option(min=1, help="Cross-identity: driving frames per pair.")] = Sampling.cross_frames,
+    cross_sources: Annotated[int, typer.Option(min=0, help="Cross-identity: sources each driving clip drives (0: every source).")] = Sampling.cross_sources,
+    clips: Annotated[str | None, typer.Option(help="Only these clips (comma-separated names without extension).", show_default=False)] = None,
+    protocols: Annotated[str, typer.Option(help="self, cross, or both (comma-separated).")] = "self,cross",
+    lpips_alexnet: Annotated[Path | None, typer.Option(help="torchvision's AlexNet ImageNet weights (alexnet-owt-7be5be79.pth), for LPIPS.", show_default=False)] = None,
+    lpips_linear: Annotated[Path | None, typer.Option(help="LPIPS v0.1 linear layers (lpips/weights/v0.1/alex.pth), for LPIPS.", show_default=False)] = None,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
+    threads: Annotated[int | None, typer.Option(min=1, help="Torch threads (default: all cores but one, which dlib's descriptor worker uses).", show_default=False)] = None,
+    assets: AssetsOption = None,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Measure reenactment methods on a folder of clips: self-reenactment (fidelity, identity,
+    pose, expression, keypoints, temporal stability) and cross-identity (identity, pose,
+    expression); writes metrics.json and report.html and prints the aggregate table."""
+    chosen = {"self": SELF, "cross": CROSS}
+    names = [p.strip() for p in protocols.split(",") if p.strip()]
+    unknown = [n for n in names if n not in chosen]
+    if unknown or not names:
+        raise InputError(f"unknown protocol {unknown[0] if unknown else protocols!r}: choose self, cross or self,cross")
+    if (lpips_alexnet is None) != (lpips_linear is None):
+        raise InputError("LPIPS needs both --lpips-alexnet and --lpips-linear")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give a folder")
+    found = dataset.discover(sample_data.data_dir(data), [c.strip() for c in clips.split(",") if c.strip()] if clips else None)
+    sampling = Sampling(every=every, max_frames=max_frames, sources=sources, window=window, cross_frames=cross_frames, cross_sources=cross_sources)
+    lpips = LearnedPerceptualDistance.from_files(lpips_alexnet, lpips_linear) if lpips_alexnet and lpips_linear else None
+    compared = methods_module.parse_methods(methods, device)
+    resolved = Assets.resolve(assets)
+    fitter = jobs.FaceFitter(resolved, device=device)
+    protocols_chosen = tuple(chosen[n] for n in dict.fromkeys(names))
+    settings = suite.EvaluationSettings(sampling=sampling, protocols=protocols_chosen, seed=seed, bootstrap=bootstrap, threads=threads)
+    with _progress(rate=False) as progress:
+        evaluation = suite.evaluate(found, compared, fitter, resolved, settings, lpips, progress)
+    metrics_path, report_path = report.write_report(evaluation.result, evaluation.strips, out)
+    report.print_tables(evaluation.result, Console())
+    console.print(f"wrote {metrics_path} and {report_path} ({evaluation.result['seconds']:.0f} s)")
+
+
+
+if __name__ == "__main__":
+    app()

@@ -35,3 +35,7 @@ class ConfigError(FaceReenactError):
 
 class CheckpointError(FaceReenactError):
     """A model checkpoint is missing, corrupt, or from another architecture."""
+
+
+class NotAvailableError(FaceReenactError):
+    """An optional part of the project is not installed."""

@@ -1,0 +1,396 @@
+"""The two evaluation protocols, per driving clip.
+
+* Self-reenactment: the source is a frame of the clip (the first; optionally N evenly spaced
+  ones), the driving frames are every k-th frame after it (at most ``max_frames``); each output is
+  compared with the real frame, cropped in the same box. A short run of consecutive frames
+  measures temporal stability.
+* Cross-identity: other people's faces (portraits, or the first frames of other clips) driven by
+  the clip's sampled frames, in absolute mode (the output should take the driving head pose and
+  expression, so pose and expression errors measure the transfer). There is no ground truth:
+  identity (against the source), pose and expression (against the driving frame) are measured.
+
+The driving clip is decoded once (only the prefix the sampling needs), tracked and smoothed as
+``animate`` does, and shared by both protocols and every method. Each protocol runs in two
+steps: :meth:`start` generates and measures and sends faces to the descriptor service; the
+returned finisher waits for the descriptors and scores. The caller starts the next clip before
+finishing this one, so dlib's descriptors (in a worker process) overlap the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facereenact.composite import crop, reenactment_box
+from facereenact.correspond.motion import MotionMode, MotionOptions
+from facereenact.errors import FaceReenactError, NoFaceError
+from facereenact.evaluate import metrics
+from facereenact.evaluate.analysis import FaceAnalyser, FaceMeasurements
+from facereenact.evaluate.identity import DescriptorService, PendingDescriptors
+from facereenact.evaluate.lpips import LearnedPerceptualDistance
+from facereenact.evaluate.methods import Method
+from facereenact.evaluate.report import make_strip
+from facereenact.evaluate.stats import mean_or_none
+from facereenact.face3d.fitter import FaceFitter, VideoFit
+from facereenact.face3d.params import FaceParams
+from facereenact.io.video import iter_frames, probe_video
+from facereenact.jobs import ANIMATE_BATCH, read_still
+from facereenact.pipeline import ReenactOptions, Reenactor
+
+CROP_SIZE = 256
+SELF_OPTIONS = ReenactOptions(crop_size=CROP_SIZE, motion=MotionOptions(MotionMode.relative))
+CROSS_OPTIONS = ReenactOptions(crop_size=CROP_SIZE, motion=MotionOptions(MotionMode.absolute))
+#: Frames per cross-identity image strip (self-reenactment strips use ``Sampling.strip_frames``).
+CROSS_STRIP_FRAMES = 2
+
+Scores = dict[str, float | None]
+Finisher = Callable[[], "Outcome"]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames are evaluated. The defaults keep a run over ../shared/data (81 clips, 8
+    portraits) under 15 minutes on 2 CPU cores."""
+
+    every: int = 10
+    max_frames: int = 6
+    sources: int = 1
+    window: int = 12
+    cross_frames: int = 3
+    cross_sources: int = 2
+    strip_frames: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("every", "max_frames", "sources", "cross_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.window < 0 or self.cross_sources < 0 or self.strip_frames < 0:
+            raise ValueError("window, cross_sources and strip_frames cannot be negative")
+
+    @property
+    def decode_limit(self) -> int:
+        """Frames of each clip to decode and track."""
+        return max(self.every * self.max_frames, self.window) + 1
+
+    def driving_indices(self, frame_count: int) -> list[int]:
+        """Every ``every``-th frame after the first, at most ``max_frames``."""
+        return [k * self.every for k in range(1, self.max_frames + 1) if k * self.every < frame_count]
+
+    def source_indices(self, last: int) -> list[int]:
+        """``sources`` frames evenly spaced over [0, last] (the first always included)."""
+        return sorted({round(v) for v in np.linspace(0, last, self.sources)}) if self.sources > 1 else [0]
+
+    def describe(self) -> str:
+        """The sampling in words, for the report."""
+        sources = "frame 0" if self.sources == 1 else f"{self.sources} frames evenly spaced over the sampled span"
+        cross = "every source" if self.cross_sources == 0 else f"{self.cross_sources} source(s), dealt evenly from a seeded shuffle"
+        window = f"temporal stability over frames 1–{self.window} after the source" if self.window >= 3 else "no temporal stability"
+        return (
+            f"self-reenactment: source = {sources}; driving = frames {self.every}, {2 * self.every}, … (every {self.every} frames), "
+            f"at most {self.max_frames} per clip, skipping frames where the tracker lost the face; {window}. "
+            f"Cross-identity: each driving clip drives {cross}, with {self.cross_frames} of its sampled frames, absolute motion. "
+            f"All comparisons on {CROP_SIZE}² face crops"
+        )
+
+
+@dataclass
+class Tools:
+    """The shared, loaded-once instruments."""
+
+    fitter: FaceFitter
+    analyser: FaceAnalyser
+    descriptors: DescriptorService
+    lpips: LearnedPerceptualDistance | None
+    expression_threshold: float
+
+
+@dataclass
+class DrivingClip:
+    """A decoded, tracked prefix of a clip and its sampled driving frames (face found)."""
+
+    name: str
+    frames: list[np.ndarray]
+    fit: VideoFit
+    driving: list[int]
+
+
+@dataclass
+class Outcome:
+    """One protocol's result for one clip or pair: its JSON record, an image strip, and (self
+    only) the descriptors pooled for the Fréchet distance: "real" and one entry per method."""
+
+    record: dict[str, Any]
+    strip: bytes | None = None
+    descriptors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def load_clip(path: Path, fitter: FaceFitter, sampling: Sampling) -> DrivingClip:
+    """Decode the prefix the sampling needs and track it; a clear error when nothing is usable."""
+    info = probe_video(path)
+    frames = list(iter_frames(path, sampling.decode_limit))
+    if len(frames) < 2:
+        raise NoFaceError(f"{path.name} has only {len(frames)} frame(s); at least 2 are needed")
+    fit = fitter.track(frames, info.fps, smoothing=True)
+    driving = [i for i in sampling.driving_indices(len(frames)) if fit.found[i]]
+    if not driving:
+        raise NoFaceError("the tracker found no face in any sampled driving frame")
+    return DrivingClip(path.stem, frames, fit, driving)
+
+
+def _generate(reenactor: Reenactor, driving: FaceParams, reference: FaceParams) -> np.ndarray:
+    """Output crops (B, S, S, 3) uint8, in batches like ``animate``."""
+    crops = [reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference, paste=False).crops for i in range(0, len(driving), ANIMATE_BATCH)]
+    return np.ascontiguousarray(np.concatenate(crops))
+
+
+def _crops(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack([crop(frame, box, CROP_SIZE) for frame, box in zip(frames, boxes)])
+
+
+def _value(number: float) -> float | None:
+    return None if np.isnan(number) else float(number)
+
+
+def _geometry_scores(output: FaceMeasurements, driving: FaceMeasurements, threshold: float) -> Scores:
+    """Pose, expression and detection scores of outputs against their driving frames."""
+    t = torch.from_numpy
+    both, either = metrics.blendshape_activation_counts(t(output.blendshapes), t(driving.blendshapes), threshold)
+    either_total = float(np.nansum(either.numpy()))
+    return {
+        "pose_rmse_fitter": _value(metrics.root_mean_square(metrics.pose_errors(t(output.fitter_angles), t(driving.fitter_angles)))),
+        "pose_rmse_mediapipe": _value(metrics.root_mean_square(metrics.pose_errors(t(output.mediapipe_angles), t(driving.mediapipe_angles)))),
+        "expression_l1": mean_or_none(metrics.blendshape_difference(t(output.blendshapes), t(driving.blendshapes)).numpy()),
+        "expression_agreement": float(np.nansum(both.numpy())) / either_total if either_total > 0 else None,
+        "face_found": float(output.mediapipe_found.mean()),
+    }
+
+
+def _identity_score(output: np.ndarray, source: np.ndarray) -> float | None:
+    return mean_or_none(metrics.cosine_similarity(torch.from_numpy(output), torch.from_numpy(source)).numpy())
+
+
+def _evenly(items: Sequence[int], count: int) -> list[int]:
+    if count <= 0 or not items:
+        return []
+    if count >= len(items):
+        return list(items)
+    return [items[round(i)] for i in np.linspace(0, len(items) - 1, count)]
+
+
+# ---- self-reenactment ------------------------------------------------------------------------------
+class SelfReenactment:
+    def __init__(self, methods: Sequence[Method], tools: Tools, sampling: Sampling):
+        self.methods = methods
+        self.tools = tools
+        self.sampling = sampling
+
+    def start(self, clip: DrivingClip) -> Finisher:
+        tools, fit = self.tools, clip.fit
+        sources = self.sampling.source_indices(clip.driving[-1])
+        real: list[np.ndarray] = []
+        source_crops: list[np.ndarray] = []
+        outputs: dict[str, list[np.ndarray]] = {m.name: [] for m in self.methods}
+        frames_used: list[list[int]] = []
+        jitter: dict[str, float | None] = {}
+        strip_rows: list[list[np.ndarray]] = []
+        for position, s in enumerate(sources):
+            try:
+                reenactors = {m.name: Reenactor(clip.frames[s], tools.fitter, SELF_OPTIONS, stage=m.stage) for m in self.methods}
+            except NoFaceError as error:
+                raise NoFaceError(f"source frame {s}: {error}") from None
+            box = next(iter(reenactors.values())).box
+            drivers = [i for i in clip.driving if i != s]
+            if not drivers:
+                continue
+            frames_used.append(drivers)
+            real.append(_crops([clip.frames[i] for i in drivers], [box] * len(drivers)))
+            source_crop = next(iter(reenactors.values())).source_crop_uint8()
+            source_crops.append(np.repeat(source_crop[None], len(drivers), 0))
+            for method in self.methods:
+                outputs[method.name].append(_generate(reenactors[method.name], fit.params[drivers], fit.params[s]))
+            if position == 0:
+                jitter = self._jitter(clip, s, box, reenactors)
+                rows = [drivers.index(i) for i in _evenly(drivers, self.sampling.strip_frames)]
+                strip_rows = [[source_crop, real[0][r]] + [outputs[m.name][0][r] for m in self.methods] for r in rows]
+        if not frames_used:
+            raise NoFaceError("no driving frame besides the source frame")
+        real_all, source_all = np.concatenate(real), np.concatenate(source_crops)
+        real_faces = tools.analyser.measure(real_all)
+        source_faces = tools.analyser.measure(source_all)
+        pending_real = tools.descriptors.submit(real_all, real_faces.boxes)
+        pending_source = tools.descriptors.submit(source_all, source_faces.boxes)
+        measured: dict[str, tuple[np.ndarray, FaceMeasurements, PendingDescriptors]] = {}
+        for method in self.methods:
+            produced = np.concatenate(outputs[method.name])
+            faces = tools.analyser.measure(produced)
+            measured[method.name] = (produced, faces, tools.descriptors.submit(produced, faces.boxes))
+        strip = make_strip(strip_rows, ["input", "real frame"] + [m.name for m in self.methods]) if strip_rows else None
+        clip_name = clip.name
+
+        def finish() -> Outcome:
+            real_descriptors, source_descriptors = pending_real.result(), pending_source.result()
+            scores: dict[str, Scores] = {}
+            descriptors = {"real": real_descriptors}
+            for name, (produced, faces, pending) in measured.items():
+                output_descriptors = pending.result()
+                descriptors[name] = output_descriptors
+                scores[name] = self._scores(produced, faces, real_all, real_faces, output_descriptors, source_descriptors)
+                scores[name]["jitter_ratio"] = jitter.get(name)
+            record = {
+                "clip": clip_name,
+                "status": "ok",
+                "sources": sources,
+                "frames": frames_used,
+                "driving_jitter_px": jitter.get("real"),
+                "methods": scores,
+            }
+            return Outcome(record, strip, descriptors)
+
+        return finish
+
+    def _scores(
+        self,
+        produced: np.ndarray,
+        faces: FaceMeasurements,
+        real: np.ndarray,
+        real_faces: FaceMeasurements,
+        output_descriptors: np.ndarray,
+        source_descriptors: np.ndarray,
+    ) -> Scores:
+        output_t, real_t = metrics.to_tensor(produced), metrics.to_tensor(real)
+        scores: Scores = {
+            "l1": float(metrics.l1(output_t, real_t).mean()),
+            "psnr": float(metrics.psnr(output_t, real_t).mean()),
+            "ssim": float(metrics.structural_similarity(output_t, real_t).mean()),
+            "ms_ssim": float(metrics.multiscale_structural_similarity(output_t, real_t).mean()),
+        }
+        if self.tools.lpips is not None:
+            scores["lpips"] = float(self.tools.lpips(output_t, real_t).mean())
+        scores["csim"] = _identity_score(output_descriptors, source_descriptors)
+        scores.update(_geometry_scores(faces, real_faces, self.tools.expression_threshold))
+        scores["akd"] = mean_or_none(metrics.landmark_distance(torch.from_numpy(faces.landmarks), torch.from_numpy(real_faces.landmarks)).numpy())
+        return scores
+
+    def _jitter(self, clip: DrivingClip, s: int, box: np.ndarray, reenactors: dict[str, Reenactor]) -> dict[str, float | None]:
+        """Landmark jitter (px at 256²) of the real crops ("real") and of each method's outputs
+        over the consecutive frames after the source, and each method's ratio to the real one."""
+        window = list(range(s + 1, min(s + 1 + self.sampling.window, len(clip.frames))))
+        if len(window) < 3:
+            return {}
+        real = self.tools.analyser.measure(_crops([clip.frames[i] for i in window], [box] * len(window)), fitter=False)
+        real_jitter = metrics.landmark_jitter(torch.from_numpy(real.landmarks))
+        result: dict[str, float | None] = {"real": _value(real_jitter)}
+        for name, reenactor in reenactors.items():
+            produced = self.tools.analyser.measure(_generate(reenactor, clip.fit.params[window], clip.fit.params[s]), fitter=False)
+            jitter = metrics.landmark_jitter(torch.from_numpy(produced.landmarks))
+            result[name] = _value(jitter / real_jitter) if real_jitter > 0 else None
+        return result
+
+
+# ---- cross-identity --------------------------------------------------------------------------------
+class SourceBank:
+    """Cross-identity sources (portraits, or first frames of clips), each fitted and measured
+    once: one Reenactor per method, its crop's measurements and descriptor."""
+
+    def __init__(self, paths: dict[str, Path], methods: Sequence[Method], tools: Tools):
+        self.paths = paths
+        self.methods = methods
+        self.tools = tools
+        self._ready: dict[str, tuple[dict[str, Reenactor], np.ndarray, PendingDescriptors]] = {}
+        self._failed: dict[str, str] = {}
+
+    def get(self, name: str) -> tuple[dict[str, Reenactor], np.ndarray, PendingDescriptors]:
+        """The source's Reenactors, crop and descriptor; a FaceReenactError (remembered) if unusable."""
+        if name in self._failed:
+            raise NoFaceError(self._failed[name])
+        if name not in self._ready:
+            try:
+                image = read_still(self.paths[name])
+                reenactors = {m.name: Reenactor(image, self.tools.fitter, CROSS_OPTIONS, stage=m.stage) for m in self.methods}
+            except FaceReenactError as error:
+                self._failed[name] = f"source {name}: {error}"
+                raise NoFaceError(self._failed[name]) from None
+            source_crop = next(iter(reenactors.values())).source_crop_uint8()
+            faces = self.tools.analyser.measure([source_crop])
+            self._ready[name] = (reenactors, source_crop, self.tools.descriptors.submit([source_crop], faces.boxes))
+        return self._ready[name]
+
+
+def assign_cross_pairs(drivers: Sequence[str], sources: Sequence[str], per_driver: int, rng: np.random.Generator) -> dict[str, list[str]]:
+    """Sources for each driving clip: all of them (``per_driver`` 0), or ``per_driver`` dealt
+    round-robin from one seeded shuffle, so every source drives about equally often; a clip is
+    never its own source."""
+    order = [sources[i] for i in rng.permutation(len(sources))]
+    assignment: dict[str, list[str]] = {}
+    position = 0
+    for driver in drivers:
+        available = [s for s in sources if s != driver]
+        wanted = len(available) if per_driver == 0 else min(per_driver, len(available))
+        chosen: list[str] = []
+        while len(chosen) < wanted:
+            candidate = order[position % len(order)]
+            position += 1
+            if candidate != driver and candidate not in chosen:
+                chosen.append(candidate)
+        assignment[driver] = chosen
+    return assignment
+
+
+class CrossIdentity:
+    def __init__(self, methods: Sequence[Method], tools: Tools, sampling: Sampling, bank: SourceBank):
+        self.methods = methods
+        self.tools = tools
+        self.sampling = sampling
+        self.bank = bank
+
+    def start(self, clip: DrivingClip, sources: Sequence[str]) -> list[Finisher]:
+        fit = clip.fit
+        picks = _evenly(clip.driving, self.sampling.cross_frames)
+        driving_crops = _crops([clip.frames[i] for i in picks], [reenactment_box(fit.landmarks[i], CROSS_OPTIONS.crop_scale) for i in picks])
+        driving_faces = self.tools.analyser.measure(driving_crops)
+        reference = fit.params[int(np.flatnonzero(fit.found)[0])]
+        finishers = []
+        for source in sources:
+            base = {"source": source, "driving": clip.name}
+            try:
+                reenactors, source_crop, pending_source = self.bank.get(source)
+            except FaceReenactError as error:
+                finishers.append(_failed({**base, "status": "failed", "reason": str(error)}))
+                continue
+            produced = {m.name: _generate(reenactors[m.name], fit.params[picks], reference) for m in self.methods}
+            measured = {}
+            for name, crops in produced.items():
+                faces = self.tools.analyser.measure(crops)
+                measured[name] = (faces, self.tools.descriptors.submit(crops, faces.boxes))
+            rows = range(min(CROSS_STRIP_FRAMES, len(picks)))
+            strip = make_strip([[source_crop, driving_crops[r]] + [produced[m.name][r] for m in self.methods] for r in rows],
+                               ["input", "driving frame"] + [m.name for m in self.methods])  # fmt: skip
+            finishers.append(self._finisher({**base, "status": "ok", "frames": picks}, measured, driving_faces, pending_source, strip))
+        return finishers
+
+    def _finisher(
+        self,
+        record: dict[str, Any],
+        measured: dict[str, tuple[FaceMeasurements, PendingDescriptors]],
+        driving_faces: FaceMeasurements,
+        pending_source: PendingDescriptors,
+        strip: bytes,
+    ) -> Finisher:
+        def finish() -> Outcome:
+            source_descriptor = pending_source.result()
+            scores = {}
+            for name, (faces, pending) in measured.items():
+                scores[name] = {"csim": _identity_score(pending.result(), source_descriptor)}
+                scores[name].update(_geometry_scores(faces, driving_faces, self.tools.expression_threshold))
+            return Outcome({**record, "methods": scores}, strip)
+
+        return finish
+
+
+def _failed(record: dict[str, Any]) -> Finisher:
+    return lambda: Outcome(record)

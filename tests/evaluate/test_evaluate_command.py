@@ -1,0 +1,153 @@
+"""`facereenact evaluate` end to end on a tiny sample, and its answers to bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facereenact.cli import app
+from facereenact.io.video import VideoWriter
+
+runner = CliRunner()
+TINY = ["--every", "3", "--max-frames", "2", "--window", "4", "--cross-frames", "1", "--cross-sources", "1", "--bootstrap", "50"]
+
+
+def _run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["evaluate", *[str(a) for a in args]])
+
+
+def _error_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error:"), lines[0]
+    return lines[0]
+
+
+def _strict_json(path: Path) -> dict:  # type: ignore[type-arg]
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"metrics.json holds {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.fixture()
+def assets_env(assets, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FACEREENACT_ASSETS", str(assets.root))
+    return assets
+
+
+@pytest.fixture()
+def tiny_data(data_dir: Path, tmp_path: Path) -> Path:
+    """Two real clips, one video without a face, one portrait."""
+    folder = tmp_path / "data"
+    (folder / "clips").mkdir(parents=True)
+    (folder / "portraits").mkdir()
+    for name in ("dpe_s.mp4", "grid_bbaf2n.mp4"):
+        (folder / "clips" / name).symlink_to(data_dir / "clips" / name)
+    (folder / "portraits" / "lp_s12.jpg").symlink_to(data_dir / "portraits" / "lp_s12.jpg")
+    with VideoWriter(folder / "clips" / "wall.mp4", 25) as writer:
+        writer.write_batch(np.full((12, 96, 96, 3), 128, np.uint8))
+    return folder
+
+
+def test_evaluate_writes_metrics_and_report(assets_env, tiny_data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "report"
+    threads = torch.get_num_threads()
+    result = _run("--data", tiny_data, "--out", out, "--methods", "source,warp", "--seed", "3", *TINY)
+    assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == threads, "the run's thread setting was not undone"
+    assert "Self-reenactment: 2 of 3 clips" in result.output and "Cross-identity" in result.output
+    assert "LPIPS is left out" in result.output
+    report = _strict_json(out / "metrics.json")
+    assert report["methods"] == ["source", "warp"] and report["settings"]["seed"] == 3
+
+    clips = {c["clip"]: c for c in report["self_reenactment"]["clips"]}
+    assert set(clips) == {"dpe_s", "grid_bbaf2n", "wall"}
+    assert clips["wall"]["status"] == "failed" and "no face" in clips["wall"]["reason"]
+    for name in ("dpe_s", "grid_bbaf2n"):
+        assert clips[name]["status"] == "ok" and clips[name]["frames"] == [[3, 6]]
+        source, warp = clips[name]["methods"]["source"], clips[name]["methods"]["warp"]
+        assert source["csim"] == pytest.approx(1.0) and source["jitter_ratio"] == 0
+        assert "lpips" not in warp
+        assert 0 < warp["ssim"] <= 1 and warp["face_found"] == 1.0 and warp["akd"] < 10
+        assert (out / clips[name]["strip"]).is_file()
+    aggregate = report["self_reenactment"]["aggregate"]["warp"]
+    assert aggregate["psnr"]["n"] == 2 and len(aggregate["psnr"]["ci95"]) == 2
+    assert aggregate["frechet_dlib"]["mean"] is not None
+    assert report["identity_check"]["clips"] == 2
+
+    pairs = report["cross_identity"]["pairs"]
+    assert [(p["source"], p["driving"]) for p in pairs] == [("lp_s12", "dpe_s"), ("lp_s12", "grid_bbaf2n"), ("lp_s12", "wall")]
+    assert [p["status"] for p in pairs] == ["ok", "ok", "failed"]
+    assert set(pairs[0]["methods"]["warp"]) == {"csim", "pose_rmse_fitter", "pose_rmse_mediapipe", "expression_l1", "expression_agreement", "face_found"}
+
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(report["self_reenactment"]["aggregate"]["warp"]) + 6
+    assert "strips/self_dpe_s.jpg" in html and "Fréchet" in html and "failed" in html
+    assert sorted(p.name for p in (out / "strips").iterdir()) == [
+        "cross_lp_s12__dpe_s.jpg", "cross_lp_s12__grid_bbaf2n.jpg", "self_dpe_s.jpg", "self_grid_bbaf2n.jpg"
+    ]  # fmt: skip
+
+
+def test_identical_frames_give_infinite_psnr_in_the_report(assets_env, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A still clip: the source baseline reproduces every frame exactly (PSNR inf, SSIM 1)."""
+    from facereenact.io.image import read_image
+
+    folder = tmp_path / "still"
+    folder.mkdir()
+    picture = read_image(data_dir / "portraits" / "lp_s12.jpg")[:512, :512]
+    # Lossless (PNG frames): every decoded frame is exactly the first.
+    container = av.open(str(folder / "still.mov"), "w")
+    stream = container.add_stream("png", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 512, 512, "rgb24"
+    for _ in range(8):
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+    container.mux(stream.encode())
+    container.close()
+    out = tmp_path / "report"
+    result = _run("--data", folder, "--out", out, "--methods", "source", "--protocols", "self", "--every", "2", "--max-frames", "2", "--window", "0")
+    assert result.exit_code == 0, result.output
+    report = _strict_json(out / "metrics.json")
+    source = report["self_reenactment"]["clips"][0]["methods"]["source"]
+    assert source["psnr"] == "inf" and source["ssim"] == pytest.approx(1.0) and source["l1"] == 0
+    aggregate = report["self_reenactment"]["aggregate"]["source"]
+    assert aggregate["psnr"]["mean"] == "inf" and aggregate["psnr"]["n_infinite"] == 1
+    assert "∞" in result.output
+
+
+def test_evaluate_an_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "clips").mkdir()
+    result = _run("--data", tmp_path, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "no video clips" in _error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--methods", "source,magic"], "unknown method 'magic'"),
+        (["--protocols", "self,other"], "unknown protocol"),
+        (["--lpips-alexnet", "x.pth"], "needs both"),
+        (["--clips", "nobody"], "no clip named nobody"),
+    ],
+)
+def test_evaluate_bad_options(data_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    result = _run("--data", data_dir, "--out", tmp_path / "out", *args)
+    assert result.exit_code == 1
+    assert message in _error_line(result)
+
+
+def test_evaluate_a_corrupt_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "model.safetensors"
+    broken.write_bytes(b"\x00" * 64)
+    result = _run("--data", data_dir, "--out", tmp_path / "out", "--methods", f"source,warp,neural:{broken}")
+    assert result.exit_code == 1
+    assert "is not a safetensors file" in _error_line(result)
