@@ -23,6 +23,7 @@ from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import render_pncc
 from facereenact.face3d.records import params_arrays, pose_summary, save_json, save_npz
 from facereenact.io.image import is_image_file, read_image, write_image
+from facereenact.io.prefetch import prefetch
 from facereenact.io.video import (
     VideoInfo,
     VideoWriter,
@@ -239,10 +240,15 @@ def animate_file(
     reference = fit.params[int(np.flatnonzero(fit.found)[0])]
     driving_frames = iter_frames(driving, len(fit)) if compare else None
     tick = progress("animating", len(fit))
+    starts = range(0, len(fit), ANIMATE_BATCH)
+    # Crops are generated in a background thread (PyTorch releases the GIL) while this thread
+    # pastes the previous batch and the writer's thread encodes: three stages on two cores.
+    generated = prefetch((reenactor.reenact(fit.params[start : start + ANIMATE_BATCH], reference, paste=False) for start in starts), depth=2)
     with VideoWriter(output, info.fps, audio_from=driving) as writer:
-        for start in range(0, len(fit), ANIMATE_BATCH):
-            stop = min(start + ANIMATE_BATCH, len(fit))
-            batch = reenactor.reenact(fit.params[start:stop], reference, paste=not crop_only)
+        for start, batch in zip(starts, generated):
+            stop = start + len(batch.crops)
+            if not crop_only:
+                batch.frames = reenactor.paste(batch.crops)
             shown = np.stack([next(driving_frames) for _ in range(stop - start)]) if driving_frames else None
             writer.write_batch(_output_frames(reenactor, batch, shown, crop_only, compare, fit.landmarks[start:stop]))
             tick(stop - 1)

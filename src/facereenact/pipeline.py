@@ -113,5 +113,8 @@ class Reenactor:
         inputs = WarpTargets(self._to_crop(self.model.vertices(targets)), self._to_crop(self.model.landmarks(targets)), head)
         result = self.stage(self.source_crop, inputs)
         crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        frames = np.stack([self.paster.paste(c) for c in crops]) if paste else None
-        return ReenactedBatch(crops, frames, result, targets)
+        return ReenactedBatch(crops, self.paste(crops) if paste else None, result, targets)
+
+    def paste(self, crops: np.ndarray) -> np.ndarray:
+        """Generated crops (B, S, S, 3) uint8 → full source frames (B, H, W, 3) uint8."""
+        return np.stack([self.paster.paste(c) for c in crops])
