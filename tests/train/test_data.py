@@ -100,7 +100,7 @@ def test_identity_split_is_deterministic_and_disjoint(prepared_dataset) -> None:
 
 def test_sampler_shards_ranks_and_resumes_mid_epoch(prepared_dataset) -> None:  # type: ignore[no-untyped-def]
     dataset = PairDataset(prepared_dataset, read_manifest(prepared_dataset), 32, None, seed=0, mirror=None)
-    take = lambda sampler, n: [next(it) for it in [iter(sampler)] for _ in range(n)]
+    take = lambda sampler, n: [next(it) for it in [iter(sampler)] for _ in range(n)]  # noqa: E731
     rank0, rank1 = take(EpochSampler(dataset, 0, 2, 0, 4), 40), take(EpochSampler(dataset, 1, 2, 0, 4), 40)
     first_epoch = set(rank0[:20]) | set(rank1[:20])
     assert len(first_epoch) == 40, "the two ranks share an epoch without overlap"

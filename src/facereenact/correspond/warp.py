@@ -182,7 +182,7 @@ class GeometricWarp:
         face_np = face[:, 0].cpu().numpy() > 0
         outside = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3) for m in face_np])
         inside = np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 3) for m in face_np])
-        to_tensor = lambda a: torch.from_numpy(a).to(grid.device)[:, None]
+        to_tensor = lambda a: torch.from_numpy(a).to(grid.device)[:, None]  # noqa: E731
         near = to_tensor(_fade(outside, 0.0, EXTEND_REACH * face_size))
         with_head = to_tensor(_fade(outside, HEAD_NEAR * face_size, HEAD_FAR * face_size))
         on_face = to_tensor(np.clip(inside / max(2.0, FACE_FEATHER * face_size), 0, 1))

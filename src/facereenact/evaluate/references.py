@@ -259,9 +259,9 @@ class MediaPipeFace:
 
     def __init__(self, assets: Assets | None = None, num_faces: int = 1, min_confidence: float = 0.5):
         try:
+            import mediapipe  # noqa: PLC0415
             from mediapipe.tasks.python import vision  # noqa: PLC0415 (optional dependency)
             from mediapipe.tasks.python.core.base_options import BaseOptions  # noqa: PLC0415
-            import mediapipe  # noqa: PLC0415
         except ImportError:
             raise AssetError("package mediapipe is not installed (pip install 'facereenact[eval]')") from None
         model = (assets or Assets.resolve()).path(MEDIAPIPE_MODEL)

@@ -46,7 +46,7 @@ class ParamMirror:
         reflected_mean = (mean * np.array([-1.0, 1.0, 1.0]) + np.array([2 * self.plane, 0.0, 0.0]))[partners]
         flat = basis.reshape(3 * n, -1)
         shape_basis, expression_basis = flat[:, :N_SHAPE], flat[:, N_SHAPE:]
-        solve = lambda a, b: np.linalg.lstsq(a, b, rcond=None)[0]
+        solve = lambda a, b: np.linalg.lstsq(a, b, rcond=None)[0]  # noqa: E731
         self.shape_map = torch.from_numpy(solve(shape_basis, reflected_basis[:, :N_SHAPE])).float()
         self.shape_offset = torch.from_numpy(solve(shape_basis, (reflected_mean - mean).reshape(-1))).float()
         self.expression_map = torch.from_numpy(solve(expression_basis, reflected_basis[:, N_SHAPE:])).float()
