@@ -47,6 +47,7 @@ from facereenact.face3d.fitter import FaceFitter  # noqa: E402
 from facereenact.face3d.params import FaceParams  # noqa: E402
 from facereenact.face3d.regressor import crop_faces  # noqa: E402
 from facereenact.io.video import iter_frames, probe_video  # noqa: E402
+from facereenact.train.prepare import read_identity_groups  # noqa: E402
 
 VIDEO_EXTENSIONS = {".mp4", ".mov"}
 #: Held-out identities (clip stems; a person with several clips is listed with all of them).
@@ -67,17 +68,7 @@ DEFAULT_HELD_OUT = (
     "dpe_d",
 )
 #: Clips that are the same person (data/README.md): holding out one holds out all.
-SAME_PERSON = (
-    ("hdtf_aoc", "vr_face3"),
-    ("3ddfa_obama", "lia_vox_obama"),
-    ("mimic_trump", "stk_trump"),
-    ("spc_M003_disgusted", "spc_M003_happy", "eamm_happy"),
-    ("eamm_fear", "eamm_surprised"),
-    ("pcavs_00104", "pcavs_741400163"),
-    ("pcavs_517600055", "pcavs_517600078"),
-    ("grid_s2_swwp2s", "grid_pwij3p"),
-    ("lp_d9", "lp_d13"),
-)
+PERSON_OF = read_identity_groups(REPO / "configs" / "shared-clips.identities.txt")
 MAX_YAW = 45.0  # frames turned further than this are not used (dlib's contour becomes unreliable)
 MAX_NME_TO_OURS = 0.25  # dlib answers this far from our fit are failures, not expressions
 
@@ -150,11 +141,8 @@ def load_samples(data: Path, every: int, cache: Path | None, assets: Assets) -> 
 
 def expand_held_out(names: list[str]) -> list[str]:
     """Add the other clips of every held-out person."""
-    held = set(names)
-    for group in SAME_PERSON:
-        if held & set(group):
-            held |= set(group)
-    return sorted(held)
+    people = {PERSON_OF.get(name, name) for name in names}
+    return sorted(set(names) | {clip for clip, person in PERSON_OF.items() if person in people})
 
 
 # ---- step 2: design arrays -----------------------------------------------------------------------

@@ -10,22 +10,11 @@ import pytest
 
 from facereenact.errors import AssetError
 from facereenact.evaluate.identity import DescriptorService, DescriptorWorkerError, DlibFaceDescriptor, describe_clips, identity_validation
+from facereenact.train.prepare import read_identity_groups
 from tests.conftest import clip_paths
 
-#: Clips that show the same person, from ../shared/data/README.md ("Splitting"); lp_d9 and lp_d13
-#: may be the same man.
-SAME_PERSON = [
-    ("hdtf_aoc", "vr_face3"),
-    ("3ddfa_obama", "lia_vox_obama"),
-    ("mimic_trump", "stk_trump"),
-    ("spc_M003_disgusted", "spc_M003_happy", "eamm_happy"),
-    ("eamm_fear", "eamm_surprised"),
-    ("pcavs_00104", "pcavs_741400163"),
-    ("pcavs_517600055", "pcavs_517600078"),
-    ("grid_s2_swwp2s", "grid_pwij3p"),
-    ("lp_d9", "lp_d13"),
-]
-PERSON_OF = {clip: group[0] for group in SAME_PERSON for clip in group}
+#: Clips that show the same person (../shared/data/README.md, "Splitting"), as training groups them.
+PERSON_OF = read_identity_groups(Path(__file__).resolve().parents[2] / "configs" / "shared-clips.identities.txt")
 #: A quick subset: different people of varied footage, and one person in two clips.
 QUICK_CLIPS = ["hdtf_aoc", "vr_face3", "dpe_s", "grid_bbaf2n", "pcavs_00015", "spc_W036_happy", "stk_nice", "mimic_german", "lp_d6"]
 FRAMES = (0, 25, 50)
