@@ -15,14 +15,9 @@ import numpy as np
 import torch
 
 from facereenact.composite import Paster, crop, reenactment_box
+from facereenact.correspond.head import HeadEllipsoid, head_field
 from facereenact.correspond.motion import MotionOptions, target_params
-from facereenact.correspond.warp import (
-    GeometricWarp,
-    WarpResult,
-    WarpTargets,
-    head_frame,
-    head_similarity,
-)
+from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets
 from facereenact.face3d.fitter import FaceFit, FaceFitter
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
@@ -85,7 +80,8 @@ class Reenactor:
         params = self.source.params.to(self.device)
         with torch.inference_mode():
             vertices = self._to_crop(self.model.vertices(params))
-            self._source_head = self._head(params)
+            self._source_in_crop = self._in_crop(params)
+            self._head = HeadEllipsoid.of(self.model, params.shape)
         if stage is not None and hasattr(stage, "bind"):
             stage.bind(self.model, vertices, size)
         self.stage: GenerationStage = stage or GeometricWarp(self.model, vertices, size)
@@ -95,9 +91,8 @@ class Reenactor:
         """The source crop (S, S, 3) uint8, as the generation stage sees it."""
         return self._source_crop_rgb
 
-    def _head(self, params: FaceParams) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each head's centre (B, 2) and "up" vector (B, 2, length = scale) in crop pixels."""
-        return head_frame(params_to_crop(params, self._box_t.expand(len(params), 4), self.options.crop_size))
+    def _in_crop(self, params: FaceParams) -> FaceParams:
+        return params_to_crop(params, self._box_t.expand(len(params), 4), self.options.crop_size)
 
     def _to_crop(self, points: torch.Tensor) -> torch.Tensor:
         return vertices_to_crop(points, self._box_t.expand(len(points), 4), self.options.crop_size)
@@ -107,9 +102,7 @@ class Reenactor:
         """Frames for driving parameters (B,); ``reference`` (batch 1) is the driving frame the
         relative motion is measured from (usually the first)."""
         targets = target_params(self.source.params.to(self.device), driving.to(self.device), reference.to(self.device), self.options.motion)
-        centre, up = self._head(targets)
-        source_centre, source_up = self._source_head
-        head = head_similarity(source_centre.expand_as(centre), source_up.expand_as(up), centre, up)
+        head = head_field(self._head, self._source_in_crop, self._in_crop(targets), self.options.crop_size)
         inputs = WarpTargets(self._to_crop(self.model.vertices(targets)), self._to_crop(self.model.landmarks(targets)), head)
         result = self.stage(self.source_crop, inputs)
         crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -7,7 +7,6 @@ import torch
 
 from facereenact.composite import Paster, crop, reenactment_box
 from facereenact.correspond.motion import MotionMode, MotionOptions
-from facereenact.correspond.warp import head_similarity
 from facereenact.face3d.params import angles_to_rotation
 from facereenact.pipeline import ReenactOptions, Reenactor
 
@@ -15,17 +14,6 @@ from facereenact.pipeline import ReenactOptions, Reenactor
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255**2 / max(mse, 1e-12)))
-
-
-def test_head_similarity_maps_the_target_head_onto_the_source_head() -> None:
-    source_centre, target_centre = torch.tensor([[100.0, 120.0]]), torch.tensor([[130.0, 110.0]])
-    source_up = torch.tensor([[0.0, -2.0]])
-    angle = torch.tensor(0.3)
-    target_up = 1.5 * torch.stack([-2.0 * angle.sin(), -2.0 * angle.cos()])[None]  # turned and larger
-    transform = head_similarity(source_centre, source_up, target_centre, target_up)
-    apply = lambda p: transform[0, :, :2] @ p + transform[0, :, 2]  # noqa: E731
-    assert torch.allclose(apply(target_centre[0]), source_centre[0], atol=1e-4)
-    assert torch.allclose(apply(target_centre[0] + target_up[0]) - source_centre[0], source_up[0], atol=1e-4)
 
 
 def test_pasting_the_untouched_crop_gives_back_the_photo(portraits) -> None:  # type: ignore[no-untyped-def]

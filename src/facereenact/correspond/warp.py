@@ -3,8 +3,8 @@
 For every pixel of an output face we know, from the rebuilt geometry (source identity, target
 pose and expression), which surface point it shows; that point's position in the source crop is
 rendered as a vertex attribute, giving an exact backward warp field for the face. Outside the
-face the field blends from a similarity motion of the head to the identity, so hair and neck
-move with the head, the far background stays still and the image never tears. Pixels the source
+face the field blends from the motion of a head-shaped proxy turning with the pose to the
+identity, so hair, ears and neck move with the head, the far background stays still and the image never tears. Pixels the source
 cannot supply (surfaces hidden or foreshortened in the source, the inside of an opening mouth)
 are returned as a hole mask and filled.
 """
@@ -20,7 +20,6 @@ import torch.nn.functional as F
 
 from facereenact.face3d.expression_basis import mouth_gap_triangles
 from facereenact.face3d.morphable import MorphableModel
-from facereenact.face3d.params import FaceParams
 from facereenact.face3d.raster import interpolate, rasterize
 
 #: A triangle stretched more than this (area in the output over area in the source) has too
@@ -72,37 +71,12 @@ def _triangle_areas(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Te
 @dataclass
 class WarpTargets:
     """What the warp needs about the target faces, in source-crop pixels: vertices (B, N, 3),
-    landmarks (B, 68, 3), and ``head`` (B, 2, 3): the 2D similarity taking a target pixel to the
-    source pixel that the head's outline carries there (from pose: position, size, in-plane turn)."""
+    landmarks (B, 68, 3), and ``head`` (B, 2, S, S): for each target pixel, the source pixel the
+    head around the face carries there (:func:`facereenact.correspond.head.head_field`)."""
 
     vertices: torch.Tensor
     landmarks: torch.Tensor
     head: torch.Tensor
-
-
-def head_frame(params: FaceParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each head's image centre (B, 2) and image "up" vector (B, 2, length = scale), in the
-    pixels the parameters are expressed in."""
-    up = torch.stack([params.rotation[:, 0, 1], -params.rotation[:, 1, 1]], -1) * params.scale[:, None]
-    return params.translation, up
-
-
-def head_similarity(
-    source_centre: torch.Tensor, source_up: torch.Tensor, target_centre: torch.Tensor, target_up: torch.Tensor
-) -> torch.Tensor:
-    """(B, 2, 3) backward similarity from target to source pixels, from each head's image centre
-    (B, 2) and image "up" vector (B, 2) whose length is the head's scale.
-
-    Yaw and pitch move the features inside the face but barely the head's outline, so hair and
-    neck follow only the translation, scale and in-plane rotation of the head.
-    """
-    zs = torch.complex(source_up[:, 0], source_up[:, 1])
-    zt = torch.complex(target_up[:, 0], target_up[:, 1])
-    ratio = zs / zt  # rotation and scale taking the target's up vector onto the source's
-    a, b = ratio.real, ratio.imag
-    linear = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)
-    offset = source_centre - (linear @ target_centre[..., None])[..., 0]
-    return torch.cat([linear, offset[..., None]], -1)
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -170,14 +144,14 @@ class GeometricWarp:
 
     def _field(self, coordinates: torch.Tensor, face: torch.Tensor, targets: WarpTargets) -> torch.Tensor:
         """The backward warp (B, 2, S, S): exact on the face; just outside it, the face's own
-        motion extended smoothly (so the jaw line never tears); further out the head's
-        similarity motion, fading to none at the still background."""
+        motion extended smoothly (so the jaw line never tears); further out the motion of the
+        head proxy (hair, ears), fading to none at the still background."""
         grid = self.grid
         face_size = float((targets.landmarks[..., :2].amax(1) - targets.landmarks[..., :2].amin(1)).max())
         face_motion = (coordinates - grid) * face
         weight = _gaussian_blur(face, EXTEND_SIGMA * face_size)
         extended = _gaussian_blur(face_motion, EXTEND_SIGMA * face_size) / weight.clamp(min=1e-6)
-        head = torch.einsum("bij,jhw->bihw", targets.head[:, :, :2], grid) + targets.head[:, :, 2, None, None] - grid
+        head = targets.head - grid
 
         face_np = face[:, 0].cpu().numpy() > 0
         outside = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3) for m in face_np])

@@ -25,12 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from facereenact.correspond.warp import (
-    GeometricWarp,
-    WarpTargets,
-    head_frame,
-    head_similarity,
-)
+from facereenact.correspond.head import HeadEllipsoid, head_field
+from facereenact.correspond.warp import GeometricWarp, WarpTargets
 from facereenact.errors import DataError
 from facereenact.face3d.mirror import ParamMirror
 from facereenact.face3d.morphable import MorphableModel, identity_matched
@@ -173,9 +169,7 @@ def geometric_warp_inputs(model: MorphableModel, source_images: torch.Tensor, so
     target = identity_matched(source, driving)
     target_vertices, target_landmarks = model.vertices(target), model.landmarks(target)
     source_vertices = model.vertices(source)
-    source_centre, source_up = head_frame(source)
-    target_centre, target_up = head_frame(target)
-    head = head_similarity(source_centre, source_up, target_centre, target_up)
+    head = head_field(HeadEllipsoid.of(model, source.shape), source, target, size)
     images, holes = [], []
     for i in range(len(source)):
         warp = GeometricWarp(model, source_vertices[i : i + 1], size)
