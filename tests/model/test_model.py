@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from facereenact.errors import ConfigError
+from facereenact.model.checkpoint import transplant
 from facereenact.model.config import PRESETS, ModelConfig
 from facereenact.model.correspondence import attention_warp, warp_by_flow
 from facereenact.model.discriminator import MultiScaleDiscriminator
-from facereenact.model.generator import Generator
+from facereenact.model.generator import BLEND_START, Generator
 
 
 def _features(seed: int, *shape: int) -> torch.Tensor:
@@ -79,3 +80,39 @@ def test_bad_architecture_values_are_refused() -> None:
         ModelConfig(resolution=30)
     with pytest.raises(ConfigError, match="base"):
         ModelConfig(base=0)
+
+
+def test_a_refining_generator_starts_close_to_the_warp() -> None:
+    """Refining the warp, an untrained network must return (almost) the warp itself, so that
+    training starts from the training-free result rather than from noise."""
+    torch.manual_seed(0)
+    config = ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True)
+    generator = Generator(config)
+    x = [torch.rand(2, 3, 32, 32) for _ in range(3)]
+    warp = torch.rand(2, 3, 32, 32)
+    out = generator(*x, warp, torch.zeros(2, 1, 32, 32))
+    assert out.blend is not None and out.synthesis is not None
+    assert out.blend.shape == (2, 1, 32, 32) and float(out.blend.max()) < 0.2
+    assert torch.allclose(out.image, warp + out.blend * (out.synthesis - warp))
+    assert (out.image - warp).abs().mean() < 0.05
+
+
+def test_warm_start_copies_what_fits_and_keeps_the_old_function() -> None:
+    """A network that gained inputs (the warp) starts from one trained without them: shared
+    layers copied, weights from the new inputs zero, so the old layers compute what they did."""
+    torch.manual_seed(0)
+    small = ModelConfig(resolution=32, base=4, corr_channels=8)
+    old, new = Generator(small), Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True))
+    tensors = {f"ema.{k}": v for k, v in old.state_dict().items()}
+    skipped = transplant(new, tensors, "ema")
+    assert skipped == []
+    old_state, new_state = old.state_dict(), new.state_dict()
+    same = [k for k in old_state if old_state[k].shape == new_state[k].shape]
+    assert len(same) > 0.8 * len(old_state) and all(torch.equal(old_state[k], new_state[k]) for k in same)
+    x = [torch.rand(1, 3, 32, 32) for _ in range(3)]
+    with torch.no_grad():
+        before = old(*x)
+        after = new(*x, torch.rand(1, 3, 32, 32), torch.rand(1, 1, 32, 32))
+    assert after.synthesis is not None
+    assert torch.allclose(after.synthesis, before.image, atol=1e-5), "the synthesis must be the old network's image"
+    assert float(new.to_rgb.bias[3]) == BLEND_START

@@ -19,6 +19,7 @@ import torch
 
 from facereenact.correspond.warp import WarpResult, WarpTargets
 from facereenact.errors import InputError, NotAvailableError
+from facereenact.model.release import shipped_checkpoint
 from facereenact.pipeline import GenerationStage
 
 NEURAL_PREFIX = "neural:"
@@ -82,10 +83,11 @@ def load_neural_stage(path: Path, device: str) -> GenerationStage:
 
 
 def parse_methods(spec: str, device: str = "cpu") -> list[Method]:
-    """``"source,warp,neural:ckpt.safetensors"`` → methods, in that order (neural stages loaded)."""
+    """``"source,warp,neural,neural:ckpt.safetensors"`` → methods, in that order (neural stages
+    loaded; plain ``neural`` is the shipped model)."""
     names = [part.strip() for part in spec.split(",") if part.strip()]
     if not names:
-        raise InputError("no methods given: choose from source, warp, neural:PATH")
+        raise InputError("no methods given: choose from source, warp, neural, neural:PATH")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise InputError(f"method {duplicates[0]} is listed twice")
@@ -95,11 +97,13 @@ def parse_methods(spec: str, device: str = "cpu") -> list[Method]:
             methods.append(Method(name, SourceStage()))
         elif name == "warp":
             methods.append(Method(name, None))
+        elif name == "neural":
+            methods.append(Method("neural", load_neural_stage(shipped_checkpoint(), device)))
         elif name.startswith(NEURAL_PREFIX) and len(name) > len(NEURAL_PREFIX):
             path = Path(name[len(NEURAL_PREFIX) :]).expanduser()
             methods.append(Method(f"{NEURAL_PREFIX}{path.name}", load_neural_stage(path, device)))
         else:
-            raise InputError(f"unknown method {name!r}: choose from source, warp, neural:PATH")
+            raise InputError(f"unknown method {name!r}: choose from source, warp, neural, neural:PATH")
     labels = [method.name for method in methods]
     if len(set(labels)) < len(labels):
         raise InputError("two checkpoints have the same file name; rename one so the report can tell them apart")

@@ -110,3 +110,25 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Te
             index, name = key[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})
+
+
+def transplant(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> list[str]:
+    """Start ``module`` from another architecture's ``prefix.*`` weights (a warm start): tensors
+    of the same name and shape are copied; where a layer gained input or output channels (a new
+    input, an extra output), the overlapping block is copied, weights from new inputs start at
+    zero (so the warm-started layer computes what it did) and new outputs keep their initial
+    values. Returns the names that could not be used at all."""
+    state = module.state_dict()
+    skipped = []
+    with torch.no_grad():
+        for name, target in state.items():
+            source = tensors.get(f"{prefix}.{name}")
+            if source is None or source.dim() != target.dim():
+                skipped.append(name)
+                continue
+            overlap = tuple(slice(0, min(a, b)) for a, b in zip(source.shape, target.shape))
+            if target.dim() >= 2 and target.shape[1] > source.shape[1]:
+                target[:, source.shape[1] :] = 0
+            target[overlap] = source[overlap].to(target.dtype)
+    module.load_state_dict(state)
+    return skipped

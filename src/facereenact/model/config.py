@@ -25,7 +25,8 @@ class ModelConfig:
     spade_hidden: int = 32
     #: Query positions per attention chunk: bounds the (chunk × keys) similarity block in memory.
     attention_chunk: int = 1024
-    #: Feed the training-free geometric warp and its hole mask to the decoder as extra inputs.
+    #: Refine the training-free geometric warp: the decoder sees it and its hole mask, and blends
+    #: its own synthesis over it with a learned mask.
     warp_inputs: bool = False
     disc_channels: int = 32
     disc_scales: int = 2

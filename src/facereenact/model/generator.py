@@ -28,13 +28,18 @@ class GeneratorOutput:
     """``image`` (B, 3, H, W) in [0, 1]; ``warped`` the source image warped along the
     correspondence's flow (full resolution); ``warped_small`` the source image at 1/4
     resolution warped by the attention itself (what the correspondence loss compares);
-    ``flow`` (B, 2, h, w) and ``confidence`` (B, 1, h, w) at 1/4 resolution."""
+    ``flow`` (B, 2, h, w) and ``confidence`` (B, 1, h, w) at 1/4 resolution. A generator that
+    refines the training-free warp (``warp_inputs``) also returns ``synthesis``, what it draws
+    itself, and ``blend`` (B, 1, H, W), how much of it replaces the warp in ``image``; both
+    ``None`` otherwise."""
 
     image: torch.Tensor
     warped: torch.Tensor
     warped_small: torch.Tensor
     flow: torch.Tensor
     confidence: torch.Tensor
+    synthesis: torch.Tensor | None = None
+    blend: torch.Tensor | None = None
 
 
 class GatedSkip(nn.Module):
@@ -49,13 +54,24 @@ class GatedSkip(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor, condition: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
         condition, confidence = resize_to(condition, x), resize_to(confidence, x)
-        gate = torch.sigmoid(self.gate(torch.cat([x, skip, condition, confidence], 1)))
+        # The warp a refining generator adds to the condition comes last, after the PNCC and
+        # the confidence: a network trained without it then warm-starts with its gate intact.
+        pncc, extras = condition[:, :3], condition[:, 3:]
+        gate = torch.sigmoid(self.gate(torch.cat([x, skip, pncc, confidence, extras], 1)))
         return x + gate * self.project(skip)
+
+
+#: Initial logit of the refining generator's blend (sigmoid(-3) ≈ 5 % synthesis over the warp).
+BLEND_START = -3.0
 
 
 class Generator(nn.Module):
     """(source image, source PNCC, reconstructed driving PNCC[, warp image, hole mask]) →
-    the source person in the driving pose and expression. All inputs (B, C, H, W) in [0, 1]."""
+    the source person in the driving pose and expression. All inputs (B, C, H, W) in [0, 1].
+
+    With ``warp_inputs`` the generator refines the training-free warp: it sees the warp and its
+    holes, and its output is the warp with its own synthesis blended in where it learns the warp
+    fails (an opening mouth, teeth, holes, seams)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -72,7 +88,12 @@ class Generator(nn.Module):
         self.block2 = SPADEResBlock(c4, c2, cond, hidden)
         self.skip1 = GatedSkip(c2, c1, cond)
         self.block1 = SPADEResBlock(c2, c1, cond, hidden)
-        self.to_rgb = nn.Conv2d(c1, 3, 3, 1, 1)
+        # Refining the warp, a fourth output channel says where the synthesis replaces it; its
+        # bias starts the blend nearly closed, so training starts from the warp, not from noise.
+        self.to_rgb = nn.Conv2d(c1, 4 if config.warp_inputs else 3, 3, 1, 1)
+        if config.warp_inputs:
+            with torch.no_grad():
+                self.to_rgb.bias[3] = BLEND_START
 
     def forward(
         self,
@@ -102,5 +123,10 @@ class Generator(nn.Module):
         x = self.block2(self.skip2(x, warp_by_flow(s2, match.flow), condition, confidence), condition)
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         x = self.block1(self.skip1(x, warp_by_flow(s1, match.flow), condition, confidence), condition)
-        image = torch.sigmoid(self.to_rgb(F.leaky_relu(x, SLOPE)))
-        return GeneratorOutput(image, warp_by_flow(source_image, match.flow), warped_small, match.flow, confidence)
+        out = self.to_rgb(F.leaky_relu(x, SLOPE))
+        warped = warp_by_flow(source_image, match.flow)
+        if not self.config.warp_inputs or warp_image is None:  # (the latter is checked above)
+            return GeneratorOutput(torch.sigmoid(out), warped, warped_small, match.flow, confidence)
+        synthesis, blend = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:])
+        image = warp_image + blend * (synthesis - warp_image)
+        return GeneratorOutput(image, warped, warped_small, match.flow, confidence, synthesis, blend)

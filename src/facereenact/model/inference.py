@@ -56,16 +56,26 @@ class NeuralStage:
         vertices = _to_resolution(targets.vertices.to(self.device), size, resolution)
         driving_pncc, face, _ = render_pncc(self._model, vertices, resolution, resolution)
         extras: tuple[torch.Tensor, ...] = ()
+        warped = None
         if self._warp is not None:
             warped = self._warp(source_crop, targets)
             extras = (resize_to(warped.images.to(self.device), driving_pncc), resize_to(warped.holes.to(self.device), driving_pncc))
         out = self.generator(source.expand(batch, -1, -1, -1), self._source_pncc.expand(batch, -1, -1, -1), driving_pncc, *extras)
-        images = out.image if size == resolution else F.interpolate(out.image, size=(size, size), mode="bilinear", align_corners=False)
         flow = F.interpolate(out.flow, size=(size, size), mode="bilinear", align_corners=False)
         field = ((flow + 1) * size / 2 - 0.5).permute(0, 2, 3, 1)  # grid coordinates → source-crop pixels
         face = F.interpolate(face, size=(size, size), mode="nearest") if size != resolution else face
+        if warped is not None and out.synthesis is not None and out.blend is not None:
+            # Refining the warp: blend at the crop's own size, so the warp keeps its full detail
+            # wherever the network leaves it alone.
+            synthesis, blend = (_upsample(x, size) for x in (out.synthesis, out.blend))
+            images = warped.images.to(self.device) + blend * (synthesis - warped.images.to(self.device))
+            return WarpResult(images.clamp(0, 1), warped.holes, warped.mouth, face, warped.field)
         nothing = torch.zeros_like(face)  # the network fills every pixel: no holes, no flat mouth fill
-        return WarpResult(images.clamp(0, 1), nothing, nothing, face, field)
+        return WarpResult(_upsample(out.image, size).clamp(0, 1), nothing, nothing, face, field)
+
+
+def _upsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def load_generator(checkpoint: Path) -> Generator:

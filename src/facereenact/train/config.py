@@ -83,6 +83,9 @@ class RunConfig:
     #: CPU threads per process (0: leave PyTorch's default).
     threads: int = 0
     assets: Path | None = None
+    #: Warm start: a checkpoint (of this or a smaller architecture) whose weights a new run
+    #: starts from (see :func:`facereenact.model.checkpoint.transplant`); ignored on resume.
+    init_from: Path | None = None
 
 
 @dataclass(frozen=True)

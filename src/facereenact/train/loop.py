@@ -39,6 +39,7 @@ from facereenact.model.checkpoint import (
     load_optimizer,
     read_checkpoint,
     save_checkpoint,
+    transplant,
 )
 from facereenact.model.discriminator import MultiScaleDiscriminator
 from facereenact.model.generator import Generator, GeneratorOutput
@@ -153,6 +154,7 @@ class Trainer:
         self.generator = Generator(config.model).to(device)
         self.generator.correspondence.recompute = config.optim.recompute_attention
         self.discriminator = MultiScaleDiscriminator(config.model).to(device)
+        warm_start = self._warm_start(config.run.init_from) if config.run.init_from and not (resume and existing) else []
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         betas = (config.optim.beta1, config.optim.beta2)
         self.optim_g = torch.optim.Adam(self.generator.parameters(), lr=config.optim.lr_generator, betas=betas)
@@ -164,6 +166,7 @@ class Trainer:
         self.vgg, self.identity, self.notes = L.optional_networks(
             config.losses.vgg_weights, config.losses.identity_model, config.losses.vgg, config.losses.identity
         )
+        self.notes += warm_start
         for network in (self.vgg, self.identity):
             if network is not None:
                 network.to(device)
@@ -190,6 +193,14 @@ class Trainer:
             (self.out / "config.json").write_text(config.to_json() + "\n")
 
     # ---- checkpoints -------------------------------------------------------------------------
+    def _warm_start(self, path: Path) -> list[str]:
+        """Start the generator (from the EMA weights when present) and the discriminator from
+        another run's checkpoint."""
+        _, tensors = read_checkpoint(path)
+        prefix = "ema" if any(key.startswith("ema.") for key in tensors) else "generator"
+        skipped = transplant(self.generator, tensors, prefix) + transplant(self.discriminator, tensors, "discriminator")
+        return [f"warm start from {path}" + (f" ({len(skipped)} tensors left at their initial values)" if skipped else "")]
+
     def _resume(self, existing: list[Path]) -> None:
         if not existing:
             self.notes.append(f"no checkpoint in {self.checkpoint_dir}: starting from step 0")
