@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,25 +36,31 @@ PORTRAIT = "lp_s12"
 UPLOAD_MB = 2
 
 
-@pytest.fixture(scope="module")
-def server(fitter, data_dir: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The app under uvicorn in a thread, on a free loopback port; its base URL."""
+@contextmanager
+def _serving(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """``app`` under uvicorn in a thread, on a free loopback port; its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = ServerSettings(max_jobs=2, max_upload_mb=UPLOAD_MB, data=data_dir)
-    app = create_app(settings, fitter=fitter, allowed_hosts=["127.0.0.1", "localhost"])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(fitter, data_dir: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    settings = ServerSettings(max_jobs=2, max_upload_mb=UPLOAD_MB, data=data_dir)
+    with _serving(create_app(settings, fitter=fitter, allowed_hosts=["127.0.0.1", "localhost"])) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +71,26 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
-@pytest.fixture()
-def page(browser, server: str):  # type: ignore[no-untyped-def]
+@contextmanager
+def _open(browser, url: str) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A fresh browser context on the page, ready; fails on any script error in the page."""
     context = browser.new_context(viewport={"width": 1280, "height": 1100}, accept_downloads=True)
     opened = context.new_page()
     problems: list[str] = []
     opened.on("pageerror", lambda error: problems.append(str(error)))
-    opened.goto(server)
+    opened.goto(url)
     sync_api.expect(opened.locator("body")).to_have_attribute("data-ready", "true")
-    yield opened
-    context.close()
-    assert not problems, problems  # no script errors in the page
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert not problems, problems
+
+
+@pytest.fixture()
+def page(browser, server: str):  # type: ignore[no-untyped-def]
+    with _open(browser, server) as opened:
+        yield opened
 
 
 def _error(page) -> object:  # type: ignore[no-untyped-def]
@@ -144,3 +160,22 @@ def test_a_creator_animates_a_portrait_plays_the_result_and_downloads_it(page, d
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 10_000
     print(f"\nscreenshot: {screenshot}")
+
+
+def test_a_second_creator_sees_their_place_in_line_while_the_only_slot_is_busy(browser, fitter, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = ServerSettings(max_jobs=1, max_frames=20, data=data_dir)
+    portrait, clip = data_dir / "portraits" / f"{PORTRAIT}.jpg", data_dir / "clips" / f"{CLIP}.mp4"
+    with _serving(create_app(settings, fitter=fitter)) as url, _open(browser, url) as first, _open(browser, url) as second:
+        for page in (first, second):
+            page.set_input_files("#source-file", str(portrait))
+            sync_api.expect(page.locator("#source-preview")).to_be_visible()
+            page.set_input_files("#driving-file", str(clip))
+            sync_api.expect(page.locator("#run")).to_be_enabled()
+        first.click("#run")
+        sync_api.expect(first.locator("#job-status")).to_contain_text("frame")  # running: its frames count up
+        second.click("#run")
+        sync_api.expect(second.locator("#job-status")).to_have_text("Waiting in line: position 1 (1 job running).")
+        second.screenshot(path=str(tmp_path / "web-waiting.png"))
+        for page in (first, second):
+            sync_api.expect(page.locator("#result-card")).to_be_visible(timeout=120_000)
+            assert page.locator("#result-info").text_content().endswith("20 frames")
