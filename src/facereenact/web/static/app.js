@@ -191,7 +191,8 @@ function showJob(job) {
     bar.hidden = false;
     bar.removeAttribute("value");
     const running = `${job.running} job${job.running === 1 ? "" : "s"} running`;
-    $("job-status").textContent = `Waiting in line: position ${job.position} (${running}).`;
+    const free = job.running < state.config.max_jobs && job.position === 1;  // a worker is about to take it
+    $("job-status").textContent = free ? "Starting…" : `Waiting in line: position ${job.position} (${running}).`;
     return true;
   }
   if (job.state === "running") {
