@@ -108,8 +108,9 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        return JSONResponse({"error": f"bad request: {where}: {first.get('msg', 'invalid')}".replace(": :", ":")}, status_code=422)
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body" and not isinstance(part, int))
+        message = first.get("msg", "invalid request")
+        return JSONResponse({"error": f"bad request: {where}: {message}" if where else f"bad request: {message}"}, status_code=422)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -146,8 +147,9 @@ def create_app(
         upload_id, folder = service.uploads.new_folder()
         try:
             path = folder / filename
-            limit = service.settings
-            await receive(request.stream(), path, filename, limit.max_upload_bytes, limit.max_upload_mb, int(declared) if declared and declared.isdigit() else None)
+            settings = service.settings
+            length = int(declared) if declared and declared.isdigit() else None
+            await receive(request.stream(), path, filename, settings.max_upload_bytes, settings.max_upload_mb, length)
             accept = service.accept_source if kind == "source" else service.accept_driving
             stored = await run_in_threadpool(accept, upload_id, folder, path, filename)
         except BaseException:
