@@ -7,6 +7,7 @@ non-zero exit; outputs are only ever renamed into place once complete.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -317,6 +318,51 @@ def evaluate(
     metrics_path, report_path = report.write_report(evaluation.result, evaluation.strips, out)
     report.print_tables(evaluation.result, Console())
     console.print(f"wrote {metrics_path} and {report_path} ({evaluation.result['seconds']:.0f} s)")
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Host headers accepted when serving on loopback (so other web sites cannot reach the server through DNS rebinding).
+_LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
+
+
+@app.command()
+@_user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on. The default accepts this machine only; 0.0.0.0 opens it to the network (no login!).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 7860,
+    max_jobs: Annotated[int, typer.Option(min=1, help="Animation jobs run at once; the rest wait in line with their position shown.")] = 2,
+    max_waiting: Annotated[int, typer.Option(min=0, help="Jobs that may wait in line; more are refused with a 'busy' message.")] = 8,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload (portrait or clip), in MB.")] = 50.0,
+    max_seconds: Annotated[float, typer.Option(min=0.1, help="Longest driving clip, in seconds.")] = 60.0,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Animate at most this many frames of a clip (default: all).", show_default=False)] = None,
+    keep_minutes: Annotated[float, typer.Option(min=0.1, help="Results and uploads are deleted after this long unused.")] = 30.0,
+    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint: offers the 'neural' method beside the warp.", show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Torch threads (default: the CPU cores shared among --max-jobs).", show_default=False)] = None,
+    data: DataOption = None,
+    assets: AssetsOption = None,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Start the local web page: upload a portrait and a driving clip (or pick an example motion),
+    watch the job's progress, play and download the result."""
+    import torch
+    import uvicorn
+
+    from facereenact.web.app import create_app
+    from facereenact.web.settings import ServerSettings
+
+    settings = ServerSettings(
+        max_jobs=max_jobs, max_waiting=max_waiting, max_upload_mb=max_upload_mb, max_seconds=max_seconds, max_frames=max_frames,
+        keep_minutes=keep_minutes, data=data, model=model, assets=assets, device=device,
+    )  # fmt: skip
+    # Jobs run in threads of this process: share the cores among them rather than oversubscribe.
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // max_jobs))
+    loopback = host in _LOOPBACK
+    application = create_app(settings, allowed_hosts=_LOOPBACK_HOSTS if loopback else None)
+    if not loopback:
+        console.print(f"[yellow]note:[/] listening on {host}: anyone who can reach this machine can use the page (there is no login)", highlight=False)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"facereenact: open http://{shown}:{port}/ (Ctrl+C stops it)", highlight=False, markup=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 

@@ -35,16 +35,22 @@ def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, radius: int = 2) ->
     return out
 
 
-def fit_overlay(image: np.ndarray, model: MorphableModel, params: FaceParams) -> np.ndarray:
-    """Side by side: the image with mesh and landmarks of every face | the faces' PNCC."""
+def fit_overlay(image: np.ndarray, model: MorphableModel, params: FaceParams, mesh_opacity: float = 1.0, mesh_every: int = 2) -> np.ndarray:
+    """Side by side: the image with mesh and landmarks of every face | the faces' PNCC.
+
+    ``mesh_opacity`` below 1 lets the face show through the wireframe and ``mesh_every`` thins it
+    (every k-th triangle): what a small preview needs to stay readable."""
     with torch.no_grad():
         vertices = model.vertices(params)
         landmarks = model.landmarks(params).cpu().numpy()
         pncc, mask, _ = render_pncc(model, vertices, image.shape[0], image.shape[1])
-    left = image
+    meshed = image
     triangles = model.triangles.cpu().numpy()
-    for face_vertices, face_landmarks in zip(vertices.cpu().numpy(), landmarks):
-        left = draw_landmarks(draw_mesh(left, face_vertices, triangles), face_landmarks)
+    for face_vertices in vertices.cpu().numpy():
+        meshed = draw_mesh(meshed, face_vertices, triangles, mesh_every)
+    left = meshed if mesh_opacity >= 1 else cv2.addWeighted(meshed, mesh_opacity, image, 1 - mesh_opacity, 0)
+    for face_landmarks in landmarks:
+        left = draw_landmarks(left, face_landmarks)
     colours = to_uint8_image(pncc)
     covered = mask.squeeze(1).cpu().numpy() > 0
     right = np.zeros_like(image)

@@ -1,0 +1,198 @@
+"""The HTTP face of :class:`~facereenact.web.service.WebService`: the page and a small JSON API.
+
+Routes (every error is ``{"error": "one line"}`` with a fitting status):
+
+- ``GET /``: the page; ``/static/…``: its script and style.
+- ``GET /api/config``: limits and methods; ``GET /api/health``: jobs running and waiting.
+- ``GET /api/examples``: example motions; ``GET /api/examples/{name}``: one clip (for preview).
+- ``POST /api/uploads/source?name=…`` / ``POST /api/uploads/driving?name=…``: the file as the raw
+  request body (streamed to disk, size-limited, then checked by content); ``GET
+  /api/uploads/{id}/preview.png``: the portrait's faces with their fitted mesh.
+- ``POST /api/jobs`` (:class:`~facereenact.web.service.AnimationRequest`): queue a run;
+  ``GET /api/jobs/{id}``: state, place in line, progress; ``GET /api/jobs/{id}/video``: the
+  result (``?download=1``: as an attachment); ``DELETE /api/jobs/{id}``: cancel or discard it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from facereenact.errors import FaceReenactError, NoFaceError
+from facereenact.face3d.fitter import FaceFitter
+from facereenact.pipeline import GenerationStage
+from facereenact.web.jobqueue import Job, JobState, QueueFull
+from facereenact.web.service import AnimationRequest, NotFound, WebService
+from facereenact.web.settings import ServerSettings
+from facereenact.web.uploads import UploadTooLarge, receive, safe_name
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+_STATUS: tuple[tuple[type[FaceReenactError], int], ...] = (
+    (UploadTooLarge, 413),
+    (NotFound, 404),
+    (QueueFull, 503),
+    (NoFaceError, 422),
+)
+
+#: The page loads nothing from elsewhere and may not be framed by other sites.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; script-src 'self'; "
+        "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    fitter: FaceFitter | None = None,
+    neural: GenerationStage | None = None,
+    allowed_hosts: list[str] | None = None,
+) -> FastAPI:
+    """The application. Loads the face fitter (and ``settings.model``'s network) now unless
+    given, so a missing model file stops ``serve`` before it listens. ``allowed_hosts``: the Host
+    headers accepted (``serve`` passes the loopback names when it binds to loopback, which keeps
+    other web sites from reaching the server through DNS rebinding)."""
+    settings = settings or ServerSettings()
+    neural_name = None
+    if neural is None and settings.model is not None:
+        from facereenact.model.inference import load_stage
+
+        neural = load_stage(settings.model, settings.device)
+    if fitter is None:
+        from facereenact.assets import Assets
+
+        fitter = FaceFitter(Assets.resolve(settings.assets), device=settings.device)
+    if neural is not None:
+        neural_name = settings.model.name if settings.model is not None else "trained model"
+    service = WebService(settings, fitter, neural, neural_name)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(title="facereenact", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+    if allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        for key, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    @app.exception_handler(FaceReenactError)
+    async def user_error(_: Request, error: FaceReenactError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
+        return JSONResponse({"error": str(error)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body" and not isinstance(part, int))
+        message = first.get("msg", "invalid request")
+        return JSONResponse({"error": f"bad request: {where}: {message}" if where else f"bad request: {message}"}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/config")
+    def config() -> dict:
+        return service.config()
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return service.health()
+
+    @app.get("/api/examples")
+    def examples() -> list[dict]:
+        return [
+            {"name": e.name, "seconds": round(e.seconds, 2), "frames": e.frames, "has_audio": e.has_audio, "url": f"/api/examples/{e.name}"}
+            for e in service.examples.all()
+        ]
+
+    @app.get("/api/examples/{name}")
+    def example_clip(name: str) -> FileResponse:
+        example = service.examples.get(name)
+        if example is None:
+            raise NotFound(f"there is no example motion named {name!r}")
+        return FileResponse(example.path, media_type="video/mp4" if example.path.suffix == ".mp4" else None)
+
+    @app.post("/api/uploads/{kind}")
+    async def upload(kind: Literal["source", "driving"], request: Request, name: str = "") -> dict:
+        filename = safe_name(name, "portrait" if kind == "source" else "clip")
+        declared = request.headers.get("content-length")
+        upload_id, folder = service.uploads.new_folder()
+        try:
+            path = folder / filename
+            settings = service.settings
+            length = int(declared) if declared and declared.isdigit() else None
+            await receive(request.stream(), path, filename, settings.max_upload_bytes, settings.max_upload_mb, length)
+            accept = service.accept_source if kind == "source" else service.accept_driving
+            stored = await run_in_threadpool(accept, upload_id, folder, path, filename)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        described = {"id": stored.id, "kind": kind, "name": stored.name, **stored.info}
+        if stored.preview is not None:
+            described["preview"] = f"/api/uploads/{stored.id}/preview.png"
+        return described
+
+    @app.get("/api/uploads/{upload_id}/preview.png")
+    def preview(upload_id: str) -> FileResponse:
+        stored = service.uploads.get(upload_id, "source")
+        if stored is None or stored.preview is None:
+            raise NotFound("that portrait is no longer on the server; upload it again")
+        return FileResponse(stored.preview, media_type="image/png")
+
+    @app.post("/api/jobs", status_code=202)
+    def submit(request: AnimationRequest) -> dict:
+        return service.status(service.submit(request))
+
+    def _job(job_id: str) -> Job:
+        job = service.queue.get(job_id)
+        if job is None:
+            raise NotFound("that job is no longer on the server")
+        return job
+
+    @app.get("/api/jobs/{job_id}")
+    def job_status(job_id: str) -> dict:
+        return service.status(_job(job_id))
+
+    @app.get("/api/jobs/{job_id}/video")
+    def job_video(job_id: str, download: bool = False) -> FileResponse:
+        job = _job(job_id)
+        if job.state is not JobState.done or job.result is None:
+            raise NotFound(f"that job has no result ({job.state.value})")
+        name = job.payload.download_name
+        return FileResponse(job.result, media_type="video/mp4", filename=name, content_disposition_type="attachment" if download else "inline")
+
+    @app.delete("/api/jobs/{job_id}")
+    def discard(job_id: str) -> Response:
+        if not service.queue.discard(job_id):
+            raise NotFound("that job is no longer on the server")
+        return Response(status_code=204)
+
+    return app

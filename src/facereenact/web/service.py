@@ -1,0 +1,311 @@
+"""What the web app does, without HTTP: check uploads, queue animation jobs, run them, clean up.
+
+One :class:`WebService` lives as long as the server. It owns a temporary folder (uploads/ and
+jobs/, each upload and job in a folder of its own) that is deleted when the server stops; a
+janitor thread deletes what has gone unused for the keep time in between. The face fitter (and
+the neural stage) are loaded once and shared by the job threads.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from facereenact import jobs
+from facereenact.correspond.motion import MotionMode, MotionOptions
+from facereenact.errors import FaceReenactError, InputError
+from facereenact.face3d.fitter import FaceFitter
+from facereenact.io.video import probe_video
+from facereenact.pipeline import GenerationStage, ReenactOptions
+from facereenact.web.examples import ExampleClips
+from facereenact.web.jobqueue import Job, JobQueue, Outcome
+from facereenact.web.preview import make_source_preview
+from facereenact.web.settings import ServerSettings
+from facereenact.web.uploads import Upload, UploadStore
+
+
+class NotFound(FaceReenactError):
+    """An upload, example or job the request names is not (or no longer) on the server."""
+
+
+class AnimationRequest(BaseModel):
+    """The page's choices for one run (the JSON body of ``POST /api/jobs``)."""
+
+    source: str = Field(description="id of an uploaded portrait")
+    driving: str | None = Field(default=None, description="id of an uploaded driving clip")
+    example: str | None = Field(default=None, description="name of an example motion (instead of driving)")
+    method: Literal["warp", "neural"] = "warp"
+    mode: MotionMode = MotionMode.relative
+    transfer: Literal["both", "expression", "pose"] = "both"
+    paste_back: bool = True
+    crop_size: int = Field(default=256, ge=64, le=1024)
+    compare: bool = False
+    face_index: int = Field(default=0, ge=0)
+
+
+@dataclass(frozen=True)
+class AnimationJob:
+    """A job's payload: its inputs (inside the job's folder, or an example clip) and options."""
+
+    source: Path
+    driving: Path
+    options: ReenactOptions
+    crop_only: bool
+    compare: bool
+    method: str
+    download_name: str
+    #: Folders whose paths are cut out of messages shown to the page.
+    private: tuple[Path, ...]
+
+
+class WebService:
+    def __init__(self, settings: ServerSettings, fitter: FaceFitter, neural: GenerationStage | None = None, neural_name: str | None = None):
+        self.settings = settings
+        self.fitter = fitter
+        self.neural = neural
+        self.neural_name = neural_name
+        self.examples = ExampleClips(settings.data, settings.max_seconds)
+        self.queue = JobQueue(self._run, settings.max_jobs, settings.max_waiting, settings.keep_seconds)
+        #: Portrait previews fit faces outside the job queue; bound them the same way.
+        self._fit_slots = threading.BoundedSemaphore(settings.max_jobs)
+        self._root: Path | None = None
+        self._uploads: UploadStore | None = None
+        self._stop = threading.Event()
+        self._janitor: threading.Thread | None = None
+
+    # ---- lifetime ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.settings.work_dir is not None:
+            self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+        self._root = Path(tempfile.mkdtemp(prefix="facereenact-web-", dir=self.settings.work_dir))
+        self._uploads = UploadStore(self._root / "uploads", self.settings.max_uploads, self.settings.keep_seconds)
+        (self._root / "jobs").mkdir()
+        self.queue.start()
+        # Probe the example clips now, in the background, rather than on the first request.
+        threading.Thread(target=self.examples.all, name="facereenact-examples", daemon=True).start()
+        self._janitor = threading.Thread(target=self._sweep_now_and_then, name="facereenact-janitor", daemon=True)
+        self._janitor.start()
+
+    def close(self) -> None:
+        """Cancel the jobs, stop the threads, delete the server's temporary folder."""
+        self._stop.set()
+        self.queue.close()
+        if self._janitor is not None:
+            self._janitor.join(timeout=5)
+        if self._uploads is not None:
+            self._uploads.close()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            raise RuntimeError("WebService.start() has not been called")
+        return self._root
+
+    @property
+    def uploads(self) -> UploadStore:
+        if self._uploads is None:
+            raise RuntimeError("WebService.start() has not been called")
+        return self._uploads
+
+    def _sweep_now_and_then(self) -> None:
+        interval = min(60.0, max(1.0, self.settings.keep_seconds / 4))
+        while not self._stop.wait(interval):
+            self.queue.sweep()
+            self.uploads.sweep()
+
+    # ---- what the page asks -----------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        methods = [{"name": "warp", "label": "warp (training-free 3D correspondence)"}]
+        if self.neural is not None:
+            methods.append({"name": "neural", "label": f"neural ({self.neural_name})"})
+        settings = self.settings
+        return {
+            "max_upload_mb": settings.max_upload_mb,
+            "max_seconds": settings.max_seconds,
+            "max_frames": settings.max_frames,
+            "max_jobs": settings.max_jobs,
+            "keep_minutes": settings.keep_minutes,
+            "methods": methods,
+        }
+
+    def health(self) -> dict[str, Any]:
+        running, waiting = self.queue.counts()
+        return {"ok": True, "running": running, "waiting": waiting}
+
+    def accept_source(self, upload_id: str, folder: Path, path: Path, name: str) -> Upload:
+        """Check a received portrait by decoding it and fitting its faces; keep it with its preview."""
+        preview_path = folder / "preview.png"
+        with self._fit_slots, _private(folder):
+            preview = make_source_preview(self.fitter, path, preview_path, name)
+        upload = Upload(upload_id, "source", folder, path, name, preview.describe(), preview_path)
+        self.uploads.add(upload)
+        return upload
+
+    def accept_driving(self, upload_id: str, folder: Path, path: Path, name: str) -> Upload:
+        """Check a received clip by opening it as a video (PyAV) and against the duration limit."""
+        with _private(folder):
+            info = probe_video(path)
+        limit = self.settings.max_seconds
+        if info.duration_s > limit:
+            raise InputError(f"{name} lasts {info.duration_s:.1f} s; the limit is {limit:g} s")
+        described = {
+            "frames": info.frame_count,
+            "fps": round(info.fps, 3),
+            "seconds": round(info.duration_s, 2),
+            "width": info.width,
+            "height": info.height,
+            "has_audio": info.has_audio,
+        }
+        upload = Upload(upload_id, "driving", folder, path, name, described)
+        self.uploads.add(upload)
+        return upload
+
+    def submit(self, request: AnimationRequest) -> Job:
+        """Check the request, give the job its own folder holding its inputs, and queue it."""
+        source = self.uploads.get(request.source, "source")
+        if source is None:
+            raise NotFound(f"the portrait is no longer on the server (uploads are kept {self.settings.keep_minutes:g} min); upload it again")
+        if request.example:
+            example = self.examples.get(request.example)
+            if example is None:
+                raise NotFound(f"there is no example motion named {request.example!r}")
+            driving_path, driving_name, driving_upload = example.path, example.path.name, None
+        elif request.driving:
+            driving_upload = self.uploads.get(request.driving, "driving")
+            if driving_upload is None:
+                raise NotFound(f"the driving clip is no longer on the server (uploads are kept {self.settings.keep_minutes:g} min); upload it again")
+            driving_path, driving_name = driving_upload.path, driving_upload.name
+        else:
+            raise InputError("choose a driving clip or an example motion")
+        if request.method == "neural" and self.neural is None:
+            raise InputError("the neural method needs a trained model: start the server with --model CHECKPOINT")
+        faces = len(source.info.get("faces", []))
+        if request.face_index >= faces:
+            raise InputError(f"face {request.face_index + 1} asked for, but {source.name} has {faces} face(s)")
+
+        job_id = secrets.token_urlsafe(12)
+        folder = self.root / "jobs" / job_id
+        folder.mkdir()
+        try:
+            try:
+                source_path = _link(source.path, folder / "source" / source.name)
+                if driving_upload is not None:
+                    driving_path = _link(driving_upload.path, folder / "driving" / driving_upload.name)
+            except FileNotFoundError:  # deleted (too many uploads) between the look-up and here
+                raise NotFound("an upload is no longer on the server; upload it again") from None
+            options = ReenactOptions(
+                crop_size=request.crop_size,
+                motion=MotionOptions(mode=request.mode, transfer_pose=request.transfer != "expression", transfer_expression=request.transfer != "pose"),
+                face_index=request.face_index,
+            )
+            payload = AnimationJob(
+                source=source_path,
+                driving=driving_path,
+                options=options,
+                crop_only=not request.paste_back,
+                compare=request.compare,
+                method=request.method,
+                download_name=f"{Path(source.name).stem}-{Path(driving_name).stem}.mp4",
+                private=(folder / "source", folder / "driving", folder, driving_path.parent),
+            )
+            job = Job(job_id, folder, payload)
+            self.queue.submit(job)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return job
+
+    def status(self, job: Job) -> dict[str, Any]:
+        running, waiting = self.queue.counts()
+        done = job.state.value == "done"
+        payload: AnimationJob = job.payload
+        return {
+            "id": job.id,
+            "state": job.state.value,
+            "position": self.queue.position(job),
+            "running": running,
+            "waiting": waiting,
+            "stage": job.stage,
+            "done": job.done,
+            "total": job.total,
+            "message": job.message,
+            "notes": job.notes,
+            "frames": job.frames if done else None,
+            "video": f"/api/jobs/{job.id}/video" if done else None,
+            "download": f"/api/jobs/{job.id}/video?download=1" if done else None,
+            "filename": payload.download_name,
+            "submitted_at": job.submitted_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+        }
+
+    # ---- the work -------------------------------------------------------------------------
+    def _run(self, job: Job) -> Outcome:
+        """Animate in the job's folder (a worker thread of the queue calls this)."""
+        spec: AnimationJob = job.payload
+        job.stage = "starting"
+        stage = copy.copy(self.neural) if spec.method == "neural" else None  # a stage binds to its source
+        output = job.folder / "result.mp4"
+        with _private(*spec.private):
+            report = jobs.animate_file(
+                self.fitter,
+                spec.source,
+                spec.driving,
+                output,
+                spec.options,
+                max_frames=self.settings.max_frames,
+                crop_only=spec.crop_only,
+                compare=spec.compare,
+                progress=job.progress,
+                stage=stage,
+            )
+        notes = [_scrub(note.replace("choose with --face-index", "choose another with Face"), spec.private) for note in report.notes]
+        limit = self.settings.max_frames
+        if limit is not None and report.frames == limit:
+            notes.append(f"animated the first {limit} frames of the clip (the server's frame limit)")
+        return Outcome(output, report.frames, notes)
+
+
+class _private:
+    """Re-raise a :class:`FaceReenactError` with the server's folders cut out of its message, so
+    the page reads ``clip.mp4 has no video frames`` rather than a temporary path."""
+
+    def __init__(self, *folders: Path):
+        self.folders = folders
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> bool:
+        if isinstance(error, FaceReenactError):
+            cleaned = _scrub(str(error), self.folders)
+            if cleaned != str(error):
+                raise type(error)(cleaned) from None
+        return False
+
+
+def _scrub(text: str, folders: tuple[Path, ...]) -> str:
+    for folder in sorted(folders, key=lambda f: len(str(f)), reverse=True):
+        text = text.replace(f"{folder}{os.sep}", "").replace(str(folder), "")
+    return text
+
+
+def _link(source: Path, target: Path) -> Path:
+    """``source`` at ``target`` (a hard link when possible: uploads may be large)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+    return target

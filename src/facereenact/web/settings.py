@@ -1,0 +1,60 @@
+"""What an operator can set on ``facereenact serve``: limits, where examples and models live.
+
+Every limit has a safe default, so a server started with no options cannot be made to fill the
+disk or run unbounded work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1_000_000
+"""Upload limits are in decimal megabytes (what file managers and browsers show)."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    #: Animation jobs that run at the same time; the rest wait in line.
+    max_jobs: int = 2
+    #: Jobs that may wait in line; beyond this a submission is refused ("busy, try again").
+    max_waiting: int = 8
+    #: Largest accepted upload (portrait or driving clip), in MB.
+    max_upload_mb: float = 50.0
+    #: Longest accepted driving clip, in seconds (also hides longer example clips).
+    max_seconds: float = 60.0
+    #: Driving frames animated per job, at most (None: the whole clip).
+    max_frames: int | None = None
+    #: How long a result (and an uploaded file) is kept after its last use, in minutes.
+    keep_minutes: float = 30.0
+    #: Uploaded files kept at once; the least recently used go first.
+    max_uploads: int = 64
+    #: Example-data folder whose clips/ are offered as motions (None: the usual lookup).
+    data: Path | None = None
+    #: A trained network's checkpoint: offers the "neural" method beside the warp.
+    model: Path | None = None
+    #: Model-files folder (None: the usual lookup).
+    assets: Path | None = None
+    device: str = "cpu"
+    #: Parent of the server's temporary folder (None: the system's temporary folder).
+    work_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_jobs < 1:
+            raise ValueError("max_jobs must be at least 1")
+        if self.max_waiting < 0:
+            raise ValueError("max_waiting must be at least 0")
+        if self.max_upload_mb <= 0 or self.max_seconds <= 0 or self.keep_minutes <= 0:
+            raise ValueError("max_upload_mb, max_seconds and keep_minutes must be positive")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError("max_frames must be at least 1")
+        if self.max_uploads < 2:
+            raise ValueError("max_uploads must be at least 2 (a portrait and a clip)")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MB)
+
+    @property
+    def keep_seconds(self) -> float:
+        return self.keep_minutes * 60.0
