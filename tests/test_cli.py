@@ -228,3 +228,21 @@ def test_animate_zero_frame_video(assets_env, data_dir, tmp_path) -> None:  # ty
     assert result.exit_code == 1
     _error_line(result)
     assert _leftovers(tmp_path) == ["empty.avi"]
+
+
+def test_animate_method_choices(assets_env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--method warp needs no model and refuses one; the default (neural) uses the shipped model,
+    and a broken --model is one error line with no output left behind."""
+    common = ("--source", data_dir / "portraits" / "lp_s12.jpg", "--driving", data_dir / "clips" / "dpe_s.mp4", "--max-frames", "2", "--crop-only")
+    result = _run("animate", *common, "--method", "warp", "--model", tmp_path / "x.safetensors", "-o", tmp_path / "a.mp4")
+    assert "--model" in _error_line(result)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    result = _run("animate", *common, "--model", broken, "-o", tmp_path / "b.mp4")
+    assert "not a readable" in _error_line(result)
+    assert not (tmp_path / "b.mp4").exists()
+    result = _run("animate", *common, "--method", "warp", "-o", tmp_path / "c.mp4")
+    assert result.exit_code == 0, result.output
+    result = _run("animate", *common, "-o", tmp_path / "d.mp4")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "c.mp4").stat().st_size > 0 and (tmp_path / "d.mp4").stat().st_size > 0

@@ -21,13 +21,14 @@ from rich.table import Table
 from facereenact import jobs
 from facereenact.assets import Assets
 from facereenact.composite import reenactment_box
+from facereenact.errors import FaceReenactError
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.face3d.pncc import render_identity_matched_pncc, vertices_to_crop
 from facereenact.face3d.raster import render_attributes
 from facereenact.face3d.regressor import box_from_detection
 from facereenact.io.image import read_image
 from facereenact.io.video import VideoWriter, iter_frames, probe_video
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.pipeline import GenerationStage, ReenactOptions, Reenactor
 
 CROP = 256
 RENDER_BATCH = 8
@@ -40,6 +41,7 @@ class BenchReport:
     frames: int
     threads: int
     rows: list[tuple[str, float, str]] = field(default_factory=list)  # (stage, fps, note)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, stage: str, count: int, seconds: float, note: str = "") -> float:
         fps = count / seconds
@@ -98,6 +100,13 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
         end_to_end = report.add("animate, end to end", result.frames, seconds, "decode + fit + warp + paste + encode")
         result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, crop_only=True)
         report.add("animate --crop-only, end to end", result.frames, seconds, "256² output: decode + fit + warp + encode")
+        stage = _shipped_stage(report.notes)
+        if stage is not None:
+            jobs.animate_file(fitter, source, clip, output, options, max_frames=16, stage=stage)  # warm-up
+            result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, stage=stage)
+            report.add("animate --method neural, end to end", result.frames, seconds, "the shipped model refining the warp")
+            result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, crop_only=True, stage=stage)
+            report.add("animate --method neural --crop-only, end to end", result.frames, seconds, "256² output")
 
         decoded, seconds = _timed(lambda: list(iter_frames(clip, frames)))
         report.add("  decode", len(decoded), seconds)
@@ -130,6 +139,18 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
         baseline = report.add("decode + encode only", len(decoded), seconds, "baseline")
         report.rows[0] = (*report.rows[0][:2], f"decode + fit + warp + paste + encode; {end_to_end / baseline:.2f}× baseline")
     return report
+
+
+def _shipped_stage(notes: list[str]) -> GenerationStage | None:
+    """The shipped model as a stage, or None (the reason added to ``notes``) when it cannot load."""
+    from facereenact.model.inference import load_stage
+    from facereenact.model.release import shipped_checkpoint
+
+    try:
+        return load_stage(shipped_checkpoint())
+    except FaceReenactError as error:
+        notes.append(f"the neural rows are left out: {error}")
+        return None
 
 
 def _fit_detect_every_frame(fitter: FaceFitter, frames: list[np.ndarray]) -> None:
@@ -169,3 +190,5 @@ def print_report(report: BenchReport, console: Console) -> None:
     for stage, fps, note in report.rows:
         table.add_row(stage, f"{fps:.1f}", note)
     Console().print(table)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -35,6 +36,14 @@ from facereenact.evaluate.catalog import CROSS, SELF
 from facereenact.evaluate.lpips import LearnedPerceptualDistance
 from facereenact.evaluate.protocols import Sampling
 from facereenact.pipeline import ReenactOptions
+
+
+class GenerationMethod(str, Enum):
+    """What generates the reenacted face (``animate --method``)."""
+
+    neural = "neural"
+    warp = "warp"
+
 
 app = typer.Typer(
     add_completion=False,
@@ -149,7 +158,8 @@ def animate(
     smooth: SmoothOption = True,
     max_frames: MaxFramesOption = None,
     face_index: Annotated[int, typer.Option(min=0, help="Which source face to animate, largest first.")] = 0,
-    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors): generate with it instead of the training-free warp.", show_default=False)] = None,
+    method: Annotated[GenerationMethod, typer.Option(help="neural: the trained network refining the warp (the shipped model, or --model); warp: the training-free 3D correspondence warp alone.")] = GenerationMethod.neural,
+    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural (default: the shipped model).", show_default=False)] = None,
     data: DataOption = None,
     assets: AssetsOption = None,
     device: DeviceOption = "cpu",
@@ -166,10 +176,13 @@ def animate(
         face_index=face_index,
     )
     stage = None
-    if model is not None:
+    if method is GenerationMethod.neural:
         from facereenact.model.inference import load_stage
+        from facereenact.model.release import shipped_checkpoint
 
-        stage = load_stage(model, device)
+        stage = load_stage(model or shipped_checkpoint(), device)
+    elif model is not None:
+        raise InputError("--model is a neural checkpoint: use it with --method neural")
     fitter = _fitter(assets, device)
     with _progress() as progress:
         report = jobs.animate_file(fitter, source, driving, output, options, smooth, max_frames, crop_only, compare, progress, stage)
@@ -246,6 +259,27 @@ def export(
         console.print(f"wrote {output}; ONNX Runtime matches PyTorch within {difference:.1e}")
     else:
         console.print(f"wrote {output}")
+
+
+@app.command()
+@_user_errors
+def release(
+    checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (.safetensors).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The release file to write (.safetensors).")] = Path("checkpoints/model.safetensors"),
+    note: Annotated[list[str] | None, typer.Option("--note", help="Provenance recorded in the file, KEY=VALUE (data, split, hardware…); repeatable.", show_default=False)] = None,
+) -> None:
+    """Cut a training checkpoint down to a release: the EMA generator in float16 with its
+    architecture and provenance; prints the SHA-256 that facereenact.model.release records."""
+    from facereenact.model.release import write_release
+
+    provenance = {}
+    for item in note or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--note {item!r}: write KEY=VALUE")
+        provenance[key] = value
+    digest = write_release(checkpoint, output, provenance)
+    console.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), SHA-256 {digest}")
 
 
 @app.command()
@@ -336,7 +370,7 @@ def serve(
     max_seconds: Annotated[float, typer.Option(min=0.1, help="Longest driving clip, in seconds.")] = 60.0,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Animate at most this many frames of a clip (default: all).", show_default=False)] = None,
     keep_minutes: Annotated[float, typer.Option(min=0.1, help="Results and uploads are deleted after this long unused.")] = 30.0,
-    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint: offers the 'neural' method beside the warp.", show_default=False)] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint for the 'neural' method (default: the shipped model).", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Torch threads (default: the CPU cores shared among --max-jobs).", show_default=False)] = None,
     data: DataOption = None,
     assets: AssetsOption = None,
@@ -350,6 +384,13 @@ def serve(
     from facereenact.web.app import create_app
     from facereenact.web.settings import ServerSettings
 
+    if model is None:
+        from facereenact.model.release import shipped_checkpoint
+
+        try:
+            model = shipped_checkpoint()
+        except FaceReenactError as error:
+            console.print(f"[yellow]note:[/] offering the warp only: {error}", highlight=False, soft_wrap=True)
     settings = ServerSettings(
         max_jobs=max_jobs, max_waiting=max_waiting, max_upload_mb=max_upload_mb, max_seconds=max_seconds, max_frames=max_frames,
         keep_minutes=keep_minutes, data=data, model=model, assets=assets, device=device,
@@ -363,7 +404,6 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     console.print(f"facereenact: open http://{shown}:{port}/ (Ctrl+C stops it)", highlight=False, markup=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
-
 
 
 if __name__ == "__main__":

@@ -270,7 +270,7 @@ def test_with_a_checkpoint_the_neural_method_is_offered_and_runs(fitter, data_di
     settings = ServerSettings(max_frames=3, model=tiny_checkpoint, data=data_dir)
     with TestClient(create_app(settings, fitter=fitter)) as local:
         methods = [m["name"] for m in local.get("/api/config").json()["methods"]]
-        assert methods == ["warp", "neural"]
+        assert methods == ["neural", "warp"], "the trained model is offered first (the default)"
         source = _upload(local, "source", data_dir / "portraits" / f"{PORTRAIT}.jpg").json()["id"]
         driving = _upload(local, "driving", data_dir / "clips" / f"{CLIP}.mp4").json()["id"]
         ids = [local.post("/api/jobs", json={"source": source, "driving": driving, "method": "neural", "paste_back": False}).json()["id"] for _ in range(2)]

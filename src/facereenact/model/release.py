@@ -33,7 +33,7 @@ class ShippedModel:
 
 
 #: The default model of ``animate --method neural``. Update both fields with ``facereenact release``.
-SHIPPED = ShippedModel(file="refine-128.safetensors", sha256="")
+SHIPPED = ShippedModel(file="refine-128.safetensors", sha256="300d59cf3bd8b8cae6d98befc32e1a43cc37de6cac66167f2fe8b80676e62ac9")
 
 
 def sha256_of(path: Path) -> str:

@@ -127,8 +127,8 @@ class WebService:
     # ---- what the page asks -----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         methods = [{"name": "warp", "label": "warp (training-free 3D correspondence)"}]
-        if self.neural is not None:
-            methods.append({"name": "neural", "label": f"neural ({self.neural_name})"})
+        if self.neural is not None:  # the trained model refines the warp: offered first, the default
+            methods.insert(0, {"name": "neural", "label": f"neural ({self.neural_name})"})
         settings = self.settings
         return {
             "max_upload_mb": settings.max_upload_mb,
