@@ -197,7 +197,9 @@ def animate_batch(
     tasks = [Task(job.name, animate_task, (job, assets, device), resources) for job in todo]
     if on_start is not None:
         on_start(len(tasks))
-    run_all(backend, tasks, summary, on_result, log=log)
-    for job in todo:
-        remove_partial(job.output)
+    try:
+        run_all(backend, tasks, summary, on_result, log=log)
+    finally:  # also when interrupted (a Ray worker cancelled late may leave one; the next run sweeps it)
+        for job in todo:
+            remove_partial(job.output)
     return summary

@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -77,10 +78,10 @@ def _user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except FaceReenactError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/]: no output was written")
+            console.print("[bold red]interrupted[/]: no half-written output was left (finished ones are kept; a re-run resumes)")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -108,28 +109,28 @@ class _RunDisplay:
         self._bar: RunProgress | None = None
 
     def start(self, total: int) -> None:
-        self._bar = RunProgress(console, self.label, total).__enter__()
+        self._bar = RunProgress(console, self.label, total).start()
 
     def advance(self, result: TaskResult) -> None:
         if self._bar is not None:
             self._bar.advance(result)
 
     def log(self, line: str) -> None:
-        console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
     def __enter__(self) -> _RunDisplay:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
-            self._bar.__exit__(None, None, None)
+            self._bar.stop()
 
 
 def _finish(summary: RunSummary, unit: str, wrote: str) -> None:
     """Print a run's summary; exit code 1 when any task failed (the rest is written)."""
     for line in summary.lines(unit):
-        console.print(line, highlight=False, soft_wrap=True)
-    console.print(wrote, highlight=False, soft_wrap=True)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(wrote, markup=False, highlight=False, soft_wrap=True)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -209,7 +210,10 @@ def animate(
     With --batch, many animations (the options above are each row's defaults)."""
     if expression_only and pose_only:
         raise InputError("--expression-only and --pose-only exclude each other")
-    settings = AnimateSettings(mode, expression_only, pose_only, crop_size, crop_only, compare, smooth, max_frames, face_index, model)
+    settings = AnimateSettings(
+        mode=mode, expression_only=expression_only, pose_only=pose_only, crop_size=crop_size, crop_only=crop_only,
+        compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, model=model,
+    )  # fmt: skip
     if batch is not None:
         if source is not None or driving is not None or output is not None:
             raise InputError("--batch takes sources, drivings and output names from its CSV: leave out --source, --driving and --output")

@@ -3,11 +3,12 @@ lost workers, the worker cache, and the run summary."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from facereenact.errors import InputError
+from facereenact.errors import InputError, NotAvailableError
 from facereenact.execute import LocalBackend, Resources, RunSummary, Task, make_backend, run_all, run_tasks
 from tests.execute import helpers
 
@@ -94,3 +95,9 @@ def test_task_names_must_be_unique() -> None:
 def test_address_needs_the_ray_backend() -> None:
     with pytest.raises(InputError, match="--backend ray"):
         make_backend("local", address="auto")
+
+
+def test_the_ray_backend_without_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as without the extra
+    with pytest.raises(NotAvailableError, match=r'pip install "facereenact\[ray\]"'):
+        make_backend("ray").open([Task("a", helpers.square, (1,))])

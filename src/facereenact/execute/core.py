@@ -203,7 +203,10 @@ class RunSummary:
     started: float = field(default_factory=time.perf_counter)
 
     def add(self, result: TaskResult) -> None:
-        (self.done.append(result.name) if result.ok else self.failed.append((result.name, result.error or "")))
+        if result.ok:
+            self.done.append(result.name)
+        else:
+            self.failed.append((result.name, result.error or ""))
         if result.attempts > 1:
             self.retried.append(result.name)
         self.frames += result.frames

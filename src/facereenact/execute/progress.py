@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -14,7 +13,9 @@ from facereenact.execute.core import TaskResult
 
 
 class RunProgress:
-    """``with RunProgress(console, "clips", total) as bar: ... bar.advance(result)``."""
+    """``bar = RunProgress(console, "clips", total).start()``, ``bar.advance(result)`` per task,
+    ``bar.stop()``. Frames per second count every frame since the start, so the rate is the
+    run's, not the last clip's."""
 
     def __init__(self, console: Console, label: str, total: int):
         columns = (
@@ -34,9 +35,9 @@ class RunProgress:
         elapsed = time.perf_counter() - self._started
         self._progress.update(self._task, advance=1, fps=self._frames / elapsed if elapsed > 0 else 0.0)
 
-    def __enter__(self) -> RunProgress:
+    def start(self) -> RunProgress:
         self._progress.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+    def stop(self) -> None:
         self._progress.stop()

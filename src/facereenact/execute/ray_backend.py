@@ -32,9 +32,9 @@ def _import_ray() -> Any:
 
 class RayBackend:
     """Ray tasks on the cluster at ``address`` ("auto": the one this machine belongs to;
-    HOST:PORT), or on a Ray instance started here and stopped at the end when none is given
-    (``RAY_ADDRESS`` is honoured). An already initialised Ray (``ray.init`` by the caller) is
-    used as it is."""
+    HOST:PORT; else ``RAY_ADDRESS``), or on a Ray instance started here and stopped at the end
+    when neither is given. An already initialised Ray (``ray.init`` by the caller) is used as
+    it is."""
 
     name = "ray"
 
@@ -49,13 +49,15 @@ class RayBackend:
     def open(self, tasks: Sequence[Task]) -> int:
         ray = self._ray = _import_ray()
         if not ray.is_initialized():
+            address = self.address or os.environ.get("RAY_ADDRESS")
             settings: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address is None and "RAY_ADDRESS" not in os.environ:
-                settings["num_cpus"] = os.cpu_count() or 1
+            if address is None:
+                # "local": a fresh instance even where `ray start` runs a cluster (--address auto joins that)
+                address, settings["num_cpus"] = "local", os.cpu_count() or 1
             try:
-                ray.init(address=self.address, **settings)
+                ray.init(address=address, **settings)
             except (ConnectionError, ValueError, RuntimeError) as error:
-                raise NotAvailableError(f"cannot connect to the Ray cluster at {self.address or os.environ.get('RAY_ADDRESS')}: {error}") from None
+                raise NotAvailableError(f"cannot start or reach Ray at {address}: {error}") from None
             self._owned = True
         self._remote = ray.remote(max_calls=0)(call)
         if self.workers:

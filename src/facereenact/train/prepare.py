@@ -192,9 +192,11 @@ def prepare_dataset(
     tasks = [Task(job.clip, prepare_task, (settings, job, clips_dir / f"{job.clip}.npz")) for job in todo]
     if on_start is not None:
         on_start(len(tasks))
-    run_all(backend or LocalBackend(workers), tasks, summary, on_result, log=log)
-    for job in todo:
-        remove_partial(clips_dir / f"{job.clip}.npz")
+    try:
+        run_all(backend or LocalBackend(workers), tasks, summary, on_result, log=log)
+    finally:  # also when interrupted (a Ray worker cancelled late may leave one; the next run sweeps it)
+        for job in todo:
+            remove_partial(clips_dir / f"{job.clip}.npz")
     return PrepareReport(summary, write_manifest(out_dir, jobs, summary.failed))
 
 
