@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,14 +30,15 @@ from rich.progress import (
 from facereenact import jobs, sample_data
 from facereenact.assets import ENV_VAR as ASSETS_ENV
 from facereenact.assets import Assets
-from facereenact.correspond.motion import MotionMode, MotionOptions
+from facereenact.batch import AnimateSettings, animate_batch, read_batch
+from facereenact.correspond.motion import MotionMode
 from facereenact.errors import FaceReenactError, InputError, OutputError
 from facereenact.evaluate import dataset, report, suite
-from facereenact.evaluate import methods as methods_module
 from facereenact.evaluate.catalog import CROSS, SELF
-from facereenact.evaluate.lpips import LearnedPerceptualDistance
+from facereenact.evaluate.methods import check_checkpoint
 from facereenact.evaluate.protocols import Sampling
-from facereenact.pipeline import ReenactOptions
+from facereenact.execute import Backend, BackendName, RunSummary, TaskResult, make_backend
+from facereenact.execute.progress import RunProgress
 
 
 class GenerationMethod(str, Enum):
@@ -64,6 +67,16 @@ DataOption = Annotated[
     typer.Option("--data", envvar=sample_data.ENV_VAR, help="Example-data folder used for defaults (default: ../shared/data).", show_default=False),
 ]
 
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Tasks run at once (default: local, one per CPU core; ray, as many as the cluster's CPUs take).", show_default=False),
+]
+BackendOption = Annotated[BackendName, typer.Option(help="Where the per-clip tasks run: local worker processes, or a Ray cluster (pip install 'facereenact[ray]').")]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(help="With --backend ray: the cluster, 'auto' (the one this machine is part of) or HOST:PORT (default: a Ray instance started here, or RAY_ADDRESS).", show_default=False),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -75,20 +88,19 @@ def _user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except FaceReenactError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/]: no output was written")
+            console.print("[bold red]interrupted[/]: no half-written output was left (finished ones are kept; a re-run resumes)")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 @contextmanager
-def _progress(rate: bool = True) -> Iterator[jobs.ProgressFactory]:
-    """A rich progress display; jobs ask it for one bar per stage (``rate``: show frames/s)."""
-    speed = (TextColumn("{task.speed} fps"),) if rate else ()
-    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), *speed, TimeRemainingColumn())
+def _progress() -> Iterator[jobs.ProgressFactory]:
+    """A rich progress display; jobs ask it for one bar per stage."""
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} fps"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
 
         def factory(stage: str, total: int) -> jobs.Progress:
@@ -96,6 +108,41 @@ def _progress(rate: bool = True) -> Iterator[jobs.ProgressFactory]:
             return lambda index: progress.update(task, completed=index + 1)
 
         yield factory
+
+
+class _RunDisplay:
+    """The one progress bar of a run on the execution layer, started once the number of tasks
+    is known; log lines print above it."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self._bar: RunProgress | None = None
+
+    def start(self, total: int) -> None:
+        self._bar = RunProgress(console, self.label, total).start()
+
+    def advance(self, result: TaskResult) -> None:
+        if self._bar is not None:
+            self._bar.advance(result)
+
+    def log(self, line: str) -> None:
+        console.print(f"[yellow]note:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+    def __enter__(self) -> _RunDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _finish(summary: RunSummary, unit: str, wrote: str) -> None:
+    """Print a run's summary; exit code 1 when any task failed (the rest is written)."""
+    for line in summary.lines(unit):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(wrote, markup=False, highlight=False, soft_wrap=True)
+    if summary.failed:
+        raise typer.Exit(1)
 
 
 def _fitter(assets: Path | None, device: str) -> jobs.FaceFitter:
@@ -148,7 +195,7 @@ def pncc(
 def animate(
     source: Annotated[Path | None, typer.Option(help="Source portrait (who). Default: an example portrait.", show_default=False)] = None,
     driving: Annotated[Path | None, typer.Option(help="Driving video or image (how they move). Default: an example clip.", show_default=False)] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv), or an image for a still driving image.")] = Path("animated.mp4"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv), or an image for a still driving image. [default: animated.mp4]", show_default=False)] = None,
     mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the driving's change since its first frame; absolute: the driving's head orientation and expression as they are.")] = MotionMode.relative,
     expression_only: Annotated[bool, typer.Option("--expression-only", help="Keep the source's head pose; transfer expression only.")] = False,
     pose_only: Annotated[bool, typer.Option("--pose-only", help="Keep the source's expression; transfer head pose only.")] = False,
@@ -160,35 +207,66 @@ def animate(
     face_index: Annotated[int, typer.Option(min=0, help="Which source face to animate, largest first.")] = 0,
     method: Annotated[GenerationMethod, typer.Option(help="neural: the trained network refining the warp (the shipped model, or --model); warp: the training-free 3D correspondence warp alone.")] = GenerationMethod.neural,
     model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural (default: the shipped model).", show_default=False)] = None,
+    batch: Annotated[Path | None, typer.Option("--batch", help="A CSV of animations (columns source, driving, optional output and per-row options; see README): run them all, as tasks of --backend.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="With --batch: the folder the outputs go to.", show_default=False)] = None,
+    backend: BackendOption = BackendName.local,
+    address: AddressOption = None,
+    workers: WorkersOption = None,
     data: DataOption = None,
     assets: AssetsOption = None,
     device: DeviceOption = "cpu",
 ) -> None:
     """Animate a portrait with a driving video: the source person with the driving person's
-    head motion and expression, the driving clip's audio, pasted back into the full photo."""
+    head motion and expression, the driving clip's audio, pasted back into the full photo.
+    With --batch, many animations (the options above are each row's defaults)."""
     if expression_only and pose_only:
         raise InputError("--expression-only and --pose-only exclude each other")
-    source = source or sample_data.default_portrait(data)
-    driving = driving or sample_data.default_clip(data)
-    options = ReenactOptions(
-        crop_size=crop_size,
-        motion=MotionOptions(mode=mode, transfer_pose=not expression_only, transfer_expression=not pose_only),
-        face_index=face_index,
-    )
-    stage = None
-    if method is GenerationMethod.neural:
-        from facereenact.model.inference import load_stage
+    if method is GenerationMethod.warp and model is not None:
+        raise InputError("--model is a neural checkpoint: use it with --method neural")
+    if method is GenerationMethod.neural and model is None:
         from facereenact.model.release import shipped_checkpoint
 
-        stage = load_stage(model or shipped_checkpoint(), device)
-    elif model is not None:
-        raise InputError("--model is a neural checkpoint: use it with --method neural")
+        model = shipped_checkpoint()
+    settings = AnimateSettings(
+        mode=mode, expression_only=expression_only, pose_only=pose_only, crop_size=crop_size, crop_only=crop_only,
+        compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, model=model,
+    )  # fmt: skip
+    if batch is not None:
+        if source is not None or driving is not None or output is not None:
+            raise InputError("--batch takes sources, drivings and output names from its CSV: leave out --source, --driving and --output")
+        if out is None:
+            raise InputError("--batch needs --out DIR, the folder for the outputs")
+        _animate_batch(batch, out, settings, make_backend(backend, address, workers), assets, device)
+        return
+    if out is not None or backend is not BackendName.local or address is not None or workers is not None:
+        raise InputError("--out, --backend, --address and --workers are for --batch runs")
+    source = source or sample_data.default_portrait(data)
+    driving = driving or sample_data.default_clip(data)
+    output = output or Path("animated.mp4")
+    stage = None
+    if model is not None:
+        from facereenact.model.inference import load_stage
+
+        stage = load_stage(model, device)
     fitter = _fitter(assets, device)
     with _progress() as progress:
-        report = jobs.animate_file(fitter, source, driving, output, options, smooth, max_frames, crop_only, compare, progress, stage)
+        report = jobs.animate_file(fitter, source, driving, output, settings.reenact_options(), smooth, max_frames, crop_only, compare, progress, stage)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
+
+
+def _animate_batch(csv_path: Path, out: Path, defaults: AnimateSettings, backend: Backend, assets: Path | None, device: str) -> None:
+    """``animate --batch``: every row of the CSV as a task; exit code 1 when any row failed."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give a folder")
+    if defaults.model is not None:
+        check_checkpoint(defaults.model)
+    batch_jobs = read_batch(csv_path, out, defaults)
+    resolved = Assets.resolve(assets)
+    with _RunDisplay("animations") as display:
+        summary = animate_batch(batch_jobs, str(resolved.root.absolute()), device, backend, display.advance, display.log, display.start)
+    _finish(summary, "animation", f"outputs in {out}")
 
 
 @app.command()
@@ -197,29 +275,25 @@ def prepare(
     videos_dir: Annotated[Path, typer.Argument(help="Folder of talking-head videos (nested id/video/clip.mp4 folders accepted).", show_default=False)],
     out_dir: Annotated[Path, typer.Argument(help="Output folder: clips/*.npz and manifest.json.", show_default=False)],
     size: Annotated[int, typer.Option(min=32, max=1024, help="Side of the stored face crops.")] = 256,
-    workers: Annotated[int | None, typer.Option(min=1, help="Clips prepared in parallel (default: one per CPU core).", show_default=False)] = None,
+    workers: WorkersOption = None,
     max_frames: MaxFramesOption = None,
     identities: Annotated[Path | None, typer.Option(help="Identities file: one line per person, the clip names that show them (default: VIDEOS_DIR/identities.txt if present).", show_default=False)] = None,
+    backend: BackendOption = BackendName.local,
+    address: AddressOption = None,
     assets: AssetsOption = None,
 ) -> None:
     """Prepare training data: stable face crops, per-frame 3DMM fits and landmarks per clip, and a
-    manifest (identity, frame count, lost frames). Prepared clips are skipped on a re-run."""
+    manifest (identity, frame count, lost frames). Prepared clips are skipped on a re-run; the
+    exit code is 1 when any clip failed (the others are still prepared)."""
     from facereenact.train.prepare import prepare_dataset
 
     resolved = Assets.resolve(assets)
-    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
-        task = progress.add_task("clips", total=None)
+    with _RunDisplay("clips") as display:
         report = prepare_dataset(
-            videos_dir, out_dir, resolved, size, workers, max_frames, identities,
-            on_clip=lambda done, total: progress.update(task, completed=done, total=total),
-            log=lambda line: console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True),
+            videos_dir, out_dir, resolved, size, max_frames=max_frames, identities=identities,
+            backend=make_backend(backend, address, workers), on_result=display.advance, log=display.log, on_start=display.start,
         )  # fmt: skip
-    rate = report.frames / report.seconds if report.seconds > 0 else 0.0
-    console.print(
-        f"prepared {len(report.prepared)} clip(s), {report.frames} frames in {report.seconds / 60:.1f} min ({rate:.1f} frames/s); "
-        f"{len(report.skipped)} already prepared, {len(report.failed)} failed; wrote {report.manifest}"
-    )
+    _finish(report.summary, "clip", f"wrote {report.manifest}")
 
 
 @app.command()
@@ -302,6 +376,11 @@ def bench(
     bench_module.print_report(bench_module.run_animate(resolved, source, clip, frames), console)
 
 
+#: Inside an evaluation's --out: each finished clip's outcomes, until the report is written; a
+#: re-run of a stopped evaluation with the same settings takes them instead of running the clip.
+PARTIAL = ".partial"
+
+
 @app.command()
 @_user_errors
 def evaluate(
@@ -323,13 +402,18 @@ def evaluate(
     lpips_alexnet: Annotated[Path | None, typer.Option(help="torchvision's AlexNet ImageNet weights (alexnet-owt-7be5be79.pth), for LPIPS.", show_default=False)] = None,
     lpips_linear: Annotated[Path | None, typer.Option(help="LPIPS v0.1 linear layers (lpips/weights/v0.1/alex.pth), for LPIPS.", show_default=False)] = None,
     bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
-    threads: Annotated[int | None, typer.Option(min=1, help="Torch threads (default: all cores but one, which dlib's descriptor worker uses).", show_default=False)] = None,
+    threads: Annotated[int, typer.Option(min=1, help="CPUs per clip task (torch threads; with 2 or more, dlib's descriptor runs beside on one of them).")] = 1,
+    backend: BackendOption = BackendName.local,
+    address: AddressOption = None,
+    workers: WorkersOption = None,
     assets: AssetsOption = None,
     device: DeviceOption = "cpu",
 ) -> None:
     """Measure reenactment methods on a folder of clips: self-reenactment (fidelity, identity,
     pose, expression, keypoints, temporal stability) and cross-identity (identity, pose,
-    expression); writes metrics.json and report.html and prints the aggregate table."""
+    expression); writes metrics.json and report.html and prints the aggregate table. A clip
+    without a usable face is recorded as failed in the report; the exit code is 1 only when a
+    clip's task itself failed (e.g. its worker kept dying)."""
     chosen = {"self": SELF, "cross": CROSS}
     names = [p.strip() for p in protocols.split(",") if p.strip()]
     unknown = [n for n in names if n not in chosen]
@@ -341,17 +425,17 @@ def evaluate(
         raise OutputError(f"--out {out} is a file; give a folder")
     found = dataset.discover(sample_data.data_dir(data), [c.strip() for c in clips.split(",") if c.strip()] if clips else None)
     sampling = Sampling(every=every, max_frames=max_frames, sources=sources, window=window, cross_frames=cross_frames, cross_sources=cross_sources)
-    lpips = LearnedPerceptualDistance.from_files(lpips_alexnet, lpips_linear) if lpips_alexnet and lpips_linear else None
-    compared = methods_module.parse_methods(methods, device)
+    lpips = (lpips_alexnet, lpips_linear) if lpips_alexnet and lpips_linear else None
     resolved = Assets.resolve(assets)
-    fitter = jobs.FaceFitter(resolved, device=device)
     protocols_chosen = tuple(chosen[n] for n in dict.fromkeys(names))
     settings = suite.EvaluationSettings(sampling=sampling, protocols=protocols_chosen, seed=seed, bootstrap=bootstrap, threads=threads)
-    with _progress(rate=False) as progress:
-        evaluation = suite.evaluate(found, compared, fitter, resolved, settings, lpips, progress)
+    chosen_backend = make_backend(backend, address, workers)
+    with _RunDisplay("clips") as display:
+        evaluation = suite.evaluate(found, methods, resolved, settings, lpips, device, chosen_backend, display.advance, display.log, display.start, out / PARTIAL)
     metrics_path, report_path = report.write_report(evaluation.result, evaluation.strips, out)
+    shutil.rmtree(out / PARTIAL, ignore_errors=True)  # the report holds it all now
     report.print_tables(evaluation.result, Console())
-    console.print(f"wrote {metrics_path} and {report_path} ({evaluation.result['seconds']:.0f} s)")
+    _finish(evaluation.summary, "clip", f"wrote {metrics_path} and {report_path} ({evaluation.result['seconds']:.0f} s)")
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")

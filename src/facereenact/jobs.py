@@ -14,9 +14,11 @@ import cv2
 import numpy as np
 import torch
 
+from facereenact.assets import Assets
 from facereenact.composite import crop as crop_image
 from facereenact.composite import reenactment_box
 from facereenact.errors import InputError
+from facereenact.execute import worker_cache
 from facereenact.face3d.fitter import FaceFitter, VideoFit
 from facereenact.face3d.morphable import identity_matched
 from facereenact.face3d.params import FaceParams
@@ -42,6 +44,12 @@ from facereenact.visualize import fit_overlay, to_uint8_image
 Progress = Callable[[int], None]
 #: Called once with the number of frames, then once per frame done.
 ProgressFactory = Callable[[str, int], Progress]
+
+
+def worker_fitter(assets: str | Path, device: str = "cpu") -> FaceFitter:
+    """The fitter of this worker process, built on its first task and reused by the next ones
+    (loading the networks and the face model costs seconds; a clip can take less)."""
+    return worker_cache(("fitter", str(assets), device), lambda: FaceFitter(Assets.resolve(assets), device=device))
 
 
 def _no_progress(_: str, __: int) -> Progress:

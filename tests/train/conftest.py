@@ -20,5 +20,5 @@ def prepared_dataset(assets, data_dir, tmp_path_factory) -> Path:  # type: ignor
         shutil.copy(data_dir / "clips" / f"{name}.mp4", videos / f"{name}.mp4")
     out = tmp_path_factory.mktemp("prepared")
     report = prepare_dataset(videos, out, assets, size=64, workers=2, max_frames=10)
-    assert not report.failed, report.failed
+    assert not report.summary.failed, report.summary.failed
     return out

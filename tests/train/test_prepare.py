@@ -37,8 +37,9 @@ def prepared(assets, data_dir, tmp_path_factory):  # type: ignore[no-untyped-def
 
 def test_prepare_writes_clips_and_manifest(prepared) -> None:  # type: ignore[no-untyped-def]
     _, out, result = prepared
-    assert result.exit_code == 0, result.output
-    assert "broken" in result.output and "prepared 2 clip(s)" in result.output
+    assert result.exit_code == 1, "a failed clip makes the exit code say not everything succeeded\n" + result.output
+    assert "3 clip(s): 2 done, 0 skipped (finished earlier), 1 failed" in result.output
+    assert "failed broken:" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert [(c["clip"], c["identity"], c["frames"]) for c in manifest["clips"]] == [("id1__00002", "id1", 12), ("id1__vid1__00001", "id1", 12)]
     assert [f["clip"] for f in manifest["failed"]] == ["broken"]
@@ -58,8 +59,8 @@ def test_a_second_run_skips_prepared_clips(prepared, assets) -> None:  # type: i
     videos, out, _ = prepared
     before = (out / "clips" / "id1__00002.npz").stat().st_mtime_ns
     result = _run("prepare", videos, out, "--size", "96", "--max-frames", "12", "--workers", "1", "--assets", assets.root)
-    assert result.exit_code == 0, result.output
-    assert "prepared 0 clip(s)" in result.output and "2 already prepared" in result.output
+    assert result.exit_code == 1, result.output  # the broken video fails again
+    assert "0 done, 2 skipped (finished earlier), 1 failed" in result.output
     assert (out / "clips" / "id1__00002.npz").stat().st_mtime_ns == before
     assert not [p for p in (out / "clips").iterdir() if ".part" in p.name]
 
@@ -99,6 +100,5 @@ def test_clips_prepared_with_fewer_frames_are_prepared_again(prepared, assets) -
     videos, out, _ = prepared
     assert read_meta(out / "clips" / "id1__00002.npz")["max_frames"] == 12
     result = _run("prepare", videos, out, "--size", "96", "--max-frames", "14", "--workers", "2", "--assets", assets.root)
-    assert result.exit_code == 0, result.output
-    assert "prepared 2 clip(s)" in result.output
+    assert "2 done, 0 skipped (finished earlier), 1 failed" in result.output
     assert len(load_clip(out / "clips" / "id1__00002.npz")) == 14

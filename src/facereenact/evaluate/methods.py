@@ -82,6 +82,16 @@ def load_neural_stage(path: Path, device: str) -> GenerationStage:
     return load_stage(path, device=device)
 
 
+def absolute_spec(spec: str) -> str:
+    """The same methods with each checkpoint's path made absolute, so that workers running in
+    another folder (or on another machine with the same shared paths) find it."""
+    names = [part.strip() for part in spec.split(",") if part.strip()]
+    return ",".join(
+        f"{NEURAL_PREFIX}{Path(name[len(NEURAL_PREFIX) :]).expanduser().absolute()}" if name.startswith(NEURAL_PREFIX) and len(name) > len(NEURAL_PREFIX) else name
+        for name in names
+    )
+
+
 def parse_methods(spec: str, device: str = "cpu") -> list[Method]:
     """``"source,warp,neural,neural:ckpt.safetensors"`` → methods, in that order (neural stages
     loaded; plain ``neural`` is the shipped model)."""

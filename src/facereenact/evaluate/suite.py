@@ -1,16 +1,20 @@
 """One evaluation run: every clip through both protocols and every method, then aggregates.
 
-The instruments are loaded once (our fitter, MediaPipe, dlib's descriptor in a worker process);
-each clip is decoded and tracked once and shared by the protocols and methods. A clip (or pair)
-that fails is recorded with its reason and the run goes on.
+Each clip is one task of the execution layer (:mod:`facereenact.execute`: local worker processes
+or a Ray cluster). A worker loads the instruments once (our fitter, MediaPipe, dlib's
+descriptor, the methods) and keeps them for every clip it is given; each clip is decoded and
+tracked once and shared by the protocols and methods. A clip (or pair) that fails is recorded
+with its reason and the run goes on. The driver puts the clips' outcomes back in clip order and
+computes every aggregate, so the report does not depend on where or in which order clips ran.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import pickle
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +32,7 @@ from facereenact.evaluate.catalog import BY_KEY, CROSS, EXPRESSION_THRESHOLD, PR
 from facereenact.evaluate.dataset import EvaluationData
 from facereenact.evaluate.identity import DescriptorService, DescriptorWorkerError, identity_validation
 from facereenact.evaluate.lpips import LearnedPerceptualDistance
-from facereenact.evaluate.methods import Method
+from facereenact.evaluate.methods import Method, absolute_spec, parse_methods
 from facereenact.evaluate.protocols import (
     CROP_SIZE,
     CrossIdentity,
@@ -44,8 +48,9 @@ from facereenact.evaluate.protocols import (
 )
 from facereenact.evaluate.references import MediaPipeFace
 from facereenact.evaluate.stats import jackknife_statistic, jsonable, summarize
-from facereenact.face3d.fitter import FaceFitter
-from facereenact.jobs import ProgressFactory
+from facereenact.execute import Backend, LocalBackend, Resources, RunSummary, Task, TaskOutput, TaskResult, run_all, worker_cache
+from facereenact.io.atomic import atomic_output
+from facereenact.jobs import worker_fitter
 
 
 @dataclass(frozen=True)
@@ -55,24 +60,36 @@ class EvaluationSettings:
     seed: int = 0
     bootstrap: int = 1000
     expression_threshold: float = EXPRESSION_THRESHOLD
-    #: Run dlib's descriptor in a worker process (overlaps it with generation and MediaPipe).
-    background_descriptors: bool = True
-    #: Torch threads during the run; by default every core but the one the descriptor worker
-    #: uses. More threads than free cores make PyTorch's thread pool wait on itself: with one
-    #: thread too many on this 2-core machine a run took 10× longer.
-    threads: int | None = None
+    #: CPUs each clip's task takes. With 2 or more, dlib's descriptor runs in a subprocess on one
+    #: of them, overlapping the rest, and torch gets the others: more threads than free cores
+    #: make PyTorch's thread pool wait on itself (one thread too many made a run 10x slower here).
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class ClipWork:
+    """Everything a clip's task needs besides the clip; hashable, so a worker keeps the
+    instruments it loaded for one evaluation (``worker_cache``) for all its clips."""
+
+    assets: str
+    methods: str
+    device: str
+    sampling: Sampling
+    protocols: tuple[str, ...]
+    expression_threshold: float
+    lpips: tuple[str, str] | None
+    sources: tuple[tuple[str, str], ...]  # cross-identity source name, path
+    background_descriptors: bool
 
 
 @dataclass
 class EvaluationResult:
-    """The JSON-ready result, and the image strips by their path relative to the report."""
+    """The JSON-ready result, the image strips by their path relative to the report, and the
+    run's account of its tasks (a task that failed outright is a clip without measurements)."""
 
     result: dict[str, Any]
     strips: dict[str, bytes]
-
-
-def _no_progress(_: str, __: int) -> Any:
-    return lambda _: None
+    summary: RunSummary
 
 
 def _failure_reason(error: Exception) -> str:
@@ -83,89 +100,195 @@ def _failure_reason(error: Exception) -> str:
 
 def _failed(record: dict[str, Any], error: Exception) -> Finisher:
     """A finisher that records ``error`` as this clip's failure; a stopped descriptor worker is
-    not a clip's failure and ends the run."""
+    not a clip's failure and ends the task."""
     if isinstance(error, DescriptorWorkerError):
         raise error
     failed = {**record, "status": "failed", "reason": _failure_reason(error)}
     return lambda: Outcome(failed)
 
 
-class _Run:
-    """Starts each clip's protocols, and finishes the previous clip's meanwhile."""
+def _start(base: dict[str, Any], clip: DrivingClip | Exception, start: Callable[[DrivingClip], Finisher]) -> Finisher:
+    try:
+        if isinstance(clip, Exception):
+            raise clip
+        return start(clip)
+    except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
+        return _failed(base, error)
 
-    def __init__(self, protocols: dict[str, Any], assignment: dict[str, list[str]]):
-        self.protocols = protocols
-        self.assignment = assignment
-        self.outcomes: dict[str, list[Outcome]] = {name: [] for name in protocols}
-        self._pending: list[tuple[str, dict[str, Any], Finisher]] = []
 
-    def clip(self, name: str, clip: DrivingClip | Exception) -> None:
-        started: list[tuple[str, dict[str, Any], Finisher]] = []
-        if SELF in self.protocols:
-            base = {"clip": name}
-            started.append((SELF, base, self._start(base, clip, lambda c: self.protocols[SELF].start(c))))
-        if CROSS in self.protocols:
-            bases = [{"source": source, "driving": name} for source in self.assignment[name]]
-            try:
-                if isinstance(clip, Exception):
-                    raise clip
-                finishers = self.protocols[CROSS].start(clip, self.assignment[name])
-            except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
-                finishers = [_failed(base, error) for base in bases]
-            started.extend((CROSS, base, finisher) for base, finisher in zip(bases, finishers))
-        self.flush()
-        self._pending = started
-
-    @staticmethod
-    def _start(base: dict[str, Any], clip: DrivingClip | Exception, start: Any) -> Finisher:
+def clip_outcomes(protocols: dict[str, Any], name: str, clip: DrivingClip | Exception, sources: Sequence[str]) -> dict[str, list[Outcome]]:
+    """One clip through every protocol: its self-reenactment outcome and one per cross pair.
+    Each protocol starts (generates, sends faces to the descriptor service) before any
+    finishes, so a background descriptor process overlaps the rest."""
+    started: list[tuple[str, dict[str, Any], Finisher]] = []
+    if SELF in protocols:
+        base = {"clip": name}
+        started.append((SELF, base, _start(base, clip, protocols[SELF].start)))
+    if CROSS in protocols:
+        bases = [{"source": source, "driving": name} for source in sources]
         try:
             if isinstance(clip, Exception):
                 raise clip
-            return start(clip)
+            finishers = protocols[CROSS].start(clip, list(sources))
         except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
-            return _failed(base, error)
+            finishers = [_failed(base, error) for base in bases]
+        started.extend((CROSS, base, finisher) for base, finisher in zip(bases, finishers))
+    outcomes: dict[str, list[Outcome]] = {protocol: [] for protocol in protocols}
+    for protocol, base, finisher in started:
+        try:
+            outcome = finisher()
+        except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
+            outcome = _failed(base, error)()
+        outcomes[protocol].append(outcome)
+    return outcomes
 
-    def flush(self) -> None:
-        for protocol, base, finisher in self._pending:
-            try:
-                outcome = finisher()
-            except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
-                outcome = _failed(base, error)()
-            self.outcomes[protocol].append(outcome)
-        self._pending = []
+
+class _Instruments:
+    """What a worker loads once per evaluation: our fitter, MediaPipe, dlib's descriptor, the
+    methods (a checkpoint's weights once per worker) and the protocols that use them. They live
+    as long as the worker process."""
+
+    def __init__(self, work: ClipWork):
+        assets = Assets.resolve(work.assets)
+        self.fitter = worker_fitter(work.assets, work.device)
+        methods = parse_methods(work.methods, work.device)
+        lpips = LearnedPerceptualDistance.from_files(Path(work.lpips[0]), Path(work.lpips[1])) if work.lpips else None
+        descriptors = DescriptorService(work.background_descriptors)
+        tools = Tools(self.fitter, FaceAnalyser(self.fitter, MediaPipeFace(assets)), descriptors, lpips, work.expression_threshold)
+        self.protocols: dict[str, Any] = {}
+        if SELF in work.protocols:
+            self.protocols[SELF] = SelfReenactment(methods, tools, work.sampling)
+        if CROSS in work.protocols:
+            self.protocols[CROSS] = CrossIdentity(methods, tools, work.sampling, SourceBank({n: Path(p) for n, p in work.sources}, methods, tools))
+
+
+def evaluate_clip(work: ClipWork, path: Path, sources: tuple[str, ...]) -> TaskOutput:
+    """One clip's task: decode and track it, run the protocols; the value is its outcomes by
+    protocol, the frames those decoded and tracked."""
+    if work.background_descriptors:  # one of the task's cores is dlib's
+        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
+    instruments = worker_cache(("evaluation", work), lambda: _Instruments(work))
+    with torch.inference_mode():
+        try:
+            clip: DrivingClip | Exception = load_clip(path, instruments.fitter, work.sampling)
+        except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
+            clip = error
+        outcomes = clip_outcomes(instruments.protocols, path.stem, clip, sources)
+    return TaskOutput(frames=0 if isinstance(clip, Exception) else len(clip.frames), value=outcomes)
+
+
+def _partial_file(folder: Path, args: tuple[ClipWork, Path, tuple[str, ...]]) -> Path:
+    """Where a clip's outcomes are kept: named by the clip and a digest of everything that
+    decides them (settings, methods, sources), so changed settings never reuse old outcomes."""
+    digest = hashlib.sha256(repr(args).encode()).hexdigest()[:16]
+    return folder / f"{args[1].stem}.{digest}.pkl"
+
+
+def _read_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, ...]]) -> dict[str, list[Outcome]] | None:
+    if folder is None:
+        return None
+    try:
+        with open(_partial_file(folder, args), "rb") as file:
+            return pickle.load(file)  # written by this program into the user's own output folder
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+
+
+def _write_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, ...]], outcomes: dict[str, list[Outcome]]) -> None:
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_output(_partial_file(folder, args)) as tmp:
+        tmp.write_bytes(pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _lost_clip(protocols: Sequence[str], name: str, sources: Sequence[str], reason: str) -> dict[str, list[Outcome]]:
+    """The records of a clip whose task failed outright (its worker kept dying)."""
+    outcomes: dict[str, list[Outcome]] = {}
+    if SELF in protocols:
+        outcomes[SELF] = [Outcome({"clip": name, "status": "failed", "reason": reason})]
+    if CROSS in protocols:
+        outcomes[CROSS] = [Outcome({"source": source, "driving": name, "status": "failed", "reason": reason}) for source in sources]
+    return outcomes
 
 
 def evaluate(
     data: EvaluationData,
-    methods: Sequence[Method],
-    fitter: FaceFitter,
+    methods: str,
     assets: Assets,
     settings: EvaluationSettings = EvaluationSettings(),
-    lpips: LearnedPerceptualDistance | None = None,
-    progress: ProgressFactory = _no_progress,
+    lpips: tuple[Path, Path] | None = None,
+    device: str = "cpu",
+    backend: Backend | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
+    log: Callable[[str], None] = print,
+    on_start: Callable[[int], None] | None = None,
+    partial: Path | None = None,
 ) -> EvaluationResult:
-    """Evaluate ``methods`` on ``data``; see the package README's "Evaluation" section."""
+    """Evaluate ``methods`` (e.g. ``"source,warp,neural:ckpt.safetensors"``) on ``data``, one
+    task per clip on ``backend`` (default: local worker processes); see the package README's
+    "Evaluation" section. Methods and LPIPS weights are checked here first, so a bad one is one
+    error before any work starts; aggregates are computed here from every clip's outcomes, in
+    clip order, so they do not depend on the backend or on which clip finished first.
+
+    With ``partial`` (a folder), each clip's outcomes are kept there as they arrive and a later
+    call with the same settings takes them instead of running the clip again (resume)."""
     started = time.perf_counter()
     rng = np.random.default_rng(settings.seed)
     sampling = settings.sampling
+    compared = parse_methods(methods, "cpu")
+    if lpips is not None:
+        LearnedPerceptualDistance.from_files(*lpips)
     if data.portraits:
         source_paths, source_kind = {p.stem: p for p in data.portraits}, f"{len(data.portraits)} portraits"
     else:
         source_paths, source_kind = {p.stem: p for p in data.clips}, "the first frames of the other clips (no portraits found)"
     clip_names = [p.stem for p in data.clips]
     assignment = assign_cross_pairs(clip_names, list(source_paths), sampling.cross_sources, rng) if CROSS in settings.protocols else {}
-    previous_threads = torch.get_num_threads()
-    spare = 1 if settings.background_descriptors else 0
-    torch.set_num_threads(settings.threads or max(1, (os.cpu_count() or 2) - spare))
-    try:
-        run = _run_all(data, methods, fitter, assets, settings, lpips, progress, source_paths, assignment)
-    finally:
-        torch.set_num_threads(previous_threads)
+    work = ClipWork(
+        assets=str(assets.root.absolute()),
+        methods=absolute_spec(methods),
+        device=device,
+        sampling=sampling,
+        protocols=tuple(settings.protocols),
+        expression_threshold=settings.expression_threshold,
+        lpips=(str(lpips[0].absolute()), str(lpips[1].absolute())) if lpips else None,
+        sources=tuple((name, str(path.absolute())) for name, path in source_paths.items()),
+        background_descriptors=settings.threads >= 2,
+    )
+    resources = Resources(cpus=settings.threads, gpus=1.0 if device.startswith("cuda") else 0.0)
+    summary = RunSummary()
+    per_clip: dict[str, dict[str, list[Outcome]]] = {}
+    tasks = []
+    for path in data.clips:
+        args = (work, path.absolute(), tuple(assignment.get(path.stem, ())))
+        kept = _read_partial(partial, args)
+        if kept is not None:
+            per_clip[path.stem] = kept
+            summary.skipped.append(path.stem)
+        else:
+            tasks.append(Task(path.stem, evaluate_clip, args, resources))
+    if on_start is not None:
+        on_start(len(tasks))
+    args_of = {task.name: task.args for task in tasks}
+
+    def arrived(done: TaskResult) -> None:
+        if done.ok and done.output is not None:
+            _write_partial(partial, args_of[done.name], done.output.value)
+        if on_result is not None:
+            on_result(done)
+
+    for task, done in zip(tasks, run_all(backend or LocalBackend(), tasks, summary, arrived, log=log)):
+        per_clip[task.name] = done.output.value if done.ok and done.output is not None else _lost_clip(settings.protocols, task.name, task.args[2], done.error or "")
+    outcomes: dict[str, list[Outcome]] = {protocol: [] for protocol in PROTOCOLS if protocol in settings.protocols}
+    for path in data.clips:
+        for protocol, clip_part in per_clip[path.stem].items():
+            outcomes[protocol].extend(clip_part)
     result: dict[str, Any] = {
         "facereenact_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": str(data.root),
-        "methods": [m.name for m in methods],
+        "methods": [m.name for m in compared],
         "settings": {
             **asdict(sampling),
             "seed": settings.seed,
@@ -182,47 +305,14 @@ def evaluate(
         "notes": [],
     }
     strips: dict[str, bytes] = {}
-    for protocol, outcomes in run.outcomes.items():
-        result[protocol] = _protocol_result(protocol, outcomes, methods, settings, lpips is not None, rng, strips)
+    for protocol, protocol_outcomes in outcomes.items():
+        result[protocol] = _protocol_result(protocol, protocol_outcomes, compared, settings, lpips is not None, rng, strips)
         result["metrics"].update({k: None for k in _present_keys(result[protocol])})
     result["metrics"] = {key: _describe_metric(key) for key in result["metrics"]}
-    result["identity_check"] = _identity_check(run.outcomes.get(SELF, []))
+    result["identity_check"] = _identity_check(outcomes.get(SELF, []))
     result["notes"] = _notes(result, lpips is not None, source_kind)
     result["seconds"] = round(time.perf_counter() - started, 1)
-    return EvaluationResult(jsonable(result), strips)
-
-
-def _run_all(
-    data: EvaluationData,
-    methods: Sequence[Method],
-    fitter: FaceFitter,
-    assets: Assets,
-    settings: EvaluationSettings,
-    lpips: LearnedPerceptualDistance | None,
-    progress: ProgressFactory,
-    source_paths: dict[str, Path],
-    assignment: dict[str, list[str]],
-) -> _Run:
-    """Every clip through the protocols, with the instruments loaded once."""
-    with MediaPipeFace(assets) as mediapipe, DescriptorService(settings.background_descriptors) as descriptors:
-        tools = Tools(fitter, FaceAnalyser(fitter, mediapipe), descriptors, lpips, settings.expression_threshold)
-        protocols: dict[str, Any] = {}
-        if SELF in settings.protocols:
-            protocols[SELF] = SelfReenactment(methods, tools, settings.sampling)
-        if CROSS in settings.protocols:
-            protocols[CROSS] = CrossIdentity(methods, tools, settings.sampling, SourceBank(source_paths, methods, tools))
-        run = _Run(protocols, assignment)
-        tick = progress("evaluating", len(data.clips))
-        with torch.inference_mode():
-            for index, path in enumerate(data.clips):
-                try:
-                    clip: DrivingClip | Exception = load_clip(path, fitter, settings.sampling)
-                except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
-                    clip = error
-                run.clip(path.stem, clip)
-                tick(index)
-            run.flush()
-    return run
+    return EvaluationResult(jsonable(result), strips, summary)
 
 
 def _present_keys(part: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +36,19 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_partial(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries :func:`atomic_output` left beside ``path`` when its process was
+    killed outright (SIGKILL, the OOM killer: no cleanup runs). Call it only when nothing is
+    writing ``path``, e.g. once every task of a run has finished. Returns what was removed."""
+    final = Path(path)
+    # mkstemp's random part is 8 characters, so another output's temporaries never match.
+    pattern = f".{glob.escape(final.stem)}.{'?' * 8}.part{glob.escape(final.suffix)}"
+    removed = sorted(final.parent.glob(pattern))
+    for tmp in removed:
+        tmp.unlink(missing_ok=True)
+    return removed
 
 
 def _current_umask() -> int:

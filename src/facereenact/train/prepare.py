@@ -3,9 +3,11 @@
 Per clip: the face is tracked (detector on the first frame and when lost), a crop box framed
 like ``animate``'s source crop is smoothed over time so crops do not jitter, every frame is
 cropped to ``size``² and JPEG-coded, and the fits are stored in crop pixels
-(:mod:`facereenact.train.clipstore`). Clips run in parallel processes, each written under a
+(:mod:`facereenact.train.clipstore`). Clips are tasks of the execution layer
+(:mod:`facereenact.execute`: local worker processes or a Ray cluster), each written under a
 temporary name and renamed when complete, so a re-run skips what is done and a killed run leaves
-no half-written clip. A manifest lists every prepared clip with its identity.
+no half-written clip. The driver writes the manifest once, listing every prepared clip with its
+identity and every failed clip with its reason.
 
 Identities: in VoxCeleb-style nested folders (``id/video/clip.mp4``) the first folder is the
 identity. For a flat folder each clip is its own identity unless an identities file groups
@@ -16,12 +18,8 @@ clips of one person: one group per line, clip names (file stems) separated by sp
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from multiprocessing import get_context
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +29,13 @@ from scipy.ndimage import gaussian_filter1d
 
 from facereenact.assets import Assets
 from facereenact.composite import crop, reenactment_box
-from facereenact.errors import FaceReenactError, InputError
+from facereenact.errors import InputError
+from facereenact.execute import Backend, LocalBackend, RunSummary, Task, TaskOutput, TaskResult, run_all
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.face3d.pncc import params_to_crop
-from facereenact.io.atomic import atomic_output
+from facereenact.io.atomic import atomic_output, remove_partial
 from facereenact.io.video import iter_frames, probe_video
+from facereenact.jobs import worker_fitter
 from facereenact.train.clipstore import PreparedClip, encode_crops, read_meta, save_clip
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v"}
@@ -58,12 +58,8 @@ class ClipJob:
 
 @dataclass
 class PrepareReport:
-    prepared: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    frames: int = 0
-    seconds: float = 0.0
-    manifest: Path | None = None
+    summary: RunSummary
+    manifest: Path
 
 
 def find_videos(root: Path) -> list[Path]:
@@ -141,25 +137,20 @@ def prepare_clip(fitter: FaceFitter, job: ClipJob, out_file: Path, size: int, ma
     return len(fit)
 
 
-# ---- the pool ------------------------------------------------------------------------------
-_worker_fitter: FaceFitter | None = None
+# ---- the run ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PrepareSettings:
+    """What every clip's task needs besides its clip (small: it travels with each task)."""
+
+    assets: str
+    size: int
+    max_frames: int | None
 
 
-def _init_worker(assets_root: str, threads: int) -> None:
-    global _worker_fitter
-    torch.set_num_threads(threads)
-    _worker_fitter = FaceFitter(Assets.resolve(assets_root))
-
-
-def _run_job(job: ClipJob, out_file: Path, size: int, max_frames: int | None) -> tuple[str, int, str | None]:
-    """(clip, frames, error message or None): a bad video is reported, never fatal to the run."""
-    assert _worker_fitter is not None
-    try:
-        return job.clip, prepare_clip(_worker_fitter, job, out_file, size, max_frames), None
-    except FaceReenactError as error:
-        return job.clip, 0, str(error)
-    except Exception as error:  # noqa: BLE001 (a codec failure on one odd file must not stop thousands)
-        return job.clip, 0, f"{type(error).__name__}: {error}"
+def prepare_task(settings: PrepareSettings, job: ClipJob, out_file: Path) -> TaskOutput:
+    """One clip, on whichever worker runs it; the worker's fitter is built once and reused."""
+    fitter = worker_fitter(settings.assets, "cpu")
+    return TaskOutput(frames=prepare_clip(fitter, job, out_file, settings.size, settings.max_frames))
 
 
 def prepare_dataset(
@@ -170,12 +161,18 @@ def prepare_dataset(
     workers: int | None = None,
     max_frames: int | None = None,
     identities: Path | None = None,
-    on_clip: Callable[[int, int], None] | None = None,
+    backend: Backend | None = None,
+    on_result: Callable[[TaskResult], None] | None = None,
     log: Callable[[str], None] = print,
+    on_start: Callable[[int], None] | None = None,
 ) -> PrepareReport:
-    """Prepare every video under ``videos_dir`` into ``out_dir`` (see the module docstring)."""
+    """Prepare every video under ``videos_dir`` into ``out_dir`` (see the module docstring) on
+    ``backend`` (default: local worker processes, ``workers`` of them). ``on_start`` hears how
+    many clips are to be prepared, ``on_result`` each clip's result as it arrives."""
     if not videos_dir.is_dir():
         raise InputError(f"videos folder {videos_dir} does not exist")
+    # Workers (on other machines, in other folders) read and write these: absolute paths.
+    videos_dir, out_dir = videos_dir.absolute(), out_dir.absolute()
     identities = identities or (videos_dir / IDENTITIES_FILE if (videos_dir / IDENTITIES_FILE).is_file() else None)
     jobs = plan_jobs(videos_dir, read_identity_groups(identities) if identities else {})
     if not jobs:
@@ -185,33 +182,22 @@ def prepare_dataset(
         clips_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot create {clips_dir}: {error.strerror or error}") from None
-    report = PrepareReport()
+    summary = RunSummary()
     todo = []
     for job in jobs:
         meta = read_meta(clips_dir / f"{job.clip}.npz")
         done = meta is not None and meta.get("size") == size and meta.get("max_frames") == max_frames
-        (report.skipped.append(job.clip) if done else todo.append(job))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    started = time.perf_counter()
-    finished = 0
-    if todo:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(str(assets.root), threads)) as pool:
-            futures = [pool.submit(_run_job, job, clips_dir / f"{job.clip}.npz", size, max_frames) for job in todo]
-            for future in as_completed(futures):
-                clip, frames, error = future.result()
-                finished += 1
-                if error is None:
-                    report.prepared.append(clip)
-                    report.frames += frames
-                else:
-                    report.failed.append((clip, error))
-                    log(f"skipped {clip}: {error}")
-                if on_clip is not None:
-                    on_clip(finished, len(todo))
-    report.seconds = time.perf_counter() - started
-    report.manifest = write_manifest(out_dir, jobs, report.failed)
-    return report
+        (summary.skipped.append(job.clip) if done else todo.append(job))
+    settings = PrepareSettings(str(assets.root.absolute()), size, max_frames)
+    tasks = [Task(job.clip, prepare_task, (settings, job, clips_dir / f"{job.clip}.npz")) for job in todo]
+    if on_start is not None:
+        on_start(len(tasks))
+    try:
+        run_all(backend or LocalBackend(workers), tasks, summary, on_result, log=log)
+    finally:  # also when interrupted (a Ray worker cancelled late may leave one; the next run sweeps it)
+        for job in todo:
+            remove_partial(clips_dir / f"{job.clip}.npz")
+    return PrepareReport(summary, write_manifest(out_dir, jobs, summary.failed))
 
 
 def write_manifest(out_dir: Path, jobs: list[ClipJob], failed: list[tuple[str, str]]) -> Path:

@@ -1,0 +1,65 @@
+"""``animate --batch``: reading the jobs CSV (defaults, per-row options, paths, refusals) and the
+command's answers; the runs themselves are in tests/execute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from facereenact.batch import AnimateSettings, read_batch
+from facereenact.cli import app
+from facereenact.correspond.motion import MotionMode
+from facereenact.errors import InputError
+
+runner = CliRunner()
+
+
+def _csv(folder: Path, text: str) -> Path:
+    path = folder / "jobs.csv"
+    path.write_text(text)
+    return path
+
+
+def test_rows_take_the_command_line_defaults_and_override_them(tmp_path: Path) -> None:
+    jobs_file = _csv(tmp_path, "source,driving,output,mode,crop_only,max_frames,model\nme.jpg,clips/a.mp4,,,,,\n/abs/you.png,b.mp4,sub/x.mov,absolute,yes,12,net.safetensors\nme.jpg,still.png,,,,,\n")
+    defaults = AnimateSettings(crop_size=128, max_frames=50)
+    first, second, third = read_batch(jobs_file, tmp_path / "out", defaults)
+    assert first.name == "me__a.mp4" and first.output == (tmp_path / "out" / "me__a.mp4").absolute()
+    assert first.source == tmp_path.absolute() / "me.jpg" and first.driving == tmp_path.absolute() / "clips" / "a.mp4"
+    assert first.settings == defaults
+    assert second.source == Path("/abs/you.png") and second.name == "sub/x.mov"
+    assert second.settings == AnimateSettings(mode=MotionMode.absolute, crop_size=128, crop_only=True, max_frames=12, model=tmp_path.absolute() / "net.safetensors")
+    assert third.name == "me__still.png", "a still driving image gives a still image"
+    options = second.settings.reenact_options()
+    assert options.crop_size == 128 and options.motion.mode is MotionMode.absolute
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("source,output\nme.jpg,x.mp4\n", "columns source and driving"),
+        ("source,driving,speed\nme.jpg,a.mp4,2\n", "unknown column 'speed'"),
+        ("source,driving\n", "has no rows"),
+        ("source,driving\nme.jpg,\n", "line 2: source and driving are required"),
+        ("source,driving,crop_size\nme.jpg,a.mp4,32\n", "line 2: crop_size 32 is outside 64–1024"),
+        ("source,driving,mode\nme.jpg,a.mp4,sideways\n", "line 2: mode"),
+        ("source,driving,pose_only,expression_only\nme.jpg,a.mp4,1,1\n", "exclude each other"),
+        ("source,driving,output\nme.jpg,a.mp4,x.mp4\nyou.jpg,b.mp4,x.mp4\n", "line 3: output x.mp4 is also written by line 2"),
+        ("source,driving,output\nme.jpg,a.mp4,../x.mp4\n", "must be a name inside --out"),
+    ],
+)
+def test_bad_batch_files_are_refused_before_anything_runs(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        read_batch(_csv(tmp_path, text), tmp_path / "out")
+
+
+def test_batch_options_that_do_not_fit(tmp_path: Path) -> None:
+    jobs_file = _csv(tmp_path, "source,driving\nme.jpg,a.mp4\n")
+    result = runner.invoke(app, ["animate", "--batch", str(jobs_file), "--source", "me.jpg", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "leave out --source" in result.output
+    result = runner.invoke(app, ["animate", "--batch", str(jobs_file)])
+    assert result.exit_code == 1 and "--batch needs --out" in result.output
+    result = runner.invoke(app, ["animate", "--backend", "ray"])
+    assert result.exit_code == 1 and "are for --batch runs" in result.output
