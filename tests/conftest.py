@@ -51,3 +51,24 @@ def portraits(data_dir: Path) -> dict[str, np.ndarray]:
 
 def clip_paths(data_dir: Path) -> list[Path]:
     return sorted(p for p in (data_dir / "clips").iterdir() if p.suffix in {".mp4", ".mov"})
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained ``tiny`` network saved the way training saves it: what ``--model`` takes."""
+    import copy
+
+    import torch
+
+    from facereenact.model.checkpoint import save_checkpoint
+    from facereenact.model.config import PRESETS
+    from facereenact.model.discriminator import MultiScaleDiscriminator
+    from facereenact.model.generator import Generator
+
+    torch.manual_seed(0)
+    config = PRESETS["tiny"]
+    generator, discriminator = Generator(config), MultiScaleDiscriminator(config)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_checkpoint(path, 0, config, "{}", generator, discriminator, copy.deepcopy(generator),
+                    torch.optim.Adam(generator.parameters()), torch.optim.Adam(discriminator.parameters()), None)  # fmt: skip
+    return path

@@ -245,27 +245,6 @@ def test_the_servers_folder_goes_when_it_stops_and_other_hosts_are_refused(fitte
     assert not root.exists()
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny network saved as training saves it (what ``serve --model`` takes)."""
-    import copy
-
-    import torch
-
-    from facereenact.model.checkpoint import save_checkpoint
-    from facereenact.model.config import PRESETS
-    from facereenact.model.discriminator import MultiScaleDiscriminator
-    from facereenact.model.generator import Generator
-
-    torch.manual_seed(0)
-    config = PRESETS["tiny"]
-    generator, discriminator = Generator(config), MultiScaleDiscriminator(config)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    save_checkpoint(path, 0, config, "{}", generator, discriminator, copy.deepcopy(generator),
-                    torch.optim.Adam(generator.parameters()), torch.optim.Adam(discriminator.parameters()), None)  # fmt: skip
-    return path
-
-
 def test_with_a_checkpoint_the_neural_method_is_offered_and_runs(fitter, data_dir: Path, tiny_checkpoint: Path) -> None:  # type: ignore[no-untyped-def]
     settings = ServerSettings(max_frames=3, model=tiny_checkpoint, data=data_dir)
     with TestClient(create_app(settings, fitter=fitter)) as local:
