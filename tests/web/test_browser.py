@@ -162,7 +162,30 @@ def test_a_creator_animates_a_portrait_plays_the_result_and_downloads_it(page, d
     print(f"\nscreenshot: {screenshot}")
 
 
-def test_a_second_creator_sees_their_place_in_line_while_the_only_slot_is_busy(browser, fitter, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _slowed(animate_file, seconds_per_step: float):  # type: ignore[no-untyped-def]
+    """``animate_file`` whose every progress step takes ``seconds_per_step`` longer: a slow
+    machine, so a job is still running while the test looks (an idle machine can finish a short
+    job between two of the page's polls)."""
+
+    def slow(*args, progress, **kwargs):  # type: ignore[no-untyped-def]
+        def factory(label: str, total: int):  # type: ignore[no-untyped-def]
+            tick = progress(label, total)
+
+            def slow_tick(done: int) -> None:
+                time.sleep(seconds_per_step)
+                tick(done)
+
+            return slow_tick
+
+        return animate_file(*args, progress=factory, **kwargs)
+
+    return slow
+
+
+def test_a_second_creator_sees_their_place_in_line_while_the_only_slot_is_busy(browser, fitter, data_dir: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import facereenact.jobs
+
+    monkeypatch.setattr(facereenact.jobs, "animate_file", _slowed(facereenact.jobs.animate_file, 0.2))
     settings = ServerSettings(max_jobs=1, max_frames=20, data=data_dir)
     portrait, clip = data_dir / "portraits" / f"{PORTRAIT}.jpg", data_dir / "clips" / f"{CLIP}.mp4"
     with _serving(create_app(settings, fitter=fitter)) as url, _open(browser, url) as first, _open(browser, url) as second:
