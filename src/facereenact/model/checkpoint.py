@@ -89,6 +89,12 @@ def architecture_of(metadata: dict[str, str], path: Path) -> ModelConfig:
         raise CheckpointError(f"{path} has no readable architecture ({type(error).__name__}: {error})") from None
 
 
+def generator_prefix(tensors: dict[str, torch.Tensor]) -> str:
+    """The prefix of the generator weights to use: the EMA ones when the file has them (they
+    are what inference and releases want), else the raw generator's."""
+    return "ema" if any(key.startswith("ema.") for key in tensors) else "generator"
+
+
 def load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
     """Load ``prefix.*`` tensors into ``module``, or say clearly that they do not fit it."""
     state = {key[len(prefix) + 1 :]: value for key, value in tensors.items() if key.startswith(prefix + ".")}

@@ -18,7 +18,7 @@ from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets
 from facereenact.errors import CheckpointError
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.pncc import render_pncc
-from facereenact.model.checkpoint import architecture_of, load_module, read_checkpoint
+from facereenact.model.checkpoint import architecture_of, generator_prefix, load_module, read_checkpoint
 from facereenact.model.generator import Generator
 from facereenact.model.layers import resize_to
 
@@ -61,15 +61,16 @@ class NeuralStage:
             warped = self._warp(source_crop, targets)
             extras = (resize_to(warped.images.to(self.device), driving_pncc), resize_to(warped.holes.to(self.device), driving_pncc))
         out = self.generator(source.expand(batch, -1, -1, -1), self._source_pncc.expand(batch, -1, -1, -1), driving_pncc, *extras)
-        flow = F.interpolate(out.flow, size=(size, size), mode="bilinear", align_corners=False)
-        field = ((flow + 1) * size / 2 - 0.5).permute(0, 2, 3, 1)  # grid coordinates → source-crop pixels
         face = F.interpolate(face, size=(size, size), mode="nearest") if size != resolution else face
         if warped is not None and out.synthesis is not None and out.blend is not None:
             # Refining the warp: blend at the crop's own size, so the warp keeps its full detail
-            # wherever the network leaves it alone.
+            # wherever the network leaves it alone; the warp's field and masks stand.
             synthesis, blend = (_upsample(x, size) for x in (out.synthesis, out.blend))
-            images = warped.images.to(self.device) + blend * (synthesis - warped.images.to(self.device))
+            warp_images = warped.images.to(self.device)
+            images = warp_images + blend * (synthesis - warp_images)
             return WarpResult(images.clamp(0, 1), warped.holes, warped.mouth, face, warped.field)
+        flow = F.interpolate(out.flow, size=(size, size), mode="bilinear", align_corners=False)
+        field = ((flow + 1) * size / 2 - 0.5).permute(0, 2, 3, 1)  # grid coordinates → source-crop pixels
         nothing = torch.zeros_like(face)  # the network fills every pixel: no holes, no flat mouth fill
         return WarpResult(_upsample(out.image, size).clamp(0, 1), nothing, nothing, face, field)
 
@@ -85,7 +86,7 @@ def load_generator(checkpoint: Path) -> Generator:
         generator = Generator(architecture_of(metadata, checkpoint))
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{checkpoint} holds a different architecture ({error})") from None
-    prefix = "ema" if any(key.startswith("ema.") for key in tensors) else "generator"
+    prefix = generator_prefix(tensors)
     load_module(generator, tensors, prefix, checkpoint)
     return generator.eval()
 

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from facereenact.errors import CheckpointError
 from facereenact.io.atomic import atomic_output
-from facereenact.model.checkpoint import FORMAT, VERSION, architecture_of, read_checkpoint
+from facereenact.model.checkpoint import FORMAT, VERSION, architecture_of, generator_prefix, read_checkpoint
 
 ENV_VAR = "FACEREENACT_CHECKPOINTS"
 #: The repository's ``checkpoints/`` folder (an editable install or a source checkout).
@@ -47,9 +47,11 @@ def sha256_of(path: Path) -> str:
 def write_release(checkpoint: Path, output: Path, provenance: dict[str, str] | None = None) -> str:
     """Write ``checkpoint``'s EMA generator as float16 to ``output`` (atomically); returns the
     file's SHA-256. ``provenance`` (data, split, hardware...) is stored as metadata."""
+    if output.suffix != ".safetensors":
+        raise CheckpointError(f"{output}: a release must end in .safetensors")
     metadata, tensors = read_checkpoint(checkpoint)
     architecture = architecture_of(metadata, checkpoint)
-    prefix = "ema" if any(key.startswith("ema.") for key in tensors) else "generator"
+    prefix = generator_prefix(tensors)
     weights = {key: (value.half() if value.is_floating_point() else value).contiguous() for key, value in tensors.items() if key.startswith(prefix + ".")}
     if not weights:
         raise CheckpointError(f"{checkpoint} holds no generator weights")
@@ -61,8 +63,6 @@ def write_release(checkpoint: Path, output: Path, provenance: dict[str, str] | N
         "architecture": json.dumps(architecture.as_dict()),
         "provenance": json.dumps(provenance or {}, sort_keys=True),
     }
-    if output.suffix != ".safetensors":
-        raise CheckpointError(f"{output}: a release must end in .safetensors")
     with atomic_output(output) as tmp:
         save_file({key.replace(prefix + ".", "ema.", 1): value for key, value in weights.items()}, str(tmp), metadata=release)
     return sha256_of(output)

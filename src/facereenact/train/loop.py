@@ -35,6 +35,7 @@ from facereenact.face3d.mirror import ParamMirror
 from facereenact.face3d.morphable import load_morphable_model
 from facereenact.model.checkpoint import (
     architecture_of,
+    generator_prefix,
     load_module,
     load_optimizer,
     read_checkpoint,
@@ -197,8 +198,7 @@ class Trainer:
         """Start the generator (from the EMA weights when present) and the discriminator from
         another run's checkpoint."""
         _, tensors = read_checkpoint(path)
-        prefix = "ema" if any(key.startswith("ema.") for key in tensors) else "generator"
-        skipped = transplant(self.generator, tensors, prefix) + transplant(self.discriminator, tensors, "discriminator")
+        skipped = transplant(self.generator, tensors, generator_prefix(tensors)) + transplant(self.discriminator, tensors, "discriminator")
         return [f"warm start from {path}" + (f" ({len(skipped)} tensors left at their initial values)" if skipped else "")]
 
     def _resume(self, existing: list[Path]) -> None:
