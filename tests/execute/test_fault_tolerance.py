@@ -68,6 +68,14 @@ class Killer(threading.Thread):
                 return
             time.sleep(0.01)
 
+    def __enter__(self) -> Killer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.join()
+
 
 def _ray_worker_running(names: set[str]) -> tuple[int, str] | None:
     for pid, command in _processes().items():
@@ -93,13 +101,9 @@ def test_prepare_survives_a_killed_worker(backend: str, request: pytest.FixtureR
     else:
         killer = Killer(lambda: (workers[0], "a local worker") if (workers := _local_workers()) else None)
     out = tmp_path / "prepared"
-    killer.start()
     started = time.monotonic()
-    try:
+    with killer:
         result = runner.invoke(app, ["prepare", str(videos), str(out), "--size", "64", "--max-frames", "25", "--backend", backend, "--assets", str(assets.root)])
-    finally:
-        killer.stop.set()
-        killer.join()
     print(f"prepare on {backend} with one worker killed: {time.monotonic() - started:.1f} s")
     assert killer.killed is not None, "no worker was seen running a clip"
     assert result.exit_code == 0, result.output
@@ -129,14 +133,9 @@ def test_animate_batch_survives_a_killed_worker(local_ray, data_dir: Path, asset
         partial = {p.name.split(".")[1] + ".mp4" for p in out.glob(".*.part.mp4")} if out.is_dir() else set()
         return _ray_worker_running(partial & names) if partial else None
 
-    killer = Killer(writing)
-    killer.start()
     started = time.monotonic()
-    try:
+    with Killer(writing) as killer:
         result = runner.invoke(app, ["animate", "--batch", str(jobs), "--out", str(out), "--crop-only", "--backend", "ray", "--assets", str(assets.root)])
-    finally:
-        killer.stop.set()
-        killer.join()
     print(f"animate --batch on ray with one worker killed mid-write: {time.monotonic() - started:.1f} s")
     assert killer.killed is not None, "no worker was caught writing a video"
     assert result.exit_code == 0, result.output
