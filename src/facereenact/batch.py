@@ -186,7 +186,10 @@ def animate_batch(
     summary = RunSummary()
     todo = []
     for job in jobs:
-        (summary.skipped.append(job.name) if job.output.exists() else todo.append(job))
+        if job.output.exists():
+            summary.skipped.append(job.name)
+        else:
+            todo.append(job)
     for job in todo:
         try:
             job.output.parent.mkdir(parents=True, exist_ok=True)
