@@ -36,8 +36,8 @@ class HeadEllipsoid:
     def of(model: MorphableModel, shape: torch.Tensor) -> HeadEllipsoid:
         """The head of each identity ``shape`` (B, 40), scaled with its jaw width and placed
         at its eyes (a wider face has a wider skull)."""
-        zeros = torch.zeros(len(shape), model.landmark_basis.shape[1] - shape.shape[1], dtype=shape.dtype, device=shape.device)
-        points = model.landmark_mean + (torch.cat([shape, zeros], -1) @ model.landmark_basis.T).view(len(shape), -1, 3)
+        neutral = torch.zeros(len(shape), model.landmark_basis.shape[1] - shape.shape[1], dtype=shape.dtype, device=shape.device)
+        points = model.model_space_landmarks(shape, neutral)
         width = (points[:, 16] - points[:, 0]).norm(dim=-1, keepdim=True)
         eyes = points[:, 36:48].mean(1)
         centre = eyes + width * torch.tensor(HEAD_CENTRE, dtype=shape.dtype, device=shape.device)

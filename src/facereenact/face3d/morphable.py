@@ -61,11 +61,14 @@ class MorphableModel:
         """Posed vertices (B, N, 3) in image pixels; z is depth, larger nearer the camera."""
         return project(self.model_space(params.shape, params.expression), params)
 
+    def model_space_landmarks(self, shape: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+        """Unposed 68 landmarks (B, 68, 3), without building the whole mesh."""
+        coefficients = torch.cat([shape, expression], dim=-1)
+        return self.landmark_mean + (coefficients @ self.landmark_basis.T).view(-1, N_LANDMARKS, 3)
+
     def landmarks(self, params: FaceParams) -> torch.Tensor:
         """The 68 landmarks (B, 68, 3) in image pixels, without building the whole mesh."""
-        coefficients = torch.cat([params.shape, params.expression], dim=-1)
-        points = self.landmark_mean + (coefficients @ self.landmark_basis.T).view(-1, N_LANDMARKS, 3)
-        return project(points, params)
+        return project(self.model_space_landmarks(params.shape, params.expression), params)
 
     def identity_matched_vertices(self, source: FaceParams, driving: FaceParams) -> torch.Tensor:
         """The driving faces rebuilt with the source identity: (B, N, 3) image-space vertices.
