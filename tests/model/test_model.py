@@ -10,7 +10,7 @@ from facereenact.model.checkpoint import transplant
 from facereenact.model.config import PRESETS, ModelConfig
 from facereenact.model.correspondence import attention_warp, warp_by_flow
 from facereenact.model.discriminator import MultiScaleDiscriminator
-from facereenact.model.generator import BLEND_START, Generator
+from facereenact.model.generator import BLEND_START, Generator, hole_region
 
 
 def _features(seed: int, *shape: int) -> torch.Tensor:
@@ -80,6 +80,31 @@ def test_bad_architecture_values_are_refused() -> None:
         ModelConfig(resolution=30)
     with pytest.raises(ConfigError, match="base"):
         ModelConfig(base=0)
+    with pytest.raises(ConfigError, match="refine_region"):
+        ModelConfig(refine_region="mouth")
+
+
+def test_refining_only_in_the_holes_keeps_the_warp_exactly_elsewhere() -> None:
+    """``refine_region: holes``: the output is the warp, bit for bit, wherever the grown and
+    feathered hole mask is zero, and the synthesis can reach into the hole."""
+    torch.manual_seed(0)
+    config = ModelConfig(resolution=64, base=4, corr_channels=8, warp_inputs=True, refine_region="holes")
+    generator = Generator(config)
+    with torch.no_grad():
+        generator.to_rgb.bias[3] = 6.0  # the blend wide open: only the region limits it
+    holes = torch.zeros(2, 1, 64, 64)
+    holes[0, :, 20:30, 24:40] = 1  # the second sample has no holes at all
+    warp = torch.rand(2, 3, 64, 64)
+    out = generator(*[torch.rand(2, 3, 64, 64) for _ in range(3)], warp, holes)
+    region = hole_region(holes)
+    assert torch.equal(out.image[region.expand(-1, 3, -1, -1) == 0], warp[region.expand(-1, 3, -1, -1) == 0])
+    assert torch.equal(out.image[1], warp[1])
+    inside = holes[0, 0] > 0
+    assert float(out.blend[0, 0][inside].min()) > 0.9
+    # grown by 1 px at 64² and feathered: the region is 1 inside the hole, between 0 and 1
+    # just around it, and 0 a few pixels away
+    assert float(region[0, 0, 20:30, 24:40].min()) == 1.0
+    assert 0 < float(region[0, 0, 31, 30]) < 1 and float(region[0, 0, 34, 30]) == 0.0
 
 
 def test_a_refining_generator_starts_close_to_the_warp() -> None:
@@ -116,3 +141,19 @@ def test_warm_start_copies_what_fits_and_keeps_the_old_function() -> None:
     assert after.synthesis is not None
     assert torch.allclose(after.synthesis, before.image, atol=1e-5), "the synthesis must be the old network's image"
     assert float(new.to_rgb.bias[3]) == BLEND_START
+
+
+@pytest.mark.parametrize("warp_inputs", [False, True])
+def test_source_features_computed_once_give_the_same_output(warp_inputs: bool) -> None:
+    """Inference encodes the source once and reuses it for every driving frame: the result is
+    what the generator computes from the repeated source image."""
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=warp_inputs)).eval()
+    source, source_pncc = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    extras = (torch.rand(3, 3, 32, 32), torch.rand(3, 1, 32, 32)) if warp_inputs else ()
+    pncc = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        repeated = generator(source.expand(3, -1, -1, -1), source_pncc.expand(3, -1, -1, -1), pncc, *extras)
+        cached = generator(source, source_pncc, pncc, *extras, source=generator.encode_source(source, source_pncc))
+    # (float rounding differs between a batch of 1 and of 3: equal to about 1e-5)
+    assert torch.allclose(cached.image, repeated.image, atol=1e-4) and torch.allclose(cached.flow, repeated.flow, atol=1e-4)

@@ -125,3 +125,20 @@ def test_geometric_warp_inputs_reproduce_the_source_when_driven_by_itself(prepar
     assert images.shape == (2, 3, 64, 64) and holes.shape == (2, 1, 64, 64)
     same, same_holes = geometric_warp_inputs(model, batch["source"], source, source)
     assert (same - batch["source"]).abs().mean() < 0.03 and same_holes.mean() < 0.05
+
+
+def test_a_dataset_with_a_warp_model_carries_each_samples_warp(prepared_dataset, model, mirror) -> None:  # type: ignore[no-untyped-def]
+    """The loader workers make the warp inputs: the same warp as computed from the sample's own
+    (augmented) images and fits."""
+    from facereenact.train.data import geometric_warp_inputs
+
+    clips = read_manifest(prepared_dataset)
+    plain = PairDataset(prepared_dataset, clips, 64, Augment(), seed=3, mirror=mirror)
+    with_warp = PairDataset(prepared_dataset, clips, 64, Augment(), seed=3, mirror=mirror, warp_model=model)
+    for index in (1, 30):
+        sample, expected = with_warp[index], plain[index]
+        assert torch.equal(sample["source"], expected["source"])
+        batch = {k: v[None] for k, v in expected.items()}
+        images, holes = geometric_warp_inputs(model, batch["source"], params_from_batch(batch, "source"), params_from_batch(batch, "driving"))
+        assert sample["warp"].shape == (3, 64, 64) and sample["holes"].shape == (1, 64, 64)
+        assert torch.allclose(sample["warp"], images[0]) and torch.equal(sample["holes"], holes[0])

@@ -69,6 +69,17 @@ def test_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(prepared_data
     assert sorted(p.name for p in (whole.run.out / "checkpoints").iterdir()) == ["step_0000002.safetensors", "step_0000004.safetensors"]
 
 
+def test_a_time_limit_stops_the_run_validated_and_saved(prepared_dataset, assets, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A run on a machine lent for a fixed time ends at its limit with a checkpoint of the last
+    step, its validation, and a note saying why it stopped."""
+    config = load_config(_config(tmp_path, prepared_dataset, assets.root, "timed", optim={"steps": 1000},
+                                 run={"time_limit_minutes": 1e-6, "log_every": 2, "val_every": 100, "checkpoint_every": 100}))  # fmt: skip
+    summary = train(config, log=lambda _: None)
+    assert [v["step"] for v in summary.validation] == [0, 2]
+    assert any("stopped at step 2" in note and "time limit" in note for note in summary.notes), summary.notes
+    assert [p.name for p in (config.run.out / "checkpoints").iterdir()] == ["step_0000002.safetensors"]
+
+
 def test_two_processes_under_torchrun_end_with_identical_weights(prepared_dataset, assets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     config = _config(tmp_path, prepared_dataset, assets.root, "ddp", optim={"steps": 3})
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
@@ -117,7 +128,7 @@ def test_warp_inputs_and_identity_loss_train_and_animate(prepared_dataset, asset
 
     torch.jit.script(Embed()).save(str(tmp_path / "embed.pt"))
     config = load_config(_config(tmp_path, prepared_dataset, assets.root, "extras", optim={"steps": 1},
-                                 model={"warp_inputs": True}, losses={"identity_model": "embed.pt"}))  # fmt: skip
+                                 model={"warp_inputs": True, "refine_region": "holes"}, losses={"identity_model": "embed.pt"}, data={"workers": 1}))  # fmt: skip
     summary = train(config, log=lambda _: None)
     assert len(summary.notes) == 1 and "VGG-19" in summary.notes[0], summary.notes
     logged = [json.loads(line) for line in (config.run.out / "metrics.jsonl").read_text().splitlines()]

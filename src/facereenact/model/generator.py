@@ -42,6 +42,22 @@ class GeneratorOutput:
     blend: torch.Tensor | None = None
 
 
+@dataclass
+class SourceFeatures:
+    """What the generator computes from the source alone: its encoder pyramid (full, 1/2 and
+    1/4 resolution), the correspondence keys and the values the attention warps. The same for
+    every driving frame, so inference computes it once per source."""
+
+    full: torch.Tensor
+    half: torch.Tensor
+    quarter: torch.Tensor
+    keys: torch.Tensor
+    values: torch.Tensor
+
+    def expand(self, batch: int) -> SourceFeatures:
+        return SourceFeatures(*(t.expand(batch, *t.shape[1:]) for t in (self.full, self.half, self.quarter, self.keys, self.values)))
+
+
 class GatedSkip(nn.Module):
     """``x + σ(gate([x, skip, condition, confidence])) · project(skip)``, the gate a per-pixel
     (1×1) function: where to trust the warped source is a local decision, and at full
@@ -65,13 +81,23 @@ class GatedSkip(nn.Module):
 BLEND_START = -3.0
 
 
+def hole_region(holes: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) in [0, 1]: the hole mask grown by about 1/64 of the image and feathered as
+    much again, so a synthesised fill meets the warp around it without a seam."""
+    radius = max(1, round(holes.shape[-1] / 64))
+    size = 2 * radius + 1
+    grown = F.max_pool2d(holes, size, stride=1, padding=radius)
+    return F.avg_pool2d(grown, size, stride=1, padding=radius, count_include_pad=False)
+
+
 class Generator(nn.Module):
     """(source image, source PNCC, reconstructed driving PNCC[, warp image, hole mask]) →
     the source person in the driving pose and expression. All inputs (B, C, H, W) in [0, 1].
 
     With ``warp_inputs`` the generator refines the training-free warp: it sees the warp and its
     holes, and its output is the warp with its own synthesis blended in where it learns the warp
-    fails (an opening mouth, teeth, holes, seams)."""
+    fails (an opening mouth, teeth, holes, seams); with ``refine_region: holes`` only in and
+    around the warp's holes, the warp kept exactly everywhere else."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -95,6 +121,10 @@ class Generator(nn.Module):
             with torch.no_grad():
                 self.to_rgb.bias[3] = BLEND_START
 
+    def encode_source(self, source_image: torch.Tensor, source_pncc: torch.Tensor) -> SourceFeatures:
+        s1, s2, s4 = self.source_encoder(source_image, source_pncc)
+        return SourceFeatures(s1, s2, s4, self.head(s4), torch.cat([s4, resize_to(source_image, s4)], 1))
+
     def forward(
         self,
         source_image: torch.Tensor,
@@ -102,17 +132,24 @@ class Generator(nn.Module):
         driving_pncc: torch.Tensor,
         warp_image: torch.Tensor | None = None,
         warp_holes: torch.Tensor | None = None,
+        source: SourceFeatures | None = None,
     ) -> GeneratorOutput:
+        """``source``: :meth:`encode_source` of (``source_image``, ``source_pncc``) computed
+        beforehand, batch 1 or the driving batch (the images are then only used for ``warped``)."""
         if self.config.warp_inputs:
             if warp_image is None or warp_holes is None:
                 raise ValueError("this generator was built with warp_inputs: pass warp_image and warp_holes")
             condition = torch.cat([driving_pncc, warp_image, warp_holes], 1)
         else:
             condition = driving_pncc
-        s1, s2, s4 = self.source_encoder(source_image, source_pncc)
+        batch = driving_pncc.shape[0]
+        if source is None:
+            source = self.encode_source(source_image, source_pncc)
+        elif source.full.shape[0] != batch:
+            source = source.expand(batch)
+        s1, s2, s4 = source.full, source.half, source.quarter
         d4 = self.driving_encoder(driving_pncc)
-        small_source = resize_to(source_image, s4)
-        match = self.correspondence(self.head(d4), self.head(s4), torch.cat([s4, small_source], 1))
+        match = self.correspondence(self.head(d4), source.keys, source.values)
         warped4, warped_small = match.warped[:, : s4.shape[1]], match.warped[:, s4.shape[1] :]
         confidence = match.confidence
 
@@ -124,9 +161,11 @@ class Generator(nn.Module):
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         x = self.block1(self.skip1(x, warp_by_flow(s1, match.flow), condition, confidence), condition)
         out = self.to_rgb(F.leaky_relu(x, SLOPE))
-        warped = warp_by_flow(source_image, match.flow)
+        warped = warp_by_flow(source_image if source_image.shape[0] == batch else source_image.expand(batch, -1, -1, -1), match.flow)
         if not self.config.warp_inputs or warp_image is None:  # (the latter is checked above)
             return GeneratorOutput(torch.sigmoid(out), warped, warped_small, match.flow, confidence)
         synthesis, blend = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:])
+        if self.config.refine_region == "holes":
+            blend = blend * hole_region(warp_holes)
         image = warp_image + blend * (synthesis - warp_image)
         return GeneratorOutput(image, warped, warped_small, match.flow, confidence, synthesis, blend)

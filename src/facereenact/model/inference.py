@@ -19,7 +19,7 @@ from facereenact.errors import CheckpointError
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.pncc import render_pncc
 from facereenact.model.checkpoint import architecture_of, generator_prefix, load_module, read_checkpoint
-from facereenact.model.generator import Generator
+from facereenact.model.generator import Generator, SourceFeatures
 from facereenact.model.layers import resize_to
 
 
@@ -39,6 +39,7 @@ class NeuralStage:
         self._model: MorphableModel | None = None
         self._source_pncc: torch.Tensor | None = None
         self._warp: GeometricWarp | None = None
+        self._encoded: tuple[torch.Tensor, SourceFeatures] | None = None
 
     def bind(self, model: MorphableModel, source_vertices: torch.Tensor, size: int) -> None:
         """Render the source PNCC once (``source_vertices`` (1, N, 3) in ``size``² crop pixels)."""
@@ -46,33 +47,57 @@ class NeuralStage:
         vertices = _to_resolution(source_vertices.to(self.device), size, self.resolution)
         self._source_pncc, _, _ = render_pncc(model, vertices, self.resolution, self.resolution)
         self._warp = GeometricWarp(model, source_vertices, size) if self.generator.config.warp_inputs else None
+        self._encoded = None
+
+    def _source_features(self, source_crop: torch.Tensor, source: torch.Tensor) -> SourceFeatures:
+        """The generator's source features, computed on the first call for this source crop and
+        then reused: the source is the same for every driving frame."""
+        if self._encoded is None or self._encoded[0] is not source_crop:
+            assert self._source_pncc is not None
+            self._encoded = (source_crop, self.generator.encode_source(source, self._source_pncc))
+        return self._encoded[1]
 
     @torch.inference_mode()
     def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult:
         if self._model is None or self._source_pncc is None:
             raise RuntimeError("NeuralStage.bind() must be called with the source geometry first (the Reenactor does this)")
-        size, resolution, batch = source_crop.shape[-1], self.resolution, len(targets.vertices)
+        size, resolution = source_crop.shape[-1], self.resolution
         source = F.interpolate(source_crop.to(self.device), size=(resolution, resolution), mode="area") if size != resolution else source_crop.to(self.device)
         vertices = _to_resolution(targets.vertices.to(self.device), size, resolution)
         driving_pncc, face, _ = render_pncc(self._model, vertices, resolution, resolution)
-        extras: tuple[torch.Tensor, ...] = ()
-        warped = None
+        face = F.interpolate(face, size=(size, size), mode="nearest") if size != resolution else face
         if self._warp is not None:
             warped = self._warp(source_crop, targets)
-            extras = (resize_to(warped.images.to(self.device), driving_pncc), resize_to(warped.holes.to(self.device), driving_pncc))
-        out = self.generator(source.expand(batch, -1, -1, -1), self._source_pncc.expand(batch, -1, -1, -1), driving_pncc, *extras)
-        face = F.interpolate(face, size=(size, size), mode="nearest") if size != resolution else face
-        if warped is not None and out.synthesis is not None and out.blend is not None:
+            warp_small, holes_small = (resize_to(x.to(self.device), driving_pncc) for x in (warped.images, warped.holes))
+            synthesis, blend = self._refinement(source, self._source_features(source_crop, source), driving_pncc, warp_small, holes_small)
             # Refining the warp: blend at the crop's own size, so the warp keeps its full detail
             # wherever the network leaves it alone; the warp's field and masks stand.
-            synthesis, blend = (_upsample(x, size) for x in (out.synthesis, out.blend))
+            synthesis, blend = _upsample(synthesis, size), _upsample(blend, size)
             warp_images = warped.images.to(self.device)
             images = warp_images + blend * (synthesis - warp_images)
             return WarpResult(images.clamp(0, 1), warped.holes, warped.mouth, face, warped.field)
+        out = self.generator(source, self._source_pncc, driving_pncc, source=self._source_features(source_crop, source))
         flow = F.interpolate(out.flow, size=(size, size), mode="bilinear", align_corners=False)
         field = ((flow + 1) * size / 2 - 0.5).permute(0, 2, 3, 1)  # grid coordinates → source-crop pixels
         nothing = torch.zeros_like(face)  # the network fills every pixel: no holes, no flat mouth fill
         return WarpResult(_upsample(out.image, size).clamp(0, 1), nothing, nothing, face, field)
+
+    def _refinement(self, source: torch.Tensor, features: SourceFeatures, driving_pncc: torch.Tensor, warp: torch.Tensor, holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(synthesis, blend) of a warp-refining generator at its resolution. One that refines
+        only the holes leaves a frame without holes exactly as the warp (its blend is zero
+        there), so the network runs on the frames with holes alone."""
+        if self.generator.config.refine_region == "holes":
+            needed = holes.flatten(1).amax(1) > 0
+        else:
+            needed = torch.ones(len(holes), dtype=torch.bool, device=holes.device)
+        synthesis, blend = torch.zeros_like(warp), torch.zeros_like(holes)
+        count = int(needed.sum())
+        if count:
+            assert self._source_pncc is not None
+            out = self.generator(source, self._source_pncc, driving_pncc[needed], warp[needed], holes[needed], source=features)
+            assert out.synthesis is not None and out.blend is not None
+            synthesis[needed], blend[needed] = out.synthesis, out.blend
+        return synthesis, blend
 
 
 def _upsample(images: torch.Tensor, size: int) -> torch.Tensor:

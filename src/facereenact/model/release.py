@@ -33,7 +33,7 @@ class ShippedModel:
 
 
 #: The default model of ``animate --method neural``. Update both fields with ``facereenact release``.
-SHIPPED = ShippedModel(file="refine-128.safetensors", sha256="300d59cf3bd8b8cae6d98befc32e1a43cc37de6cac66167f2fe8b80676e62ac9")
+SHIPPED = ShippedModel(file="refine-holes-128.safetensors", sha256="318bc1e4f02d52587947379cfb323dbd559636159b81a45c534c38bd8f259016")
 
 
 def sha256_of(path: Path) -> str:

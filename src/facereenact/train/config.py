@@ -86,6 +86,9 @@ class RunConfig:
     #: Warm start: a checkpoint (of this or a smaller architecture) whose weights a new run
     #: starts from (see :func:`facereenact.model.checkpoint.transplant`); ignored on resume.
     init_from: Path | None = None
+    #: Stop after this many minutes of training (0: no limit), validating and saving first: a
+    #: run on a machine lent for a fixed time ends with its checkpoint written.
+    time_limit_minutes: float = 0.0
 
 
 @dataclass(frozen=True)

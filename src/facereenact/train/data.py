@@ -4,7 +4,9 @@ A sample is two frames of one clip: the source (appearance) and the driving fram
 to reproduce). The network never sees the driving frame's own 3D face: the PNCCs are rendered
 in the training step (batched, on the training device) from the source's fit and from the
 driving pose and expression rebuilt with the SOURCE identity, exactly as at cross-identity
-inference. Augmentation is applied to both frames alike: one colour jitter, and a horizontal
+inference. A model that refines the training-free warp also gets that warp, made here in the
+loader workers on CPU (where the compiled z-buffer is fastest), in parallel with the training
+step instead of in front of it. Augmentation is applied to both frames alike: one colour jitter, and a horizontal
 flip that mirrors the 3D fits too (:class:`facereenact.face3d.mirror.ParamMirror`).
 
 Every random choice of a sample is drawn from a generator seeded by (seed, sample index), and
@@ -102,9 +104,13 @@ class PairDataset(Dataset):
     """(source, driving) pairs from prepared clips. Index ``i`` means frame ``i mod N`` as the
     driving frame (N usable frames in all) in "round" ``i div N`` (see :class:`EpochSampler`)."""
 
-    def __init__(self, root: Path, clips: list[dict[str, Any]], resolution: int, augment: Augment | None, seed: int, mirror: ParamMirror | None):
+    def __init__(self, root: Path, clips: list[dict[str, Any]], resolution: int, augment: Augment | None, seed: int, mirror: ParamMirror | None,
+                 warp_model: MorphableModel | None = None):  # fmt: skip
+        """``warp_model`` (on CPU): add each sample's geometric warp and hole mask (``warp``, ``holes``)."""
         if augment is not None and augment.flip > 0 and mirror is None:
             raise ValueError("flip augmentation needs a ParamMirror")
+        if warp_model is not None and warp_model.mean.device.type != "cpu":
+            raise ValueError("the warp inputs are made in loader workers: pass a CPU MorphableModel")
         self.clips: list[PreparedClip] = [load_clip(root / c["file"]) for c in clips]
         self.frames = [np.flatnonzero(c.found) for c in self.clips]
         self.index = np.array([(k, f) for k, frames in enumerate(self.frames) for f in frames], np.int64).reshape(-1, 2)
@@ -112,6 +118,7 @@ class PairDataset(Dataset):
         self.augment = augment
         self.seed = seed
         self.mirror = mirror
+        self.warp_model = warp_model
 
     def __len__(self) -> int:
         return len(self.index)
@@ -144,6 +151,9 @@ class PairDataset(Dataset):
         for name in _PARAM_FIELDS:
             values = getattr(params, name)
             sample[f"source_{name}"], sample[f"driving_{name}"] = values[0], values[1]
+        if self.warp_model is not None:
+            warp, holes = geometric_warp_inputs(self.warp_model, pictures[:1], params[0], params[1])
+            sample["warp"], sample["holes"] = warp[0], holes[0]
         return sample
 
 

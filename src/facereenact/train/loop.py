@@ -50,7 +50,6 @@ from facereenact.train.data import (
     Augment,
     EpochSampler,
     PairDataset,
-    geometric_warp_inputs,
     params_from_batch,
     read_manifest,
     render_conditions,
@@ -94,6 +93,9 @@ def _setup(config: TrainConfig) -> _Dist:
             device = torch.device(f"cuda:{local}")
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        # Fixed input sizes: let cuDNN pick the fastest kernels; TF32 matrix products on Ampere+.
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
     if world > 1 and not dist.is_initialized():
@@ -147,9 +149,10 @@ class Trainer:
         self.train_ids, self.val_ids = split_identities(clips, list(config.data.val_identities), config.data.val_count)
         resolution = config.model.resolution
         mirror = ParamMirror(self.morphable) if config.data.flip > 0 else None
+        warp_model = self.morphable.to("cpu") if config.model.warp_inputs else None
         train_clips = [c for c in clips if c["identity"] in self.train_ids]
-        self.dataset = PairDataset(root, train_clips, resolution, Augment(config.data.jitter, config.data.flip), config.run.seed, mirror)
-        self.validation = validation_batch(PairDataset(root, [c for c in clips if c["identity"] in self.val_ids], resolution, None, config.run.seed, None),
+        self.dataset = PairDataset(root, train_clips, resolution, Augment(config.data.jitter, config.data.flip), config.run.seed, mirror, warp_model)
+        self.validation = validation_batch(PairDataset(root, [c for c in clips if c["identity"] in self.val_ids], resolution, None, config.run.seed, None, warp_model),
                                            config.data.val_batch, config.run.seed) if self.dist.main else None  # fmt: skip
 
         self.generator = Generator(config.model).to(device)
@@ -181,7 +184,9 @@ class Trainer:
         else:
             self.g_train, self.d_train = self.generator, self.discriminator
         sampler = EpochSampler(self.dataset, self.dist.rank, self.dist.world, config.run.seed, config.optim.batch_size, start_batch=self.step)
-        loader = DataLoader(self.dataset, batch_size=config.optim.batch_size, sampler=sampler, num_workers=config.data.workers)
+        workers = config.data.workers
+        loader = DataLoader(self.dataset, batch_size=config.optim.batch_size, sampler=sampler, num_workers=workers,
+                            pin_memory=device.type == "cuda", persistent_workers=workers > 0, prefetch_factor=4 if workers else None)  # fmt: skip
         self.batches = iter(loader)
         self.writer = None
         if self.dist.main:
@@ -248,7 +253,7 @@ class Trainer:
         source_pncc, driving_pncc = render_conditions(self.morphable, source, driving, self.config.model.resolution)
         inputs: tuple[torch.Tensor, ...] = (batch["source"], source_pncc, driving_pncc)
         if self.config.model.warp_inputs:
-            inputs += geometric_warp_inputs(self.morphable, batch["source"], source, driving)
+            inputs += (batch["warp"], batch["holes"])
         return batch["target"], driving_pncc, inputs
 
     def _autocast(self) -> Any:
@@ -352,13 +357,21 @@ class Trainer:
             if self.step == 0:
                 summary.validation.append({"step": 0, **self.validate()})
         window_start, window_steps = time.perf_counter(), 0
-        while self.step < config.optim.steps:
+        deadline = time.monotonic() + config.run.time_limit_minutes * 60 if config.run.time_limit_minutes > 0 else None
+        last = self.step >= config.optim.steps
+        while not last:
             values = self._train_step()
             self.step += 1
             window_steps += 1
+            last = self.step >= config.optim.steps
+            if deadline is not None and not last and self.step % config.run.log_every == 0 and self._all_agree(time.monotonic() > deadline):
+                last = True
+                summary.notes.append(f"stopped at step {self.step}: the {config.run.time_limit_minutes:g}-minute time limit")
+                if self.dist.main:
+                    self.log(summary.notes[-1])
             if not self.dist.main:
                 continue
-            if self.step % config.run.log_every == 0 or self.step == config.optim.steps:
+            if self.step % config.run.log_every == 0 or last:
                 elapsed = time.perf_counter() - window_start
                 values["images_per_second"] = window_steps * config.optim.batch_size * self.dist.world / max(elapsed, 1e-9)
                 summary.images_per_second = values["images_per_second"]
@@ -368,15 +381,23 @@ class Trainer:
             if self.step % config.run.image_every == 0:
                 assert self.writer is not None
                 self.writer.add_image("train/source|driving|pncc|warped|output", _grid(list(self._last)), self.step)
-            if self.step % config.run.val_every == 0 or self.step == config.optim.steps:
+            if self.step % config.run.val_every == 0 or last:
                 summary.validation.append({"step": self.step, **self.validate()})
                 self.log(f"validation at step {self.step}: L1 {summary.validation[-1]['l1']:.4f}, SSIM {summary.validation[-1]['ssim']:.4f}")
-            if self.step % config.run.checkpoint_every == 0 or self.step == config.optim.steps:
+            if self.step % config.run.checkpoint_every == 0 or last:
                 self._save()
         self._check_replicas()
         if self.writer is not None:
             self.writer.close()
         return summary
+
+    def _all_agree(self, flag: bool) -> bool:
+        """``flag`` on any process, for all: every process must stop at the same step."""
+        if self.dist.world == 1:
+            return flag
+        value = torch.tensor([float(flag)], device=self.dist.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
 
     def _check_replicas(self) -> None:
         """All processes must end with identical weights; rank 0 records every rank's digest."""
