@@ -97,6 +97,21 @@ def test_address_needs_the_ray_backend() -> None:
         make_backend("local", address="auto")
 
 
+def test_an_unreachable_ray_address_is_one_clear_line_at_once() -> None:
+    """Nothing listens on the port: the error comes in seconds, not after Ray's minute of retries."""
+    import socket
+    import time
+
+    pytest.importorskip("ray")
+    with socket.socket() as probe:  # a port that was free a moment ago, and now nothing holds
+        probe.bind(("127.0.0.1", 0))
+        unused_tcp_port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(NotAvailableError, match=rf"cannot reach Ray at 127.0.0.1:{unused_tcp_port}: .*ray start --head"):
+        make_backend("ray", address=f"127.0.0.1:{unused_tcp_port}").open([Task("a", helpers.square, (1,))])
+    assert time.monotonic() - started < 10
+
+
 def test_the_ray_backend_without_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as without the extra
     with pytest.raises(NotAvailableError, match=r'pip install "facereenact\[ray\]"'):

@@ -12,6 +12,7 @@ cache keeps model weights loaded.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,21 @@ from facereenact.execute.core import Attempt, Task, call, describe_error
 
 #: Tasks kept submitted per free slot, so workers never wait on the driver between tasks.
 QUEUE_DEPTH = 2
+#: Seconds to wait for a cluster's port to answer before saying it cannot be reached.
+CONNECT_TIMEOUT = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on a HOST:PORT (or ray://HOST:PORT) that nothing answers: Ray itself keeps
+    retrying such an address for over a minute before it gives up."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", "local" or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise NotAvailableError(f"cannot reach Ray at {address}: {reason} (is 'ray start --head' running there?)") from None
 
 
 def _import_ray() -> Any:
@@ -54,6 +70,7 @@ class RayBackend:
             if address is None:
                 # "local": a fresh instance even where `ray start` runs a cluster (--address auto joins that)
                 address, settings["num_cpus"] = "local", os.cpu_count() or 1
+            _check_reachable(address)
             try:
                 ray.init(address=address, **settings)
             except (ConnectionError, ValueError, RuntimeError) as error:
