@@ -14,7 +14,6 @@ already exists is skipped, so running the same batch again finishes what a stopp
 
 from __future__ import annotations
 
-import copy
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -157,15 +156,14 @@ def read_batch(csv_path: Path, out_dir: Path, defaults: AnimateSettings = Animat
 
 def animate_task(job: AnimateJob, assets: str, device: str) -> TaskOutput:
     """One animation on whichever worker runs it. The worker's fitter and each checkpoint's
-    network are loaded once per worker; every job gets its own copy of the stage (the Reenactor
-    binds it to its source)."""
+    network are loaded once per worker; each job's Reenactor binds the stage to its own source."""
     settings = job.settings
     stage = None
     if settings.model is not None:
         from facereenact.model.inference import load_stage
 
         model = settings.model
-        stage = copy.copy(worker_cache(("stage", str(model), device), lambda: load_stage(model, device)))
+        stage = worker_cache(("stage", str(model), device), lambda: load_stage(model, device))
     report = animate_file(
         worker_fitter(assets, device), job.source, job.driving, job.output, settings.reenact_options(),
         settings.smooth, settings.max_frames, settings.crop_only, settings.compare, stage=stage,

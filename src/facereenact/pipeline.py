@@ -27,8 +27,10 @@ class GenerationStage(Protocol):
     """Turns the source crop (1, 3, S, S) into target crops given the target geometry.
 
     A stage that also needs the source's own geometry (the neural generator renders the source
-    PNCC from it) has a ``bind(model, source_vertices, size)`` method: the Reenactor calls it
-    once with the morphable model and the source vertices (1, N, 3) in source-crop pixels.
+    PNCC from it) is passed unbound, with a ``bound_to(model, source_vertices, source_crop)``
+    method: the Reenactor calls it once with the morphable model, the source vertices (1, N, 3)
+    in source-crop pixels and the source crop, and uses the stage it returns. The unbound stage
+    is left as it was, so one can serve many Reenactors.
     """
 
     def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult: ...
@@ -82,8 +84,9 @@ class Reenactor:
             vertices = self._to_crop(self.model.vertices(params))
             self._source_in_crop = self._in_crop(params)
             self._head = HeadEllipsoid.of(self.model, params.shape)
-        if stage is not None and hasattr(stage, "bind"):
-            stage.bind(self.model, vertices, size)
+        bind = getattr(stage, "bound_to", None)
+        if bind is not None:
+            stage = bind(self.model, vertices, self.source_crop)
         self.stage: GenerationStage = stage or GeometricWarp(self.model, vertices, size)
         self.paster = Paster(source_image, self.box, size)
 

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from facereenact.correspond.warp import WarpTargets
 from facereenact.errors import CheckpointError, InputError
-from facereenact.evaluate.methods import Method, SourceStage, parse_methods
+from facereenact.evaluate.methods import SourceStage, parse_methods
 from facereenact.evaluate.protocols import Sampling, assign_cross_pairs
 
 
@@ -91,20 +91,3 @@ def test_cross_pairs_are_balanced_reproducible_and_never_self() -> None:
     # Clips as their own sources (no portraits): never paired with themselves.
     own = assign_cross_pairs(clips[:4], clips[:4], 5, np.random.default_rng(0))
     assert all(driver not in chosen and len(chosen) == 3 for driver, chosen in own.items())
-
-
-def test_each_source_gets_its_own_bound_stage() -> None:
-    """Cross-identity keeps one Reenactor per portrait: binding one must not rebind another."""
-
-    class Bindable:
-        bound: object = None
-
-        def bind(self, model: object, source_vertices: object, size: int) -> None:
-            self.bound = source_vertices
-
-    method = Method("neural:x.safetensors", Bindable())  # type: ignore[arg-type]
-    first, second = method.stage_for_source(), method.stage_for_source()
-    first.bind(None, "first source", 256)  # type: ignore[union-attr]
-    second.bind(None, "second source", 256)  # type: ignore[union-attr]
-    assert (first.bound, second.bound) == ("first source", "second source")  # type: ignore[union-attr]
-    assert Method("warp", None).stage_for_source() is None

@@ -38,6 +38,10 @@ def _error_line(result) -> str:  # type: ignore[no-untyped-def]
 def test_stage_runs_in_the_reenactor(checkpoint, fitter, portraits) -> None:  # type: ignore[no-untyped-def]
     stage = load_stage(checkpoint)
     reenactor = Reenactor(portraits["lp_s12"], fitter, stage=stage)
+    other = Reenactor(portraits["lp_s1"], fitter, stage=stage)  # one loaded network, two sources at once
+    assert reenactor.stage is not other.stage and reenactor.stage.generator is other.stage.generator  # type: ignore[attr-defined]
+    assert not torch.equal(reenactor.stage.source_pncc, other.stage.source_pncc)  # type: ignore[attr-defined]
+    assert not hasattr(stage, "source_pncc"), "binding leaves the shared stage untouched"
     source = reenactor.source.params
     driving = source.replace(rotation=source.rotation @ torch.tensor([[0.98, 0, 0.2], [0, 1, 0], [-0.2, 0, 0.98]]))
     batch = reenactor.reenact(driving, source)
@@ -86,7 +90,7 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path) -> None:  # type: ign
     assert "matches PyTorch within" in result.output and output.stat().st_size > 100_000
 
 
-def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone() -> None:
+def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone(fitter, portraits) -> None:  # type: ignore[no-untyped-def]
     """Its blend is zero outside the holes, so skipping hole-free frames changes nothing: the
     result equals running the network on the whole batch, which it never sees."""
     from facereenact.model.config import ModelConfig
@@ -96,20 +100,20 @@ def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone() -> N
     generator = Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True, refine_region="holes"))
     with torch.no_grad():
         generator.to_rgb.bias[3] = 4.0
-    stage = NeuralStage(generator, torch.device("cpu"))
-    stage._source_pncc = torch.rand(1, 3, 32, 32)
+    stage = Reenactor(portraits["lp_s12"], fitter, stage=NeuralStage(generator, torch.device("cpu"))).stage
     seen: list[int] = []
     generator.register_forward_pre_hook(lambda _, inputs: seen.append(len(inputs[2])))
-    source, pncc, warp = torch.rand(1, 3, 32, 32), torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    pncc, warp = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
     holes = torch.zeros(3, 1, 32, 32)
     holes[1, :, 10:16, 12:20] = 1
-    features = generator.encode_source(source, stage._source_pncc)
-    synthesis, blend = stage._refinement(source, features, pncc, warp, holes)
-    assert seen == [1], "only the frame with holes goes through the network"
-    whole = generator(source.expand(3, -1, -1, -1), stage._source_pncc.expand(3, -1, -1, -1), pncc, warp, holes)  # no cached features
+    with torch.inference_mode():  # as the stage runs it
+        synthesis, blend = stage._refinement(pncc, warp, holes)
+        assert seen == [1], "only the frame with holes goes through the network"
+        whole = generator(stage.source.expand(3, -1, -1, -1), stage.source_pncc.expand(3, -1, -1, -1), pncc, warp, holes)  # no cached features
     assert torch.allclose(blend, whole.blend, atol=1e-4) and float(blend[1].max()) > 0.9
     assert torch.equal(blend[0], torch.zeros_like(blend[0])) and torch.equal(blend[2], torch.zeros_like(blend[2]))
     assert torch.allclose(synthesis[1], whole.synthesis[1], atol=1e-4)
     seen.clear()
-    stage._refinement(source, features, pncc, warp, torch.zeros_like(holes))
+    with torch.inference_mode():
+        stage._refinement(pncc, warp, torch.zeros_like(holes))
     assert seen == [], "no frame with holes: the network does not run at all"

@@ -11,7 +11,6 @@ the same crop framing: only the stage differs.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +44,6 @@ class Method:
 
     name: str
     stage: GenerationStage | None
-
-    def stage_for_source(self) -> GenerationStage | None:
-        """The stage for one source's Reenactor. A stage bound to a source's geometry keeps
-        per-source state, so each Reenactor gets its own shallow copy (network weights shared)."""
-        return copy.copy(self.stage) if self.stage is not None else None
 
 
 def check_checkpoint(path: Path) -> None:

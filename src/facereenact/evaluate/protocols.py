@@ -200,7 +200,7 @@ class SelfReenactment:
         strip_rows: list[list[np.ndarray]] = []
         for position, s in enumerate(sources):
             try:
-                reenactors = {m.name: Reenactor(clip.frames[s], tools.fitter, SELF_OPTIONS, stage=m.stage_for_source()) for m in self.methods}
+                reenactors = {m.name: Reenactor(clip.frames[s], tools.fitter, SELF_OPTIONS, stage=m.stage) for m in self.methods}
             except NoFaceError as error:
                 raise NoFaceError(f"source frame {s}: {error}") from None
             box = next(iter(reenactors.values())).box
@@ -311,7 +311,7 @@ class SourceBank:
         if name not in self._ready:
             try:
                 image = read_still(self.paths[name])
-                reenactors = {m.name: Reenactor(image, self.tools.fitter, CROSS_OPTIONS, stage=m.stage_for_source()) for m in self.methods}
+                reenactors = {m.name: Reenactor(image, self.tools.fitter, CROSS_OPTIONS, stage=m.stage) for m in self.methods}
             except FaceReenactError as error:
                 self._failed[name] = f"source {name}: {error}"
                 raise NoFaceError(self._failed[name]) from None

@@ -1,9 +1,9 @@
 """The trained generator as a generation stage of the :class:`facereenact.pipeline.Reenactor`.
 
-``load_stage(checkpoint)`` reads a training checkpoint (or an EMA-only export of one), rebuilds
-the network from the architecture recorded in it and returns a stage with the pipeline's
-interface: source crop + target geometry → generated crops. The Reenactor binds it to the
-source once (``bind``): the source PNCC is rendered from the source's own fit, and each target's
+``load_stage(checkpoint)`` reads a training checkpoint (or an EMA-only export of one) and rebuilds
+the network from the architecture recorded in it. Each Reenactor binds it to its source
+(``bound_to``), which gives a stage with the pipeline's interface: source crop + target geometry
+→ generated crops. The source PNCC is rendered from the source's own fit, and each target's
 PNCC from the target vertices (source identity, driving motion), at the network's resolution.
 """
 
@@ -30,59 +30,61 @@ def _to_resolution(vertices: torch.Tensor, size: int, resolution: int) -> torch.
 
 
 class NeuralStage:
-    """The generator behind the pipeline's :class:`~facereenact.pipeline.GenerationStage` interface."""
+    """The trained generator, not yet tied to a source. :meth:`bound_to` gives the pipeline's
+    :class:`~facereenact.pipeline.GenerationStage` for one source; one NeuralStage serves any
+    number of sources at once (the weights are shared, nothing of a source is kept here)."""
 
     def __init__(self, generator: Generator, device: torch.device):
         self.generator = generator.to(device).eval()
         self.device = device
         self.resolution = generator.config.resolution
-        self._model: MorphableModel | None = None
-        self._source_pncc: torch.Tensor | None = None
-        self._warp: GeometricWarp | None = None
-        self._encoded: tuple[torch.Tensor, SourceFeatures] | None = None
 
-    def bind(self, model: MorphableModel, source_vertices: torch.Tensor, size: int) -> None:
-        """Render the source PNCC once (``source_vertices`` (1, N, 3) in ``size``² crop pixels)."""
-        self._model = model
-        vertices = _to_resolution(source_vertices.to(self.device), size, self.resolution)
-        self._source_pncc, _, _ = render_pncc(model, vertices, self.resolution, self.resolution)
-        self._warp = GeometricWarp(model, source_vertices, size) if self.generator.config.warp_inputs else None
-        self._encoded = None
+    def bound_to(self, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor) -> BoundNeuralStage:
+        """The stage for one source: ``source_vertices`` (1, N, 3) in pixels of ``source_crop``
+        (1, 3, S, S) in [0, 1]."""
+        return BoundNeuralStage(self, model, source_vertices, source_crop)
 
-    def _source_features(self, source_crop: torch.Tensor, source: torch.Tensor) -> SourceFeatures:
-        """The generator's source features, computed on the first call for this source crop and
-        then reused: the source is the same for every driving frame."""
-        if self._encoded is None or self._encoded[0] is not source_crop:
-            assert self._source_pncc is not None
-            self._encoded = (source_crop, self.generator.encode_source(source, self._source_pncc))
-        return self._encoded[1]
+
+class BoundNeuralStage:
+    """The generator tied to one source: the source's PNCC, its encoder features and (for a
+    generator that refines the warp) its geometric warp are computed once, not per frame."""
+
+    @torch.inference_mode()
+    def __init__(self, stage: NeuralStage, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor):
+        self.generator, self.device, self.resolution = stage.generator, stage.device, stage.resolution
+        self.model = model
+        size, resolution = source_crop.shape[-1], self.resolution
+        vertices = _to_resolution(source_vertices.to(self.device), size, resolution)
+        self.source_pncc, _, _ = render_pncc(model, vertices, resolution, resolution)
+        source = source_crop.to(self.device)
+        self.source = F.interpolate(source, size=(resolution, resolution), mode="area") if size != resolution else source
+        self.features: SourceFeatures = self.generator.encode_source(self.source, self.source_pncc)
+        self.warp = GeometricWarp(model, source_vertices, size) if self.generator.config.warp_inputs else None
 
     @torch.inference_mode()
     def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult:
-        if self._model is None or self._source_pncc is None:
-            raise RuntimeError("NeuralStage.bind() must be called with the source geometry first (the Reenactor does this)")
+        """``source_crop``: the crop this stage was bound to."""
         size, resolution = source_crop.shape[-1], self.resolution
-        source = F.interpolate(source_crop.to(self.device), size=(resolution, resolution), mode="area") if size != resolution else source_crop.to(self.device)
         vertices = _to_resolution(targets.vertices.to(self.device), size, resolution)
-        driving_pncc, face, _ = render_pncc(self._model, vertices, resolution, resolution)
+        driving_pncc, face, _ = render_pncc(self.model, vertices, resolution, resolution)
         face = F.interpolate(face, size=(size, size), mode="nearest") if size != resolution else face
-        if self._warp is not None:
-            warped = self._warp(source_crop, targets)
+        if self.warp is not None:
+            warped = self.warp(source_crop, targets)
             warp_small, holes_small = (resize_to(x.to(self.device), driving_pncc) for x in (warped.images, warped.holes))
-            synthesis, blend = self._refinement(source, self._source_features(source_crop, source), driving_pncc, warp_small, holes_small)
+            synthesis, blend = self._refinement(driving_pncc, warp_small, holes_small)
             # Refining the warp: blend at the crop's own size, so the warp keeps its full detail
             # wherever the network leaves it alone; the warp's field and masks stand.
             synthesis, blend = _upsample(synthesis, size), _upsample(blend, size)
             warp_images = warped.images.to(self.device)
             images = warp_images + blend * (synthesis - warp_images)
             return WarpResult(images.clamp(0, 1), warped.holes, warped.mouth, face, warped.field)
-        out = self.generator(source, self._source_pncc, driving_pncc, source=self._source_features(source_crop, source))
+        out = self.generator(self.source, self.source_pncc, driving_pncc, source=self.features)
         flow = F.interpolate(out.flow, size=(size, size), mode="bilinear", align_corners=False)
         field = ((flow + 1) * size / 2 - 0.5).permute(0, 2, 3, 1)  # grid coordinates → source-crop pixels
         nothing = torch.zeros_like(face)  # the network fills every pixel: no holes, no flat mouth fill
         return WarpResult(_upsample(out.image, size).clamp(0, 1), nothing, nothing, face, field)
 
-    def _refinement(self, source: torch.Tensor, features: SourceFeatures, driving_pncc: torch.Tensor, warp: torch.Tensor, holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _refinement(self, driving_pncc: torch.Tensor, warp: torch.Tensor, holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(synthesis, blend) of a warp-refining generator at its resolution. One that refines
         only the holes leaves a frame without holes exactly as the warp (its blend is zero
         there), so the network runs on the frames with holes alone."""
@@ -93,8 +95,7 @@ class NeuralStage:
         synthesis, blend = torch.zeros_like(warp), torch.zeros_like(holes)
         count = int(needed.sum())
         if count:
-            assert self._source_pncc is not None
-            out = self.generator(source, self._source_pncc, driving_pncc[needed], warp[needed], holes[needed], source=features)
+            out = self.generator(self.source, self.source_pncc, driving_pncc[needed], warp[needed], holes[needed], source=self.features)
             assert out.synthesis is not None and out.blend is not None
             synthesis[needed], blend[needed] = out.synthesis, out.blend
         return synthesis, blend

@@ -8,7 +8,6 @@ the neural stage) are loaded once and shared by the job threads.
 
 from __future__ import annotations
 
-import copy
 import os
 import secrets
 import shutil
@@ -255,7 +254,7 @@ class WebService:
         """Animate in the job's folder (a worker thread of the queue calls this)."""
         spec: AnimationJob = job.payload
         job.stage = "starting"
-        stage = copy.copy(self.neural) if spec.method == "neural" else None  # a stage binds to its source
+        stage = self.neural if spec.method == "neural" else None
         output = job.folder / "result.mp4"
         with _private(*spec.private):
             report = jobs.animate_file(
