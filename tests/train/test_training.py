@@ -80,6 +80,23 @@ def test_a_time_limit_stops_the_run_validated_and_saved(prepared_dataset, assets
     assert [p.name for p in (config.run.out / "checkpoints").iterdir()] == ["step_0000002.safetensors"]
 
 
+def test_a_warm_start_says_what_it_could_not_use(prepared_dataset, assets, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """From a training checkpoint both networks start from its weights; from a release (the
+    generator alone) the note says the discriminator starts fresh."""
+    from facereenact.model.release import write_release
+
+    first = load_config(_config(tmp_path, prepared_dataset, assets.root, "first", optim={"steps": 1}))
+    train(first, log=lambda _: None)
+    checkpoint = first.run.out / "checkpoints" / "step_0000001.safetensors"
+    write_release(checkpoint, tmp_path / "release.safetensors")
+    notes = {}
+    for name, source in (("from_checkpoint", checkpoint), ("from_release", tmp_path / "release.safetensors")):
+        config = load_config(_config(tmp_path, prepared_dataset, assets.root, name, optim={"steps": 1}, run={"init_from": str(source)}))
+        notes[name] = [note for note in train(config, log=lambda _: None).notes if note.startswith("warm start")]
+    assert notes["from_checkpoint"] == [f"warm start from {checkpoint}"]
+    assert notes["from_release"] == [f"warm start from {tmp_path / 'release.safetensors'}; the discriminator starts fresh (the file has none, as a release)"]
+
+
 def test_two_processes_under_torchrun_end_with_identical_weights(prepared_dataset, assets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     config = _config(tmp_path, prepared_dataset, assets.root, "ddp", optim={"steps": 3})
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))

@@ -203,8 +203,16 @@ class Trainer:
         """Start the generator (from the EMA weights when present) and the discriminator from
         another run's checkpoint."""
         _, tensors = read_checkpoint(path)
-        skipped = transplant(self.generator, tensors, generator_prefix(tensors)) + transplant(self.discriminator, tensors, "discriminator")
-        return [f"warm start from {path}" + (f" ({len(skipped)} tensors left at their initial values)" if skipped else "")]
+        note = f"warm start from {path}"
+        skipped = transplant(self.generator, tensors, generator_prefix(tensors))
+        if skipped:
+            note += f"; {len(skipped)} generator tensors left at their initial values"
+        if any(key.startswith("discriminator.") for key in tensors):
+            skipped = transplant(self.discriminator, tensors, "discriminator")
+            note += f"; {len(skipped)} discriminator tensors left at their initial values" if skipped else ""
+        else:
+            note += "; the discriminator starts fresh (the file has none, as a release)"
+        return [note]
 
     def _resume(self, existing: list[Path]) -> None:
         if not existing:
