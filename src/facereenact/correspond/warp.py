@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facereenact.face3d.expression_basis import mouth_gap_triangles
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.raster import interpolate, rasterize
 
@@ -53,13 +52,6 @@ class WarpResult:
     mouth: torch.Tensor
     face: torch.Tensor
     field: torch.Tensor
-
-
-def mouth_triangles(model: MorphableModel) -> torch.Tensor:
-    """(F,) bool: the triangles bridging the lips of the mean face, which an opening mouth
-    stretches across the gap."""
-    mask = mouth_gap_triangles(model.mean.cpu().numpy(), model.triangles.cpu().numpy(), model.landmark_mean.cpu().numpy())
-    return torch.from_numpy(mask).to(model.triangles.device)
 
 
 def _triangle_areas(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
@@ -99,7 +91,7 @@ class GeometricWarp:
         """``source_vertices`` (1, N, 3) in source-crop pixels."""
         self.model = model
         self.size = size
-        self.mouth = mouth_triangles(model)
+        self.mouth = model.mouth_gap
         triangles = model.triangles
         # A vertex is shown in the source when nothing lies in front of it there: its depth
         # matches the z-buffer around its pixel. (Testing vertices rather than which triangles won

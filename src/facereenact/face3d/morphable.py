@@ -11,13 +11,14 @@ PNCC renders of either mesh are comparable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
 from facereenact.assets import Assets
 from facereenact.errors import AssetError
-from facereenact.face3d.expression_basis import load_expression_basis, load_landmark_expression_basis
+from facereenact.face3d.expression_basis import load_expression_basis, load_landmark_expression_basis, mouth_gap_triangles
 from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams
 
 N_LANDMARKS = 68
@@ -43,6 +44,14 @@ class MorphableModel:
     @property
     def n_vertices(self) -> int:
         return self.mean.shape[0]
+
+    @cached_property
+    def mouth_gap(self) -> torch.Tensor:
+        """(F,) bool: the triangles bridging the lips of the mean face, which an opening mouth
+        stretches across the gap. Computed once per model: every warp (one per training sample
+        in the loader workers) needs it."""
+        mask = mouth_gap_triangles(self.mean.cpu().numpy(), self.triangles.cpu().numpy(), self.landmark_mean.cpu().numpy())
+        return torch.from_numpy(mask).to(self.triangles.device)
 
     def to(self, device: torch.device | str) -> MorphableModel:
         return MorphableModel(
