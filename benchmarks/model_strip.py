@@ -2,8 +2,10 @@
 training-free warp and the neural model make of a portrait with them.
 
 First row: the source crop. Then one row per driving frame: driving frame (centre square) |
-warp | neural | where the neural model changed the warp (|neural − warp| × 4). Rows: the driving frames with the widest mouth opening (inner-lip
-gap over face height, from the fitted landmarks), at least ``--spacing`` frames apart. The
+warp with a dark mouth (``--no-driving-mouth``) | warp with the driving frame's mouth | neural
+(the default) | where the neural model changed the warp (|neural − warp| × 4). Rows: the driving
+frames with the widest mouth opening (inner-lip gap over face height, from the fitted
+landmarks), at least ``--spacing`` frames apart. The
 picture is made from the data folder, so it is generated here rather than committed:
 
     python benchmarks/model_strip.py --source ../shared/data/portraits/lp_s12.jpg \\
@@ -25,7 +27,7 @@ from facereenact.io.image import read_image, write_image
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.model.inference import load_stage
 from facereenact.model.release import shipped_checkpoint
-from facereenact.pipeline import Reenactor
+from facereenact.pipeline import ReenactOptions, Reenactor
 
 
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
@@ -60,13 +62,16 @@ def main() -> int:
     frames = list(iter_frames(args.driving))
     driving = fitter.track(frames, probe_video(args.driving).fps)
     picks = widest_frames(mouth_opening(driving.landmarks), args.rows, args.spacing)
+    dark = Reenactor(source, fitter, ReenactOptions(driving_mouth=False))
     warp = Reenactor(source, fitter)
     neural = Reenactor(source, fitter, stage=load_stage(args.model or shipped_checkpoint()))
     reference = driving.params[0]
-    warped = warp.reenact(driving.params[picks], reference, paste=False)
-    generated = neural.reenact(driving.params[picks], reference, paste=False)
+    shown_frames = np.stack([frames[i] for i in picks])
+    darkened = dark.reenact(driving.params[picks], reference, paste=False)
+    warped = warp.reenact(driving.params[picks], reference, paste=False, frames=shown_frames)
+    generated = neural.reenact(driving.params[picks], reference, paste=False, frames=shown_frames)
     size = warped.crops.shape[1]
-    header = [warp.source_crop_uint8()] + [np.full_like(warp.source_crop_uint8(), 255)] * 3
+    header = [warp.source_crop_uint8()] + [np.full_like(warp.source_crop_uint8(), 255)] * 4
     rows = [np.concatenate(header, 1)]
     for i, index in enumerate(picks):
         frame = frames[index]
@@ -75,7 +80,7 @@ def main() -> int:
         shown = cv2.resize(frame[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA)
         difference = np.abs(generated.crops[i].astype(np.int16) - warped.crops[i].astype(np.int16)).max(-1)
         changed = np.repeat(np.clip(difference * 4, 0, 255).astype(np.uint8)[..., None], 3, -1)
-        rows.append(np.concatenate([shown, warped.crops[i], generated.crops[i], changed], 1))
+        rows.append(np.concatenate([shown, darkened.crops[i], warped.crops[i], generated.crops[i], changed], 1))
     picture = np.concatenate(rows, 0)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_image(args.output, picture)

@@ -5,7 +5,7 @@ The CSV has a header row and one row per animation: ``source`` and ``driving`` (
 optionally ``output`` (a name under ``DIR``; default ``SOURCE__DRIVING.mp4``, ``.png`` for a still
 driving image) and any of the per-animation options of ``animate``: ``mode``,
 ``expression_only``, ``pose_only``, ``crop_size``, ``crop_only``, ``compare``, ``smooth``,
-``max_frames``, ``face_index``, ``model``. An empty cell takes the value given on the command
+``max_frames``, ``face_index``, ``driving_mouth``, ``model``. An empty cell takes the value given on the command
 line. Relative paths are read from the CSV's folder, so a CSV and its media move together.
 
 Every output is written under a temporary name and renamed when complete; an output that
@@ -45,11 +45,12 @@ class AnimateSettings:
     smooth: bool = True
     max_frames: int | None = None
     face_index: int = 0
+    driving_mouth: bool = True
     model: Path | None = None
 
     def reenact_options(self) -> ReenactOptions:
         motion = MotionOptions(mode=self.mode, transfer_pose=not self.expression_only, transfer_expression=not self.pose_only)
-        return ReenactOptions(crop_size=self.crop_size, motion=motion, face_index=self.face_index)
+        return ReenactOptions(crop_size=self.crop_size, motion=motion, face_index=self.face_index, driving_mouth=self.driving_mouth)
 
 
 OPTION_COLUMNS = tuple(f.name for f in fields(AnimateSettings))
@@ -100,6 +101,7 @@ def _parsers(base: Path) -> dict[str, Callable[[str], Any]]:
         "smooth": _boolean,
         "max_frames": _integer(1),
         "face_index": _integer(0),
+        "driving_mouth": _boolean,
         "model": _path_in(base),
     }
 

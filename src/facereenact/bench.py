@@ -109,15 +109,18 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
             report.add("animate --method neural --crop-only, end to end", result.frames, seconds, "256² output")
 
         decoded, seconds = _timed(lambda: list(iter_frames(clip, frames)))
-        report.add("  decode", len(decoded), seconds)
+        report.add("  decode", len(decoded), seconds, "animate decodes twice: to fit, then for the driving mouths")
         fit, seconds = _timed(fitter.track, decoded, info.fps)
         report.add("  fit (tracking)", len(decoded), seconds)
         reenactor, seconds = _timed(Reenactor, source_image, fitter, options)
         report.rows.append(("  source fit + crop (once)", 1 / seconds, "per source, not per frame"))
         batches, seconds = _timed(
-            lambda: [reenactor.reenact(fit.params[i : i + jobs.ANIMATE_BATCH], fit.params[0], paste=False) for i in range(0, len(fit), jobs.ANIMATE_BATCH)]
+            lambda: [
+                reenactor.reenact(fit.params[i : i + jobs.ANIMATE_BATCH], fit.params[0], paste=False, frames=np.stack(decoded[i : i + jobs.ANIMATE_BATCH]))
+                for i in range(0, len(fit), jobs.ANIMATE_BATCH)
+            ]
         )
-        report.add("  warp (render + sample + holes)", len(fit), seconds)
+        report.add("  warp (render + sample + holes + driving mouth)", len(fit), seconds)
         crops = np.concatenate([b.crops for b in batches])
         pasted, seconds = _timed(lambda: [reenactor.paster.paste(c) for c in crops])
         report.add("  paste back", len(crops), seconds, f"{source_image.shape[1]}×{source_image.shape[0]} frame")

@@ -205,6 +205,7 @@ def animate(
     smooth: SmoothOption = True,
     max_frames: MaxFramesOption = None,
     face_index: Annotated[int, typer.Option(min=0, help="Which source face to animate, largest first.")] = 0,
+    driving_mouth: Annotated[bool, typer.Option("--driving-mouth/--no-driving-mouth", help="Where the mouth opens wider than the source shows, fill it with the driving frame's own teeth and tongue (mapped through the 3D mouth); --no-driving-mouth paints a dark cavity instead.")] = True,
     method: Annotated[GenerationMethod, typer.Option(help="neural: the trained network refining the warp (the shipped model, or --model); warp: the training-free 3D correspondence warp alone.")] = GenerationMethod.neural,
     model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural (default: the shipped model).", show_default=False)] = None,
     batch: Annotated[Path | None, typer.Option("--batch", help="A CSV of animations (columns source, driving, optional output and per-row options; see README): run them all, as tasks of --backend.", show_default=False)] = None,
@@ -229,7 +230,7 @@ def animate(
         model = shipped_checkpoint()
     settings = AnimateSettings(
         mode=mode, expression_only=expression_only, pose_only=pose_only, crop_size=crop_size, crop_only=crop_only,
-        compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, model=model,
+        compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, driving_mouth=driving_mouth, model=model,
     )  # fmt: skip
     if batch is not None:
         if source is not None or driving is not None or output is not None:

@@ -5,7 +5,7 @@ The CLI (and later the web app) call these; they hold no argument parsing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,7 +235,7 @@ def animate_file(
     if media_kind(driving) == "image":
         frame = read_image(driving)
         driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params
-        batch = reenactor.reenact(driving_params, driving_params, paste=not crop_only)
+        batch = reenactor.reenact(driving_params, driving_params, paste=not crop_only, frames=frame[None])
         picture = _output_frames(reenactor, batch, frame[None], crop_only, compare, None)[0]
         write_image(output, picture)
         return AnimateReport(output, 1, notes)
@@ -246,19 +246,25 @@ def animate_file(
         spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in lost)
         notes.append(f"the driving face was lost in frames {spans}; those frames hold the last good pose and expression")
     reference = fit.params[int(np.flatnonzero(fit.found)[0])]
-    driving_frames = iter_frames(driving, len(fit)) if compare else None
+    driving_frames = iter_frames(driving, len(fit)) if compare or reenactor.uses_driving_frames else None
     tick = progress("animating", len(fit))
-    starts = range(0, len(fit), ANIMATE_BATCH)
-    # Crops are generated in a background thread (PyTorch releases the GIL) while this thread
-    # pastes the previous batch and the writer's thread encodes: three stages on two cores.
-    generated = prefetch((reenactor.reenact(fit.params[start : start + ANIMATE_BATCH], reference, paste=False) for start in starts), depth=2)
+
+    def generate() -> Iterator[tuple[np.ndarray | None, ReenactedBatch]]:
+        for start in range(0, len(fit), ANIMATE_BATCH):
+            stop = min(start + ANIMATE_BATCH, len(fit))
+            shown = np.stack([next(driving_frames) for _ in range(stop - start)]) if driving_frames else None
+            yield shown, reenactor.reenact(fit.params[start:stop], reference, paste=False, frames=shown, found=fit.found[start:stop])
+
+    # Driving frames are decoded and crops generated in a background thread (PyTorch releases
+    # the GIL) while this thread pastes the previous batch and the writer's thread encodes:
+    # three stages on two cores.
+    stop = 0
     with VideoWriter(output, info.fps, audio_from=driving) as writer:
-        for start, batch in zip(starts, generated):
-            stop = start + len(batch.crops)
+        for shown, batch in prefetch(generate(), depth=2):
+            start, stop = stop, stop + len(batch.crops)
             if not crop_only:
                 batch.frames = reenactor.paste(batch.crops)
-            shown = np.stack([next(driving_frames) for _ in range(stop - start)]) if driving_frames else None
-            writer.write_batch(_output_frames(reenactor, batch, shown, crop_only, compare, fit.landmarks[start:stop]))
+            writer.write_batch(_output_frames(reenactor, batch, shown if compare else None, crop_only, compare, fit.landmarks[start:stop]))
             tick(stop - 1)
     return AnimateReport(output, len(fit), notes)
 

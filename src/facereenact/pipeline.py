@@ -17,6 +17,7 @@ import torch
 from facereenact.composite import Paster, crop, reenactment_box
 from facereenact.correspond.head import HeadEllipsoid, head_field
 from facereenact.correspond.motion import MotionOptions, target_params
+from facereenact.correspond.mouth import cut_driving_mouths
 from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets
 from facereenact.face3d.fitter import FaceFit, FaceFitter
 from facereenact.face3d.params import FaceParams
@@ -43,6 +44,9 @@ class ReenactOptions:
     crop_scale: float = 2.0
     motion: MotionOptions = field(default_factory=MotionOptions)
     face_index: int = 0
+    #: Fill a mouth opening the source cannot show from the driving frame's own mouth interior
+    #: (teeth, tongue), when the driving frames are passed; otherwise a dark cavity.
+    driving_mouth: bool = True
 
 
 @dataclass
@@ -100,13 +104,33 @@ class Reenactor:
     def _to_crop(self, points: torch.Tensor) -> torch.Tensor:
         return vertices_to_crop(points, self._box_t.expand(len(points), 4), self.options.crop_size)
 
+    @property
+    def uses_driving_frames(self) -> bool:
+        """Whether :meth:`reenact` uses the driving frames themselves (for their mouths)."""
+        return self.options.driving_mouth and self.options.motion.transfer_expression
+
     @torch.inference_mode()
-    def reenact(self, driving: FaceParams, reference: FaceParams, paste: bool = True) -> ReenactedBatch:
+    def reenact(
+        self,
+        driving: FaceParams,
+        reference: FaceParams,
+        paste: bool = True,
+        frames: np.ndarray | None = None,
+        found: np.ndarray | None = None,
+    ) -> ReenactedBatch:
         """Frames for driving parameters (B,); ``reference`` (batch 1) is the driving frame the
-        relative motion is measured from (usually the first)."""
-        targets = target_params(self.source.params.to(self.device), driving.to(self.device), reference.to(self.device), self.options.motion)
+        relative motion is measured from (usually the first). ``frames`` (B, H, W, 3) uint8 are
+        the driving frames those parameters were fitted to, for their mouths (see
+        :attr:`uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
+        driving = driving.to(self.device)
+        targets = target_params(self.source.params.to(self.device), driving, reference.to(self.device), self.options.motion)
         head = head_field(self._head, self._source_in_crop, self._in_crop(targets), self.options.crop_size)
-        inputs = WarpTargets(self._to_crop(self.model.vertices(targets)), self._to_crop(self.model.landmarks(targets)), head)
+        landmarks = self._to_crop(self.model.landmarks(targets))
+        mouths = None
+        if frames is not None and self.uses_driving_frames:
+            face_size = (landmarks[..., :2].amax(1) - landmarks[..., :2].amin(1)).amax(-1)
+            mouths = cut_driving_mouths(frames, self.model.vertices(driving), self.model.landmarks(driving), face_size, found)
+        inputs = WarpTargets(self._to_crop(self.model.vertices(targets)), landmarks, head, mouths)
         result = self.stage(self.source_crop, inputs)
         crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return ReenactedBatch(crops, self.paste(crops) if paste else None, result, targets)

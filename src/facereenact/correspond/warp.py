@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facereenact.correspond.mouth import DrivingMouths
 from facereenact.face3d.morphable import MorphableModel
-from facereenact.face3d.raster import interpolate, rasterize
+from facereenact.face3d.raster import Rasterization, interpolate, rasterize
 
 #: A triangle stretched more than this (area in the output over area in the source) has too
 #: little source texture to be warped faithfully; its pixels become holes.
@@ -27,6 +28,9 @@ MAX_STRETCH = 8.0
 #: A vertex counts as shown in the source when it is at most this share of the face's depth
 #: behind the z-buffer there.
 DEPTH_TOLERANCE = 0.03
+#: A source whose mouth opening must stretch more than this to cover the target's shows too
+#: little of its inside (a closed or barely parted mouth): the driving frame's mouth is used.
+SOURCE_MOUTH_STRETCH = 1.25
 #: Colour of a mouth opening the source cannot fill (RGB in [0, 1]).
 MOUTH_CAVITY = (0.12, 0.05, 0.05)
 #: Around the face (distances in face sizes): the face's own motion is extended out to
@@ -69,6 +73,7 @@ class WarpTargets:
     vertices: torch.Tensor
     landmarks: torch.Tensor
     head: torch.Tensor
+    mouths: DrivingMouths | None = None
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -119,7 +124,8 @@ class GeometricWarp:
         raster = rasterize(targets.vertices, triangles, size, size)
         coordinates = interpolate(raster, triangles, self.source_coordinates)  # (B, 2, S, S)
 
-        stretch = _triangle_areas(targets.vertices, triangles) / self.source_area.clamp(min=1e-3)
+        target_area = _triangle_areas(targets.vertices, triangles)
+        stretch = target_area / self.source_area.clamp(min=1e-3)
         unusable = (~self.source_usable)[None] | (stretch > MAX_STRETCH)  # (B, F)
         image_of = raster.pixels // (size * size)
         pixel_unusable = unusable[image_of, raster.triangles]
@@ -132,7 +138,32 @@ class GeometricWarp:
         normalised = (field / (size - 1) * 2 - 1).permute(0, 2, 3, 1)
         images = F.grid_sample(source_crop.expand(batch, -1, -1, -1), normalised, mode="bilinear", padding_mode="border", align_corners=True)
         images = fill_holes(images, holes, mouth)
+        if targets.mouths is not None:
+            images, holes, mouth = self._driving_mouth(images, holes, mouth, raster, target_area, targets.mouths)
         return WarpResult(images, holes, mouth, face, field.permute(0, 2, 3, 1))
+
+    def _driving_mouth(
+        self, images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor, raster: Rasterization, target_area: torch.Tensor, donor: DrivingMouths
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fills the mouth opening from the driving frame's own mouth in frames where the source
+        shows too little of it (its opening must stretch more than SOURCE_MOUTH_STRETCH times)
+        and the driving frame shows more: the whole opening, so that teeth never mix. Those
+        pixels are no longer holes (the neural refiner keeps them)."""
+        size, triangles, gap = self.size, self.model.triangles, self.mouth
+        donor_area = _triangle_areas(donor.vertices, triangles)
+        source_gap = self.source_area[gap].sum()
+        target_gap, donor_gap = target_area[:, gap].sum(1), donor_area[:, gap].sum(1)
+        use = donor.usable & (target_gap > SOURCE_MOUTH_STRETCH * source_gap) & (donor_gap > source_gap)
+        if not bool(use.any()):
+            return images, holes, mouth
+        image_of = raster.pixels // (size * size)
+        in_gap = raster.scatter((gap[raster.triangles] & use[image_of]).float(), 0.0).unsqueeze(1) > 0
+        where = interpolate(raster, triangles, donor.vertices)
+        side = donor.patches.shape[-1]
+        sampled = F.grid_sample(donor.patches, (where / (side - 1) * 2 - 1).permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
+        images = torch.where(in_gap, sampled, images)
+        holes = torch.where(in_gap, torch.zeros_like(holes), holes)
+        return images, holes, torch.maximum(mouth, in_gap.float())
 
     def _field(self, coordinates: torch.Tensor, face: torch.Tensor, targets: WarpTargets) -> torch.Tensor:
         """The backward warp (B, 2, S, S): exact on the face; just outside it, the face's own

@@ -43,7 +43,9 @@ from facereenact.jobs import ANIMATE_BATCH, read_still
 from facereenact.pipeline import ReenactOptions, Reenactor
 
 CROP_SIZE = 256
-SELF_OPTIONS = ReenactOptions(crop_size=CROP_SIZE, motion=MotionOptions(MotionMode.relative))
+#: Self-reenactment never fills the mouth from the driving frame: there the driving frame is the
+#: ground truth, and its own teeth in the output would score pixels the method was given.
+SELF_OPTIONS = ReenactOptions(crop_size=CROP_SIZE, motion=MotionOptions(MotionMode.relative), driving_mouth=False)
 CROSS_OPTIONS = ReenactOptions(crop_size=CROP_SIZE, motion=MotionOptions(MotionMode.absolute))
 #: Frames per cross-identity image strip (self-reenactment strips use ``Sampling.strip_frames``).
 CROSS_STRIP_FRAMES = 2
@@ -142,9 +144,13 @@ def load_clip(path: Path, fitter: FaceFitter, sampling: Sampling) -> DrivingClip
     return DrivingClip(path.stem, frames, fit, driving)
 
 
-def _generate(reenactor: Reenactor, driving: FaceParams, reference: FaceParams) -> np.ndarray:
-    """Output crops (B, S, S, 3) uint8, in batches like ``animate``."""
-    crops = [reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference, paste=False).crops for i in range(0, len(driving), ANIMATE_BATCH)]
+def _generate(reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Output crops (B, S, S, 3) uint8, in batches like ``animate``; ``frames`` are the driving
+    frames (for their mouths, where the reenactor's options use them)."""
+    crops = []
+    for i in range(0, len(driving), ANIMATE_BATCH):
+        shown = np.stack(frames[i : i + ANIMATE_BATCH]) if frames is not None else None
+        crops.append(reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference, paste=False, frames=shown).crops)
     return np.ascontiguousarray(np.concatenate(crops))
 
 
@@ -362,7 +368,8 @@ class CrossIdentity:
             except FaceReenactError as error:
                 finishers.append(_failed({**base, "status": "failed", "reason": str(error)}))
                 continue
-            produced = {m.name: _generate(reenactors[m.name], fit.params[picks], reference) for m in self.methods}
+            shown = [clip.frames[i] for i in picks]
+            produced = {m.name: _generate(reenactors[m.name], fit.params[picks], reference, shown) for m in self.methods}
             measured = {}
             for name, crops in produced.items():
                 faces = self.tools.analyser.measure(crops)
