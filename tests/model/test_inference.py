@@ -117,3 +117,8 @@ def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone(fitter
     with torch.inference_mode():
         stage._refinement(pncc, warp, torch.zeros_like(holes))
     assert seen == [], "no frame with holes: the network does not run at all"
+    many = torch.ones(6, 1, 32, 32)
+    with torch.inference_mode():
+        chunked, _ = stage._refinement(torch.rand(6, 3, 32, 32), torch.rand(6, 3, 32, 32), many)
+    assert seen == [4, 2], "on a CPU the network takes at most CPU_NETWORK_BATCH frames at a time"
+    assert chunked.abs().amax((1, 2, 3)).min() > 0, "every chunk's result lands in its frames"
