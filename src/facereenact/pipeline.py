@@ -45,7 +45,8 @@ class ReenactOptions:
     motion: MotionOptions = field(default_factory=MotionOptions)
     face_index: int = 0
     #: Fill a mouth opening the source cannot show from the driving frame's own mouth interior
-    #: (teeth, tongue), when the driving frames are passed; otherwise a dark cavity.
+    #: (teeth, tongue), when the driving frames are passed; otherwise the source's own opening
+    #: stretched, or where it would stretch too far, a dark cavity.
     driving_mouth: bool = True
 
 
