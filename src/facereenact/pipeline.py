@@ -16,7 +16,7 @@ import torch
 
 from facereenact.composite import Paster, crop, reenactment_box
 from facereenact.correspond.head import HeadEllipsoid, head_field
-from facereenact.correspond.motion import MotionOptions, target_params
+from facereenact.correspond.motion import MotionOptions, keep_lips_apart, target_params
 from facereenact.correspond.mouth import cut_driving_mouths
 from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets
 from facereenact.face3d.fitter import FaceFit, FaceFitter
@@ -125,6 +125,7 @@ class Reenactor:
         :attr:`uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
         driving = driving.to(self.device)
         targets = target_params(self.source.params.to(self.device), driving, reference.to(self.device), self.options.motion)
+        targets = keep_lips_apart(self.model, targets)
         head = head_field(self._head, self._source_in_crop, self._in_crop(targets), self.options.crop_size)
         landmarks = self._to_crop(self.model.landmarks(targets))
         mouths = None

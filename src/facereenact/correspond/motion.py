@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import torch
+
+from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
+
+#: Inner-lip landmarks facing each other, upper (61, 62, 63) over lower (67, 66, 65).
+UPPER_INNER_LIP, LOWER_INNER_LIP = [61, 62, 63], [67, 66, 65]
 
 
 class MotionMode(str, Enum):
@@ -57,3 +63,28 @@ def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams
         shape=source.shape.expand(batch, -1).clone(),
         expression=expression.contiguous(),
     )
+
+
+def lip_gap(model: MorphableModel, shape: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+    """(B,) how far the inner lips stand apart in the unposed model (its units, y up): zero when
+    they touch, negative when the upper lip has passed below the lower one."""
+    landmarks = model.model_space_landmarks(shape, expression)[..., 1]
+    return landmarks[:, UPPER_INNER_LIP].mean(1) - landmarks[:, LOWER_INNER_LIP].mean(1)
+
+
+def keep_lips_apart(model: MorphableModel, params: FaceParams) -> FaceParams:
+    """The same faces, with lips that never pass through each other. Relative motion from a
+    driving clip that starts with the mouth open asks, when that mouth closes, for a source mouth
+    shut beyond shut: the lips cross and the mouth region crumples. The gap is linear in the
+    expression coefficients, so the smallest change of them that brings the lips back to
+    touching is one step along the gap's gradient."""
+    gap = lip_gap(model, params.shape, params.expression)
+    if not bool((gap < 0).any()):
+        return params
+    count = params.expression.shape[1]
+    no_shape = params.shape.new_zeros(count + 1, params.shape.shape[1])
+    steps = torch.cat([params.expression.new_zeros(1, count), torch.eye(count, dtype=params.expression.dtype, device=params.expression.device)])
+    at_steps = lip_gap(model, no_shape, steps)
+    gradient = at_steps[1:] - at_steps[0]  # (E,)
+    correction = (-gap).clamp(min=0)[:, None] * gradient / gradient.square().sum().clamp(min=1e-12)
+    return params.replace(expression=params.expression + correction)
