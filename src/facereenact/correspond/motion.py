@@ -4,7 +4,8 @@
 driving's change since its first frame to the source's own pose and expression (the right choice
 when the driving person starts from a different pose than the source). In both modes the head's
 position and size follow the driving's *change* since its first frame, scaled to the source
-face, so the head stays where it is in the source photo. The identity is always the source's.
+face, so the head stays where it is in the source photo. The identity is always the source's,
+and the lips never pass through each other (:func:`keep_lips_apart`).
 """
 
 from __future__ import annotations
