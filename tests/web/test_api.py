@@ -178,7 +178,7 @@ def test_two_jobs_run_at_once_and_a_third_waits_in_line_then_all_finish(
     bodies = [
         {"source": portrait_id, "driving": clip_id},
         {"source": portrait_id, "driving": clip_id, "mode": "absolute", "transfer": "expression", "compare": True},
-        {"source": portrait_id, "example": CLIP, "paste_back": False, "crop_size": 128},
+        {"source": portrait_id, "example": CLIP, "paste_back": False, "crop_size": 128, "driving_mouth": False},
     ]
     assert client.get("/api/examples").status_code == 200  # examples probed: the three posts go at once
     ids = [client.post("/api/jobs", json=body).json()["id"] for body in bodies]

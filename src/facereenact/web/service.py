@@ -49,6 +49,7 @@ class AnimationRequest(BaseModel):
     crop_size: int = Field(default=256, ge=64, le=1024)
     compare: bool = False
     face_index: int = Field(default=0, ge=0)
+    driving_mouth: bool = Field(default=True, description="fill an opening mouth with the driving frame's own teeth and tongue")
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,7 @@ class WebService:
                 crop_size=request.crop_size,
                 motion=MotionOptions(mode=request.mode, transfer_pose=request.transfer != "expression", transfer_expression=request.transfer != "pose"),
                 face_index=request.face_index,
+                driving_mouth=request.driving_mouth,
             )
             payload = AnimationJob(
                 source=source_path,

@@ -146,6 +146,7 @@ function choices() {
     crop_size: Number($("crop-size").value),
     compare: $("compare").checked,
     face_index: Number($("face-index").value || 0),
+    driving_mouth: $("driving-mouth").checked,
   };
 }
 
