@@ -423,7 +423,12 @@ class Trainer:
 def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> TrainSummary:
     """Train as configured (resuming from the last checkpoint in ``run.out`` with ``resume``)."""
     try:
-        return Trainer(config, resume, log).run()
+        summary = Trainer(config, resume, log).run()
+        if dist.is_initialized():
+            # Every process is done talking before any tears its connections down: a rank that
+            # exits first can otherwise abort a peer still closing gloo's sockets.
+            dist.barrier()
+        return summary
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
