@@ -15,11 +15,9 @@ from enum import Enum
 
 import torch
 
+from facereenact.face3d.expression_basis import LOWER_INNER_LIP, UPPER_INNER_LIP
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
-
-#: Inner-lip landmarks facing each other, upper (61, 62, 63) over lower (67, 66, 65).
-UPPER_INNER_LIP, LOWER_INNER_LIP = [61, 62, 63], [67, 66, 65]
 
 
 class MotionMode(str, Enum):
@@ -70,7 +68,7 @@ def lip_gap(model: MorphableModel, shape: torch.Tensor, expression: torch.Tensor
     """(B,) how far the inner lips stand apart in the unposed model (its units, y up): zero when
     they touch, negative when the upper lip has passed below the lower one."""
     landmarks = model.model_space_landmarks(shape, expression)[..., 1]
-    return landmarks[:, UPPER_INNER_LIP].mean(1) - landmarks[:, LOWER_INNER_LIP].mean(1)
+    return landmarks[:, torch.from_numpy(UPPER_INNER_LIP)].mean(1) - landmarks[:, torch.from_numpy(LOWER_INNER_LIP)].mean(1)
 
 
 def keep_lips_apart(model: MorphableModel, params: FaceParams) -> FaceParams:
