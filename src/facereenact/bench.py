@@ -12,6 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,7 +29,10 @@ from facereenact.face3d.raster import render_attributes
 from facereenact.face3d.regressor import box_from_detection
 from facereenact.io.image import read_image
 from facereenact.io.video import VideoWriter, iter_frames, probe_video
-from facereenact.pipeline import GenerationStage, ReenactOptions, Reenactor
+from facereenact.pipeline import ReenactOptions, Reenactor
+
+if TYPE_CHECKING:
+    from facereenact.model.inference import NeuralStage
 
 CROP = 256
 RENDER_BATCH = 8
@@ -106,7 +110,13 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
             result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, stage=stage)
             report.add("animate --method neural, end to end", result.frames, seconds, "the shipped model refining the warp")
             result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, crop_only=True, stage=stage)
-            report.add("animate --method neural --crop-only, end to end", result.frames, seconds, "256² output")
+            fast = report.add("animate --method neural --crop-only, end to end", result.frames, seconds, f"256² output; network run by {stage.runtime}")
+            if stage.runtime != "torch":
+                eager = _shipped_stage(report.notes, runtime="torch")
+                assert eager is not None  # the same file just loaded
+                result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, crop_only=True, stage=eager)
+                baseline = report.add("  the same, network run by PyTorch", result.frames, seconds, "baseline")
+                report.rows[-2] = (*report.rows[-2][:2], f"{report.rows[-2][2]}; {fast / baseline:.2f}× the PyTorch baseline")
 
         decoded, seconds = _timed(lambda: list(iter_frames(clip, frames)))
         report.add("  decode", len(decoded), seconds, "animate decodes twice: to fit, then for the driving mouths")
@@ -144,13 +154,13 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
     return report
 
 
-def _shipped_stage(notes: list[str]) -> GenerationStage | None:
+def _shipped_stage(notes: list[str], runtime: str = "auto") -> NeuralStage | None:
     """The shipped model as a stage, or None (the reason added to ``notes``) when it cannot load."""
     from facereenact.model.inference import load_stage
     from facereenact.model.release import shipped_checkpoint
 
     try:
-        return load_stage(shipped_checkpoint())
+        return load_stage(shipped_checkpoint(), runtime=runtime)
     except FaceReenactError as error:
         notes.append(f"the neural rows are left out: {error}")
         return None

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from facereenact.composite import Paster, crop, reenactment_box
 from facereenact.correspond.motion import MotionMode, MotionOptions
+from facereenact.correspond.warp import _gaussian_blur
 from facereenact.face3d.params import angles_to_rotation
 from facereenact.pipeline import ReenactOptions, Reenactor
 
@@ -51,3 +54,21 @@ def test_a_turned_head_moves_the_face_and_keeps_the_background(fitter, portraits
     assert reenactor.fitter.model.vertices(batch.targets).shape[0] == 1
     yaw = batch.targets.angles()[0, 0].item()
     assert abs(yaw + 25) < 1e-3
+
+
+@settings(max_examples=25, deadline=None)
+@given(sigma=st.floats(0.5, 12.0), height=st.integers(8, 96), width=st.integers(8, 96), seed=st.integers(0, 2**16))
+def test_the_blur_is_a_normalised_gaussian_that_sees_zeros_beyond_the_border(sigma: float, height: int, width: int, seed: int) -> None:
+    """Compared with the definition, written out as a direct sum over a zero-padded image."""
+    images = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(seed))
+    radius = max(1, int(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    padded = torch.nn.functional.pad(images.double(), (radius, radius, radius, radius))
+    expected = torch.zeros_like(images, dtype=torch.float64)
+    for dy in range(2 * radius + 1):
+        rows = padded[:, :, dy : dy + height] * kernel[dy]
+        for dx in range(2 * radius + 1):
+            expected += rows[..., dx : dx + width] * kernel[dx]
+    assert torch.allclose(_gaussian_blur(images, sigma).double(), expected, atol=1e-5)

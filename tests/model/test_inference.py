@@ -15,10 +15,11 @@ from facereenact.cli import app
 from facereenact.errors import CheckpointError
 from facereenact.io.video import probe_video
 from facereenact.model.checkpoint import save_checkpoint
-from facereenact.model.config import PRESETS
+from facereenact.model.config import PRESETS, ModelConfig
 from facereenact.model.discriminator import MultiScaleDiscriminator
 from facereenact.model.generator import Generator
-from facereenact.model.inference import load_stage
+from facereenact.model.inference import NeuralStage, load_stage
+from facereenact.model.onnx_refiner import onnxruntime_available
 from facereenact.pipeline import Reenactor
 
 runner = CliRunner()
@@ -93,14 +94,11 @@ def test_onnx_export_matches_pytorch(checkpoint, tmp_path) -> None:  # type: ign
 def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone(fitter, portraits) -> None:  # type: ignore[no-untyped-def]
     """Its blend is zero outside the holes, so skipping hole-free frames changes nothing: the
     result equals running the network on the whole batch, which it never sees."""
-    from facereenact.model.config import ModelConfig
-    from facereenact.model.inference import NeuralStage
-
     torch.manual_seed(0)
     generator = Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True, refine_region="holes"))
     with torch.no_grad():
         generator.to_rgb.bias[3] = 4.0
-    stage = Reenactor(portraits["lp_s12"], fitter, stage=NeuralStage(generator, torch.device("cpu"))).stage
+    stage = Reenactor(portraits["lp_s12"], fitter, stage=NeuralStage(generator, torch.device("cpu"), runtime="torch")).stage
     seen: list[int] = []
     generator.register_forward_pre_hook(lambda _, inputs: seen.append(len(inputs[2])))
     pncc, warp = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
@@ -122,3 +120,43 @@ def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone(fitter
         chunked, _ = stage._refinement(torch.rand(6, 3, 32, 32), torch.rand(6, 3, 32, 32), many)
     assert seen == [4, 2], "on a CPU the network takes at most CPU_NETWORK_BATCH frames at a time"
     assert chunked.abs().amax((1, 2, 3)).min() > 0, "every chunk's result lands in its frames"
+
+
+needs_onnxruntime = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed (pip install onnx onnxruntime)")
+
+
+@needs_onnxruntime
+def test_onnx_runtime_refines_as_pytorch_does(fitter, portraits) -> None:  # type: ignore[no-untyped-def]
+    """The CPU default runs the network's per-frame part under ONNX Runtime: the same synthesis
+    and blend as PyTorch for every frame, in the same chunks, at any batch size."""
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True, refine_region="holes"))
+    with torch.no_grad():
+        generator.to_rgb.bias[3] = 4.0
+    stages = {runtime: NeuralStage(generator, torch.device("cpu"), runtime=runtime) for runtime in ("torch", "onnxruntime")}
+    assert NeuralStage(generator, torch.device("cpu")).runtime == "onnxruntime", "the CPU default"
+    bound = {runtime: Reenactor(portraits["lp_s12"], fitter, stage=stage).stage for runtime, stage in stages.items()}
+    calls: list[int] = []
+    onnx_refine = bound["onnxruntime"].refine
+    bound["onnxruntime"].refine = lambda features, pncc, *rest: calls.append(len(pncc)) or onnx_refine(features, pncc, *rest)
+    pncc, warp = torch.rand(7, 3, 32, 32), torch.rand(7, 3, 32, 32)
+    holes = torch.zeros(7, 1, 32, 32)
+    holes[1:6, :, 10:16, 12:20] = 1
+    with torch.inference_mode():
+        expected, got = (bound[runtime]._refinement(pncc, warp, holes) for runtime in ("torch", "onnxruntime"))
+    assert calls == [4, 1], "frames with holes only, CPU_NETWORK_BATCH at a time"
+    assert float(expected[1].amax()) > 0.9, "the blend opens in the holes, so the comparison means something"
+    for torch_out, onnx_out in zip(expected, got):
+        assert torch.allclose(torch_out, onnx_out, atol=1e-4)
+
+
+def test_runtime_choices_are_checked() -> None:
+    from facereenact.errors import ConfigError
+
+    refining = Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True, refine_region="holes"))
+    with pytest.raises(ConfigError, match="runtime must be one of"):
+        NeuralStage(refining, torch.device("cpu"), runtime="tensorrt")
+    plain = Generator(ModelConfig(resolution=32, base=4, corr_channels=8))
+    assert NeuralStage(plain, torch.device("cpu")).runtime == "torch", "a network that does not refine the warp stays in PyTorch"
+    with pytest.raises(ConfigError, match="only a warp-refining network"):
+        NeuralStage(plain, torch.device("cpu"), runtime="onnxruntime")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facereenact.model.config import ModelConfig
-from facereenact.model.correspondence import CorrespondenceLayer, warp_by_flow
+from facereenact.model.correspondence import Correspondence, CorrespondenceLayer, warp_by_flow
 from facereenact.model.encoders import DrivingEncoder, SharedHead, SourceEncoder
 from facereenact.model.layers import SLOPE, resize_to
 from facereenact.model.spade import SPADEResBlock
@@ -84,7 +84,7 @@ BLEND_START = -3.0
 def hole_region(holes: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) in [0, 1]: the hole mask grown by about 1/64 of the image and feathered as
     much again, so a synthesised fill meets the warp around it without a seam."""
-    radius = max(1, round(holes.shape[-1] / 64))
+    radius = max(1, round(int(holes.shape[-1]) / 64))
     size = 2 * radius + 1
     grown = F.max_pool2d(holes, size, stride=1, padding=radius)
     return F.avg_pool2d(grown, size, stride=1, padding=radius, count_include_pad=False)
@@ -136,36 +136,55 @@ class Generator(nn.Module):
     ) -> GeneratorOutput:
         """``source``: :meth:`encode_source` of (``source_image``, ``source_pncc``) computed
         beforehand, batch 1 or the driving batch (the images are then only used for ``warped``)."""
-        if self.config.warp_inputs:
-            if warp_image is None or warp_holes is None:
-                raise ValueError("this generator was built with warp_inputs: pass warp_image and warp_holes")
-            condition = torch.cat([driving_pncc, warp_image, warp_holes], 1)
-        else:
-            condition = driving_pncc
+        condition = self.condition(driving_pncc, warp_image, warp_holes)
         batch = driving_pncc.shape[0]
         if source is None:
             source = self.encode_source(source_image, source_pncc)
         elif source.full.shape[0] != batch:
             source = source.expand(batch)
-        s1, s2, s4 = source.full, source.half, source.quarter
-        d4 = self.driving_encoder(driving_pncc)
-        match = self.correspondence(self.head(d4), source.keys, source.values)
-        warped4, warped_small = match.warped[:, : s4.shape[1]], match.warped[:, s4.shape[1] :]
-        confidence = match.confidence
+        d4, match = self.correspond(driving_pncc, source.keys, source.values)
+        raw = self.decode(d4, match, warp_by_flow(source.half, match.flow), warp_by_flow(source.full, match.flow), condition)
+        warped_small = match.warped[:, source.quarter.shape[1] :]
+        warped = warp_by_flow(source_image if source_image.shape[0] == batch else source_image.expand(batch, -1, -1, -1), match.flow)
+        if not self.config.warp_inputs or warp_image is None or warp_holes is None:  # (the latter two are checked above)
+            return GeneratorOutput(torch.sigmoid(raw), warped, warped_small, match.flow, match.confidence)
+        synthesis, blend = self.refinement(raw, warp_holes)
+        image = warp_image + blend * (synthesis - warp_image)
+        return GeneratorOutput(image, warped, warped_small, match.flow, match.confidence, synthesis, blend)
 
-        x = self.start(torch.cat([warped4, d4, warped_small * 2 - 1, confidence], 1))
+    def condition(self, driving_pncc: torch.Tensor, warp_image: torch.Tensor | None = None, warp_holes: torch.Tensor | None = None) -> torch.Tensor:
+        """What the decoder is conditioned on at every scale: the driving PNCC, and for a
+        warp-refining generator the warp and its holes."""
+        if not self.config.warp_inputs:
+            return driving_pncc
+        if warp_image is None or warp_holes is None:
+            raise ValueError("this generator was built with warp_inputs: pass warp_image and warp_holes")
+        return torch.cat([driving_pncc, warp_image, warp_holes], 1)
+
+    def correspond(self, driving_pncc: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, Correspondence]:
+        """The driving features at 1/4 resolution and their correspondence with the source's
+        ``keys`` and ``values`` (:class:`SourceFeatures`, the driving batch)."""
+        d4 = self.driving_encoder(driving_pncc)
+        return d4, self.correspondence(self.head(d4), keys, values)
+
+    def decode(self, d4: torch.Tensor, match: Correspondence, skip2: torch.Tensor, skip1: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The decoder's raw output (B, 3 or 4, H, W) before the sigmoid; ``skip2``, ``skip1`` the
+        source's 1/2- and full-resolution features warped along ``match.flow``."""
+        quarter_channels = match.warped.shape[1] - 3
+        warped4, warped_small = match.warped[:, :quarter_channels], match.warped[:, quarter_channels:]
+        x = self.start(torch.cat([warped4, d4, warped_small * 2 - 1, match.confidence], 1))
         for block in self.bottleneck:
             x = block(x, condition)
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        x = self.block2(self.skip2(x, warp_by_flow(s2, match.flow), condition, confidence), condition)
+        x = self.block2(self.skip2(x, skip2, condition, match.confidence), condition)
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        x = self.block1(self.skip1(x, warp_by_flow(s1, match.flow), condition, confidence), condition)
-        out = self.to_rgb(F.leaky_relu(x, SLOPE))
-        warped = warp_by_flow(source_image if source_image.shape[0] == batch else source_image.expand(batch, -1, -1, -1), match.flow)
-        if not self.config.warp_inputs or warp_image is None:  # (the latter is checked above)
-            return GeneratorOutput(torch.sigmoid(out), warped, warped_small, match.flow, confidence)
-        synthesis, blend = torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:])
+        x = self.block1(self.skip1(x, skip1, condition, match.confidence), condition)
+        return self.to_rgb(F.leaky_relu(x, SLOPE))
+
+    def refinement(self, raw: torch.Tensor, warp_holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A warp-refining decoder's raw output → (synthesis, blend), the blend confined to the
+        holes' surroundings with ``refine_region: holes``."""
+        synthesis, blend = torch.sigmoid(raw[:, :3]), torch.sigmoid(raw[:, 3:])
         if self.config.refine_region == "holes":
             blend = blend * hole_region(warp_holes)
-        image = warp_image + blend * (synthesis - warp_image)
-        return GeneratorOutput(image, warped, warped_small, match.flow, confidence, synthesis, blend)
+        return synthesis, blend

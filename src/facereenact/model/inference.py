@@ -9,23 +9,32 @@ PNCC from the target vertices (source identity, driving motion), at the network'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets
-from facereenact.errors import CheckpointError
+from facereenact.errors import CheckpointError, ConfigError, NotAvailableError
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.pncc import render_pncc
 from facereenact.model.checkpoint import architecture_of, generator_prefix, load_module, read_checkpoint
 from facereenact.model.generator import Generator, SourceFeatures
 from facereenact.model.layers import resize_to
+from facereenact.model.onnx_refiner import OnnxRefiner, onnxruntime_available
 
-#: Frames per network call on a CPU. Measured on the 2-core CPU with the shipped model (hdtf_aoc
-#: driving lp_s1, 96 frames, alternating runs): 4 gives 15–16 frames/s of generation against
-#: 12.6–12.9 for 8 and 12–15 for 1; four frames' 128² activations stay in cache.
+#: Frames per network call on a CPU. Measured on the 2-core CPU with the shipped model: under
+#: PyTorch (hdtf_aoc driving lp_s1, 96 frames, alternating runs) 4 gives 15–16 frames/s of
+#: generation against 12.6–12.9 for 8 and 12–15 for 1; under ONNX Runtime 2 and 4 frames cost
+#: 48–57 ms each, 1 frame 63–67 ms, 8 frames 54–57 ms.
 CPU_NETWORK_BATCH = 4
+#: Which engine runs a warp-refining network: ``auto`` is ONNX Runtime on a CPU where it is
+#: installed (about 1.5× faster there), PyTorch otherwise.
+RUNTIMES = ("auto", "torch", "onnxruntime")
+
+Refine = Callable[[SourceFeatures, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _to_resolution(vertices: torch.Tensor, size: int, resolution: int) -> torch.Tensor:
@@ -39,10 +48,12 @@ class NeuralStage:
     :class:`~facereenact.pipeline.GenerationStage` for one source; one NeuralStage serves any
     number of sources at once (the weights are shared, nothing of a source is kept here)."""
 
-    def __init__(self, generator: Generator, device: torch.device):
+    def __init__(self, generator: Generator, device: torch.device, runtime: str = "auto"):
         self.generator = generator.to(device).eval()
         self.device = device
         self.resolution = generator.config.resolution
+        self.runtime = _runtime_for(generator, device, runtime)
+        self.refine: Refine = OnnxRefiner(generator, torch.get_num_threads()) if self.runtime == "onnxruntime" else partial(_refine_with_torch, self.generator)
 
     def bound_to(self, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor) -> BoundNeuralStage:
         """The stage for one source: ``source_vertices`` (1, N, 3) in pixels of ``source_crop``
@@ -56,7 +67,7 @@ class BoundNeuralStage:
 
     @torch.inference_mode()
     def __init__(self, stage: NeuralStage, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor):
-        self.generator, self.device, self.resolution = stage.generator, stage.device, stage.resolution
+        self.generator, self.device, self.resolution, self.refine = stage.generator, stage.device, stage.resolution, stage.refine
         self.model = model
         size, resolution = source_crop.shape[-1], self.resolution
         vertices = _to_resolution(source_vertices.to(self.device), size, resolution)
@@ -101,10 +112,30 @@ class BoundNeuralStage:
         chosen = torch.nonzero(needed).flatten()
         step = CPU_NETWORK_BATCH if self.device.type == "cpu" else len(chosen)
         for part in chosen.split(step) if len(chosen) else ():
-            out = self.generator(self.source, self.source_pncc, driving_pncc[part], warp[part], holes[part], source=self.features)
-            assert out.synthesis is not None and out.blend is not None
-            synthesis[part], blend[part] = out.synthesis, out.blend
+            synthesis[part], blend[part] = self.refine(self.features, driving_pncc[part], warp[part], holes[part])
         return synthesis, blend
+
+
+def _refine_with_torch(generator: Generator, features: SourceFeatures, driving_pncc: torch.Tensor, warp: torch.Tensor, holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # The source image feeds only the generator's ``warped`` output, unused here: the warp
+    # stands in for it.
+    out = generator(warp, warp, driving_pncc, warp, holes, source=features)
+    assert out.synthesis is not None and out.blend is not None
+    return out.synthesis, out.blend
+
+
+def _runtime_for(generator: Generator, device: torch.device, runtime: str) -> str:
+    """The engine that will run ``generator``'s refinement: ``torch`` or ``onnxruntime``."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    fits = generator.config.warp_inputs and device.type == "cpu"
+    if runtime == "onnxruntime":
+        if not fits:
+            raise ConfigError("ONNX Runtime runs only a warp-refining network on the CPU; use runtime 'torch'")
+        if not onnxruntime_available():
+            raise NotAvailableError("ONNX Runtime is not installed (pip install onnx onnxruntime); use runtime 'torch'")
+        return runtime
+    return "onnxruntime" if runtime == "auto" and fits and onnxruntime_available() else "torch"
 
 
 def _upsample(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -123,7 +154,8 @@ def load_generator(checkpoint: Path) -> Generator:
     return generator.eval()
 
 
-def load_stage(checkpoint: Path, device: str = "cpu") -> NeuralStage:
-    """The trained network as a generation stage (see the module docstring). Raises
-    :class:`CheckpointError` with one clear line for a missing, corrupt or foreign checkpoint."""
-    return NeuralStage(load_generator(Path(checkpoint)), torch.device(device))
+def load_stage(checkpoint: Path, device: str = "cpu", runtime: str = "auto") -> NeuralStage:
+    """The trained network as a generation stage (see the module docstring), run by ``runtime``
+    (one of :data:`RUNTIMES`). Raises :class:`CheckpointError` with one clear line for a
+    missing, corrupt or foreign checkpoint."""
+    return NeuralStage(load_generator(Path(checkpoint)), torch.device(device), runtime)
