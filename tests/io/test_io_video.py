@@ -38,13 +38,16 @@ def synthetic_frames(count: int = FRAMES, height: int = HEIGHT, width: int = WID
     return frames
 
 
-def make_source_video(path: Path, *, with_audio: bool = True, faststart: bool = False) -> np.ndarray:
-    """Encode a 2 s 64×48 25 fps H.264 clip (plus a 440 Hz stereo sine) directly with PyAV."""
+def make_source_video(path: Path, *, with_audio: bool = True, faststart: bool = False, display_rotation: int = 0) -> np.ndarray:
+    """Encode a 2 s 64×48 25 fps H.264 clip (plus a 440 Hz stereo sine) directly with PyAV;
+    ``display_rotation``: degrees counter-clockwise a player turns the stored frames."""
     frames = synthetic_frames()
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), mode="w", options=options) as container:
         video = container.add_stream("libx264", rate=FPS)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        if display_rotation:
+            video.set_display_rotation(display_rotation)
         audio = container.add_stream("aac", rate=SAMPLE_RATE) if with_audio else None
         for index, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -122,6 +125,20 @@ def test_probe_counts_packets_when_metadata_has_no_frame_count(tmp_path: Path, s
     info = probe_video(path)
     assert info.frame_count == FRAMES
     assert info.duration_s == pytest.approx(2.0, abs=0.05)
+
+
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_a_display_rotation_is_applied_so_frames_arrive_upright(tmp_path: Path, degrees: int) -> None:
+    """Phones store portrait video in landscape with a display rotation; faces must arrive
+    upright for the detector, as a player shows them."""
+    path = tmp_path / "turned.mp4"
+    stored = make_source_video(path, with_audio=False, display_rotation=degrees)
+    shown = np.rot90(stored[:3], degrees // 90, axes=(1, 2))
+    frames = read_frames(path, max_frames=3)
+    assert frames.shape == shown.shape
+    assert np.abs(frames.astype(int) - shown.astype(int)).mean() < 3  # H.264 round trip
+    info = probe_video(path)
+    assert (info.width, info.height) == (shown.shape[2], shown.shape[1])
 
 
 def test_read_frames_round_trip(source: Path) -> None:

@@ -38,7 +38,8 @@ _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 120
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the pipeline needs to know about an input video before decoding it."""
+    """What the pipeline needs to know about an input video before decoding it. ``width`` and
+    ``height`` are those of the frames as shown (and as :func:`iter_frames` yields them)."""
 
     fps: float
     frame_count: int
@@ -66,12 +67,15 @@ def probe_video(path: _PathLike) -> VideoInfo:
         has_audio = len(container.streams.audio) > 0
         packet_count = 0
         first_decoded = False
+        turns = 0
         try:
             for packet in container.demux(stream):
                 if packet.size > 0:
                     packet_count += 1
                 if not first_decoded:
-                    first_decoded = len(packet.decode()) > 0
+                    decoded = packet.decode()
+                    first_decoded = len(decoded) > 0
+                    turns = _quarter_turns(decoded[0]) if first_decoded else 0
                 if first_decoded and stream.frames > 0:
                     break  # the metadata has the count; no need to read further
         except av.error.FFmpegError as error:
@@ -83,6 +87,8 @@ def probe_video(path: _PathLike) -> VideoInfo:
             raise InputError(f"{file} is not a readable video: none of its frames could be decoded")
         width = stream.codec_context.width
         height = stream.codec_context.height
+        if turns % 2:  # shown turned a quarter: the frames arrive upright (see iter_frames)
+            width, height = height, width
         duration_s = 0.0
         if stream.duration and stream.time_base:
             duration_s = float(stream.duration * stream.time_base)
@@ -106,7 +112,8 @@ def probe_video(path: _PathLike) -> VideoInfo:
 def iter_frames(path: _PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
     """Yield decoded frames as (H, W, 3) ``uint8`` RGB arrays, at most ``max_frames`` of them.
 
-    Decoding is multi-threaded and runs a few frames ahead in a background thread. Every frame
+    Decoding is multi-threaded and runs a few frames ahead in a background thread. Frames come
+    upright: a display rotation in the file (portrait video from a phone) is applied. Every frame
     has the size of the first one (a mid-stream resolution change is rescaled), so the frames can
     always be stacked.
 
@@ -145,7 +152,7 @@ def _decode_frames(file: Path, max_frames: int | None) -> Iterator[np.ndarray]:
                     rgb = frame.to_ndarray(format="rgb24")
                 else:
                     rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
-                yield rgb
+                yield _upright(rgb, frame)
                 index += 1
                 if max_frames is not None and index >= max_frames:
                     return
@@ -153,6 +160,17 @@ def _decode_frames(file: Path, max_frames: int | None) -> Iterator[np.ndarray]:
             raise InputError(f"{file} has no decodable video frames")
     finally:
         container.close()
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that show ``frame`` as meant: phones store portrait video
+    in landscape with a display rotation, which FFmpeg decoders do not apply."""
+    return round(frame.rotation / 90) % 4
+
+
+def _upright(rgb: np.ndarray, frame: av.VideoFrame) -> np.ndarray:
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 def read_frames(path: _PathLike, max_frames: int | None = None) -> np.ndarray:
