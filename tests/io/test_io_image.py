@@ -92,6 +92,22 @@ def test_alpha_channel_is_dropped(tmp_path: Path) -> None:
     assert (rgb[..., 1] == 128).all() and (rgb[..., 0] == 0).all() and (rgb[..., 2] == 0).all()
 
 
+@pytest.mark.parametrize(("orientation", "turns"), [(6, -1), (8, 1), (3, 2)])
+def test_exif_orientation_is_applied(tmp_path: Path, orientation: int, turns: int) -> None:
+    """A phone photo stored sideways with an EXIF orientation reads as a viewer shows it."""
+    image_module = pytest.importorskip("PIL.Image")
+    stored = gradient()
+    picture = image_module.fromarray(stored)
+    exif = picture.getexif()
+    exif[0x0112] = orientation  # Orientation: 6 = turn 90° clockwise to show, 8 = anticlockwise
+    path = tmp_path / "phone.jpg"
+    picture.save(path, quality=95, exif=exif.tobytes())
+    shown = np.rot90(stored, turns)
+    got = read_image(path)
+    assert got.shape == shown.shape
+    assert np.abs(got.astype(int) - shown.astype(int)).mean() < 3
+
+
 def test_format_is_taken_from_content_not_name(tmp_path: Path) -> None:
     png_named_jpg = tmp_path / "really_a_png.jpg"
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(gradient(), cv2.COLOR_RGB2BGR))
