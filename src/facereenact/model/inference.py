@@ -27,11 +27,12 @@ from facereenact.model.onnx_refiner import OnnxRefiner, onnxruntime_available
 
 #: Frames per network call on a CPU. Measured on the 2-core CPU with the shipped model: under
 #: PyTorch (hdtf_aoc driving lp_s1, 96 frames, alternating runs) 4 gives 15–16 frames/s of
-#: generation against 12.6–12.9 for 8 and 12–15 for 1; under ONNX Runtime 2 and 4 frames cost
-#: 48–57 ms each, 1 frame 63–67 ms, 8 frames 54–57 ms.
+#: generation against 12.6–12.9 for 8 and 12–15 for 1. Under ONNX Runtime the network alone
+#: costs 37–42 ms a frame in calls of 4, 42–45 for 1, 42–47 for 2 and 34–41 for 8 (PyTorch:
+#: 51–56 ms in calls of 4).
 CPU_NETWORK_BATCH = 4
 #: Which engine runs a warp-refining network: ``auto`` is ONNX Runtime on a CPU where it is
-#: installed (about 1.5× faster there), PyTorch otherwise.
+#: installed (about 1.4× faster there), PyTorch otherwise.
 RUNTIMES = ("auto", "torch", "onnxruntime")
 
 Refine = Callable[[SourceFeatures, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

@@ -3,7 +3,7 @@
 The same network with the same weights: exported from the loaded generator once per process
 (about a second, in memory), then run on ONNX Runtime's CPU kernels, which fuse each convolution
 with its bias and activation and keep activations in a blocked layout between layers. On the
-2-core machine that makes the shipped model's per-frame cost about 1.5× lower than eager
+2-core machine that makes the shipped model's per-frame cost about 1.4× lower than eager
 PyTorch's (``facereenact bench`` times both in one run); outputs agree to ~1e-4.
 
 Only what the pipeline calls per frame is exported: the source's features are computed once per
