@@ -20,6 +20,7 @@ file raises :class:`~facereenact.errors.AssetError`.
 from __future__ import annotations
 
 import importlib.util
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -279,6 +280,9 @@ class MediaPipeFace:
         except (RuntimeError, ValueError) as error:
             raise AssetError(f"{model} is not a usable MediaPipe face landmarker ({str(error).splitlines()[0]})") from None
         self._mp = mediapipe
+        # Closed at the latest as the interpreter exits, while MediaPipe's modules still exist:
+        # the landmarker's own __del__ runs after their teardown and prints an ignored TypeError.
+        self._closer = weakref.finalize(self, self._landmarker.close)
 
     def analyse_all(self, rgb: np.ndarray) -> list[MediaPipeResult]:
         """Every face found (at most ``num_faces``), in MediaPipe's order."""
@@ -313,9 +317,7 @@ class MediaPipeFace:
         return max(faces, key=lambda f: float(np.prod(np.ptp(f.landmarks, axis=0))))
 
     def close(self) -> None:
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
+        self._closer()
 
     def __enter__(self) -> MediaPipeFace:
         return self

@@ -1,0 +1,97 @@
+"""Is the output closer to the source person than to the driving person? Two instruments.
+
+Issue 3's criterion asks the 3D regressor: are the output's fitted identity coefficients closer
+to the source's than to the driving frame's own fit? The regressor is also the fitter that
+drives the warp, and its identity estimate moves with expression (and with teeth). This asks the
+same question, on the same frames, of dlib's face-recognition descriptor, which shares nothing
+with the fitter: is the output's descriptor closer (cosine) to the source photo's than to the
+driving frame's? Every portrait animated (``animate``'s defaults: warp, relative mode, driving
+mouth) by each driving clip, every 5th frame, pasted frames as ``animate`` writes them.
+
+Usage: python benchmarks/identity_instruments.py [--data DIR] [--drivers lp_d0 lp_d6 hdtf_aoc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from facereenact.assets import Assets
+from facereenact.evaluate.analysis import FaceAnalyser
+from facereenact.evaluate.identity import DescriptorService
+from facereenact.evaluate.references import MediaPipeFace
+from facereenact.face3d.fitter import FaceFitter
+from facereenact.io.image import read_image
+from facereenact.io.video import iter_frames, probe_video
+from facereenact.pipeline import ReenactOptions, Reenactor
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_EVERY = 5
+BATCH = 8
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--drivers", nargs="+", default=["lp_d0", "lp_d6", "hdtf_aoc"])
+    args = parser.parse_args()
+
+    assets = Assets.resolve()
+    fitter = FaceFitter(assets)
+    analyser = FaceAnalyser(fitter, MediaPipeFace(assets))
+    scale = fitter.coefficient_scale[:40].cpu().numpy()
+    rows = []
+    with DescriptorService() as descriptors:
+
+        def describe(images: np.ndarray) -> np.ndarray:
+            return descriptors.submit(images, analyser.measure(images, fitter=False).boxes).result()
+
+        for name in args.drivers:
+            clip = next(p for p in (args.data / "clips").iterdir() if p.stem == name)
+            frames = list(iter_frames(clip))
+            fit = fitter.track(frames, probe_video(clip).fps)
+            picks = list(range(0, len(frames), SAMPLE_EVERY))
+            driving_descriptors = describe(np.stack([frames[i] for i in picks]))
+            for portrait in sorted((args.data / "portraits").glob("*.jpg")):
+                image = read_image(portrait)
+                reenactor = Reenactor(image, fitter, ReenactOptions())
+                source_shape = reenactor.source.params.shape[0].cpu().numpy() / scale
+                source_descriptor = describe(image[None])[0]
+                outputs = []
+                for start in range(0, len(picks), BATCH):
+                    chosen = picks[start : start + BATCH]
+                    batch = reenactor.reenact(fit.params[chosen], fit.params[0], frames=np.stack([frames[i] for i in chosen]), found=fit.found[chosen])
+                    assert batch.frames is not None
+                    outputs.append(batch.frames)
+                produced = np.concatenate(outputs)
+                regressor = []
+                for frame, index in zip(produced, picks):
+                    faces = fitter.fit_image(frame)
+                    if faces:
+                        shape = faces[0].params.shape[0].cpu().numpy() / scale
+                        driving_shape = fit.params.shape[index].cpu().numpy() / scale
+                        regressor.append(np.linalg.norm(shape - source_shape) < np.linalg.norm(shape - driving_shape))
+                produced_descriptors = describe(produced)
+                usable = np.isfinite(produced_descriptors).all(1) & np.isfinite(driving_descriptors).all(1)
+                dlib = _cosine(produced_descriptors[usable], source_descriptor) > _cosine(produced_descriptors[usable], driving_descriptors[usable])
+                row = {"pair": f"{portrait.stem} × {name}", "frames": len(picks), "regressor": float(np.mean(regressor)), "dlib": float(np.mean(dlib)), "dlib_frames": int(usable.sum())}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    for instrument in ("regressor", "dlib"):
+        weights = np.array([r["frames"] for r in rows], float)
+        share = float(np.average([r[instrument] for r in rows], weights=weights))
+        low = [f"{r['pair']} {100 * r[instrument]:.1f} %" for r in rows if r[instrument] < 0.9]
+        print(f"{instrument}: closer to the source on {100 * share:.1f} % of frames; pairs below 90 %: {', '.join(low) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
