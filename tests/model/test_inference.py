@@ -160,3 +160,22 @@ def test_runtime_choices_are_checked() -> None:
     assert NeuralStage(plain, torch.device("cpu")).runtime == "torch", "a network that does not refine the warp stays in PyTorch"
     with pytest.raises(ConfigError, match="only a warp-refining network"):
         NeuralStage(plain, torch.device("cpu"), runtime="onnxruntime")
+
+
+@needs_onnxruntime
+def test_a_network_onnx_runtime_cannot_take_runs_in_pytorch(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    """An exporter or runtime of another version may fail: ``auto`` then keeps PyTorch and says
+    so once; asking for ONNX Runtime explicitly is a one-line error."""
+    from facereenact.errors import NotAvailableError
+    from facereenact.model import inference
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("Exporting the operator 'aten::grid_sampler' to ONNX opset version 17 is not supported\nmore")
+
+    monkeypatch.setattr(inference, "OnnxRefiner", broken)
+    refining = Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True, refine_region="holes"))
+    with caplog.at_level("WARNING"):
+        stage = NeuralStage(refining, torch.device("cpu"))
+    assert stage.runtime == "torch" and "grid_sampler" in caplog.text and "more" not in caplog.text
+    with pytest.raises(NotAvailableError, match="ONNX Runtime could not take the network"):
+        NeuralStage(refining, torch.device("cpu"), runtime="onnxruntime")

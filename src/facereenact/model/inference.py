@@ -9,6 +9,7 @@ PNCC from the target vertices (source identity, driving motion), at the network'
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,8 @@ CPU_NETWORK_BATCH = 4
 #: installed (about 1.4× faster there), PyTorch otherwise.
 RUNTIMES = ("auto", "torch", "onnxruntime")
 
+logger = logging.getLogger(__name__)
+
 Refine = Callable[[SourceFeatures, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -54,7 +57,16 @@ class NeuralStage:
         self.device = device
         self.resolution = generator.config.resolution
         self.runtime = _runtime_for(generator, device, runtime)
-        self.refine: Refine = OnnxRefiner(generator, torch.get_num_threads()) if self.runtime == "onnxruntime" else partial(_refine_with_torch, self.generator)
+        self.refine: Refine = partial(_refine_with_torch, self.generator)
+        if self.runtime == "onnxruntime":
+            try:
+                self.refine = OnnxRefiner(generator, torch.get_num_threads())
+            except Exception as error:  # noqa: BLE001 (an exporter or runtime of another version: any failure means PyTorch runs it)
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                if runtime == "onnxruntime":
+                    raise NotAvailableError(f"ONNX Runtime could not take the network ({reason}); use runtime 'torch'") from None
+                logger.warning("the network runs in PyTorch: ONNX Runtime could not take it (%s)", reason)
+                self.runtime = "torch"
 
     def bound_to(self, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor) -> BoundNeuralStage:
         """The stage for one source: ``source_vertices`` (1, N, 3) in pixels of ``source_crop``
