@@ -144,7 +144,7 @@ class Generator(nn.Module):
             source = source.expand(batch)
         d4, match = self.correspond(driving_pncc, source.keys, source.values)
         raw = self.decode(d4, match, warp_by_flow(source.half, match.flow), warp_by_flow(source.full, match.flow), condition)
-        warped_small = match.warped[:, source.quarter.shape[1] :]
+        warped_small = match.warped[:, 4 * self.config.base :]  # the source image part of the values
         warped = warp_by_flow(source_image if source_image.shape[0] == batch else source_image.expand(batch, -1, -1, -1), match.flow)
         if not self.config.warp_inputs or warp_image is None or warp_holes is None:  # (the latter two are checked above)
             return GeneratorOutput(torch.sigmoid(raw), warped, warped_small, match.flow, match.confidence)
@@ -170,8 +170,7 @@ class Generator(nn.Module):
     def decode(self, d4: torch.Tensor, match: Correspondence, skip2: torch.Tensor, skip1: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """The decoder's raw output (B, 3 or 4, H, W) before the sigmoid; ``skip2``, ``skip1`` the
         source's 1/2- and full-resolution features warped along ``match.flow``."""
-        quarter_channels = match.warped.shape[1] - 3
-        warped4, warped_small = match.warped[:, :quarter_channels], match.warped[:, quarter_channels:]
+        warped4, warped_small = match.warped[:, : 4 * self.config.base], match.warped[:, 4 * self.config.base :]  # see encode_source's values
         x = self.start(torch.cat([warped4, d4, warped_small * 2 - 1, match.confidence], 1))
         for block in self.bottleneck:
             x = block(x, condition)
