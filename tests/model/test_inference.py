@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from facereenact.model.onnx_refiner import onnxruntime_available
 from facereenact.pipeline import Reenactor
 
 runner = CliRunner()
+needs_onnxruntime = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed (pip install onnx onnxruntime)")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_foreign_and_broken_checkpoints_are_one_clear_line(checkpoint, tmp_path)
     assert not (tmp_path / "x.onnx").exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed (pip install 'facereenact[export]')")
+@needs_onnxruntime
 def test_onnx_export_matches_pytorch(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
     output = tmp_path / "tiny.onnx"
     result = runner.invoke(app, ["export", str(checkpoint), "-o", str(output)])
@@ -121,8 +121,6 @@ def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone(fitter
     assert seen == [4, 2], "on a CPU the network takes at most CPU_NETWORK_BATCH frames at a time"
     assert chunked.abs().amax((1, 2, 3)).min() > 0, "every chunk's result lands in its frames"
 
-
-needs_onnxruntime = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed (pip install onnx onnxruntime)")
 
 
 @needs_onnxruntime
