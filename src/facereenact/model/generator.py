@@ -143,7 +143,7 @@ class Generator(nn.Module):
         elif source.full.shape[0] != batch:
             source = source.expand(batch)
         d4, match = self.correspond(driving_pncc, source.keys, source.values)
-        raw = self.decode(d4, match, warp_by_flow(source.half, match.flow), warp_by_flow(source.full, match.flow), condition)
+        raw = self.decode(d4, match.warped, match.confidence, warp_by_flow(source.half, match.flow), warp_by_flow(source.full, match.flow), condition)
         warped_small = match.warped[:, 4 * self.config.base :]  # the source image part of the values
         warped = warp_by_flow(source_image if source_image.shape[0] == batch else source_image.expand(batch, -1, -1, -1), match.flow)
         if not self.config.warp_inputs or warp_image is None or warp_holes is None:  # (the latter two are checked above)
@@ -167,18 +167,30 @@ class Generator(nn.Module):
         d4 = self.driving_encoder(driving_pncc)
         return d4, self.correspondence(self.head(d4), keys, values)
 
-    def decode(self, d4: torch.Tensor, match: Correspondence, skip2: torch.Tensor, skip1: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        """The decoder's raw output (B, 3 or 4, H, W) before the sigmoid; ``skip2``, ``skip1`` the
-        source's 1/2- and full-resolution features warped along ``match.flow``."""
-        warped4, warped_small = match.warped[:, : 4 * self.config.base], match.warped[:, 4 * self.config.base :]  # see encode_source's values
-        x = self.start(torch.cat([warped4, d4, warped_small * 2 - 1, match.confidence], 1))
+    def decode(self, d4: torch.Tensor, warped: torch.Tensor, confidence: torch.Tensor, skip2: torch.Tensor, skip1: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The decoder's raw output (B, 3 or 4, H, W) before the sigmoid, from the correspondence's
+        ``warped`` values and ``confidence``; ``skip2``, ``skip1`` the source's 1/2- and
+        full-resolution features warped along its flow."""
+        warped4, warped_small = warped[:, : 4 * self.config.base], warped[:, 4 * self.config.base :]  # see encode_source's values
+        x = self.start(torch.cat([warped4, d4, warped_small * 2 - 1, confidence], 1))
         for block in self.bottleneck:
             x = block(x, condition)
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        x = self.block2(self.skip2(x, skip2, condition, match.confidence), condition)
+        x = self.block2(self.skip2(x, skip2, condition, confidence), condition)
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        x = self.block1(self.skip1(x, skip1, condition, match.confidence), condition)
+        x = self.block1(self.skip1(x, skip1, condition, confidence), condition)
         return self.to_rgb(F.leaky_relu(x, SLOPE))
+
+    def refine(self, source: SourceFeatures, driving_pncc: torch.Tensor, warp_image: torch.Tensor, warp_holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(synthesis, blend) of a warp-refining generator: what :meth:`forward` computes for
+        the pipeline, without the outputs only training reads. ``source`` batch 1 or the
+        driving batch."""
+        if source.full.shape[0] != driving_pncc.shape[0]:
+            source = source.expand(driving_pncc.shape[0])
+        d4, match = self.correspond(driving_pncc, source.keys, source.values)
+        skip2, skip1 = warp_by_flow(source.half, match.flow), warp_by_flow(source.full, match.flow)
+        raw = self.decode(d4, match.warped, match.confidence, skip2, skip1, self.condition(driving_pncc, warp_image, warp_holes))
+        return self.refinement(raw, warp_holes)
 
     def refinement(self, raw: torch.Tensor, warp_holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A warp-refining decoder's raw output → (synthesis, blend), the blend confined to the

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from facereenact.face3d.pncc import render_pncc
 from facereenact.model.checkpoint import architecture_of, generator_prefix, load_module, read_checkpoint
 from facereenact.model.generator import Generator, SourceFeatures
 from facereenact.model.layers import resize_to
-from facereenact.model.onnx_refiner import OnnxRefiner, onnxruntime_available
+from facereenact.model.onnx_refiner import OnnxRefiner
 
 #: Frames per network call on a CPU. Measured on the 2-core CPU with the shipped model: under
 #: PyTorch (hdtf_aoc driving lp_s1, 96 frames, alternating runs) 4 gives 15–16 frames/s of
@@ -57,11 +56,11 @@ class NeuralStage:
         self.device = device
         self.resolution = generator.config.resolution
         self.runtime = _runtime_for(generator, device, runtime)
-        self.refine: Refine = partial(_refine_with_torch, self.generator)
+        self.refine: Refine = self.generator.refine
         if self.runtime == "onnxruntime":
             try:
                 self.refine = OnnxRefiner(generator, torch.get_num_threads())
-            except Exception as error:  # noqa: BLE001 (an exporter or runtime of another version: any failure means PyTorch runs it)
+            except Exception as error:  # noqa: BLE001 (not installed, or an exporter or runtime of another version: PyTorch runs it)
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 if runtime == "onnxruntime":
                     raise NotAvailableError(f"ONNX Runtime could not take the network ({reason}); use runtime 'torch'") from None
@@ -129,26 +128,15 @@ class BoundNeuralStage:
         return synthesis, blend
 
 
-def _refine_with_torch(generator: Generator, features: SourceFeatures, driving_pncc: torch.Tensor, warp: torch.Tensor, holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    # The source image feeds only the generator's ``warped`` output, unused here: the warp
-    # stands in for it.
-    out = generator(warp, warp, driving_pncc, warp, holes, source=features)
-    assert out.synthesis is not None and out.blend is not None
-    return out.synthesis, out.blend
-
-
 def _runtime_for(generator: Generator, device: torch.device, runtime: str) -> str:
-    """The engine that will run ``generator``'s refinement: ``torch`` or ``onnxruntime``."""
+    """The engine asked to run ``generator``'s refinement: ``torch`` or ``onnxruntime`` (which
+    :class:`NeuralStage` still drops for PyTorch under ``auto`` if it cannot take the network)."""
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     fits = generator.config.warp_inputs and device.type == "cpu"
-    if runtime == "onnxruntime":
-        if not fits:
-            raise ConfigError("ONNX Runtime runs only a warp-refining network on the CPU; use runtime 'torch'")
-        if not onnxruntime_available():
-            raise NotAvailableError("ONNX Runtime is not installed (pip install onnx onnxruntime); use runtime 'torch'")
-        return runtime
-    return "onnxruntime" if runtime == "auto" and fits and onnxruntime_available() else "torch"
+    if runtime == "onnxruntime" and not fits:
+        raise ConfigError("ONNX Runtime runs only a warp-refining network on the CPU; use runtime 'torch'")
+    return "onnxruntime" if runtime != "torch" and fits else "torch"
 
 
 def _upsample(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -15,7 +15,6 @@ PyTorch between the correspondence graph and the decoder graph.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import warnings
 
@@ -23,12 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from facereenact.model.correspondence import Correspondence, warp_by_flow
+from facereenact.model.correspondence import warp_by_flow
 from facereenact.model.generator import Generator, SourceFeatures
-
-
-def onnxruntime_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
 
 
 class _Correspond(nn.Module):
@@ -59,14 +54,14 @@ class _Decode(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         d4, warped, confidence, skip2, skip1, driving_pncc, warp, holes = inputs
-        match = Correspondence(warped, confidence, confidence)  # the decoder does not read the flow
         condition = self.generator.condition(driving_pncc, warp, holes)
-        return self.generator.refinement(self.generator.decode(d4, match, skip2, skip1, condition), holes)
+        return self.generator.refinement(self.generator.decode(d4, warped, confidence, skip2, skip1, condition), holes)
 
 
 class OnnxRefiner:
-    """(source features, driving PNCC, warp, holes) → (synthesis, blend), as the generator
-    computes them; the source features batch 1, the per-frame inputs any batch."""
+    """(source features, driving PNCC, warp, holes) → (synthesis, blend), as
+    :meth:`Generator.refine` computes them; the source features batch 1, the per-frame inputs
+    any batch. Raises whatever the exporter or ONNX Runtime raise (not installed included)."""
 
     def __init__(self, generator: Generator, threads: int):
         import onnxruntime
