@@ -1,12 +1,20 @@
-"""Is the output closer to the source person than to the driving person? Two instruments.
+"""Is the output closer to the source person than to the driving person? Three readings.
 
 Issue 3's criterion asks the 3D regressor: are the output's fitted identity coefficients closer
 to the source's than to the driving frame's own fit? The regressor is also the fitter that
-drives the warp, and its identity estimate moves with expression (and with teeth). This asks the
-same question, on the same frames, of dlib's face-recognition descriptor, which shares nothing
-with the fitter: is the output's descriptor closer (cosine) to the source photo's than to the
-driving frame's? Every portrait animated (``animate``'s defaults: warp, relative mode, driving
-mouth) by each driving clip, every 5th frame, pasted frames as ``animate`` writes them.
+drives the warp, and its identity estimate drifts with expression
+(:mod:`facereenact.face3d.identity_drift`). On the same frames this reports:
+
+- ``regressor``: the criterion as written (identities as fitted);
+- ``regressor_expression_matched``: both references carried by the drift to the output's
+  fitted expression first (:mod:`facereenact.evaluate.fitted_identity`);
+- ``faithful_ceiling``: the as-fitted share that an output which is exactly the source person
+  making the driving expression changes would get, predicted from the drift;
+- ``dlib``: dlib's face-recognition descriptor, which shares nothing with the fitter: is the
+  output's descriptor closer (cosine) to the source photo's than to the driving frame's?
+
+Every portrait animated (``animate``'s defaults: warp, relative mode, driving mouth) by each
+driving clip, every 5th frame, pasted frames as ``animate`` writes them.
 
 Usage: python benchmarks/identity_instruments.py [--data DIR] [--drivers lp_d0 lp_d6 hdtf_aoc]
 """
@@ -22,9 +30,12 @@ import numpy as np
 
 from facereenact.assets import Assets
 from facereenact.evaluate.analysis import FaceAnalyser
+from facereenact.evaluate.fitted_identity import FittedIdentities, faithful_output_votes, identity_votes
 from facereenact.evaluate.identity import DescriptorService
 from facereenact.evaluate.references import MediaPipeFace
 from facereenact.face3d.fitter import FaceFitter
+from facereenact.face3d.identity_drift import load_identity_drift
+from facereenact.face3d.params import FaceParams
 from facereenact.io.image import read_image
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.pipeline import ReenactOptions, Reenactor
@@ -47,7 +58,9 @@ def main() -> int:
     assets = Assets.resolve()
     fitter = FaceFitter(assets)
     analyser = FaceAnalyser(fitter, MediaPipeFace(assets))
-    scale = fitter.coefficient_scale[:40].cpu().numpy()
+    scale = fitter.coefficient_scale[:40].cpu().double().numpy()
+    drift = load_identity_drift().double().numpy()
+    instruments = ("regressor", "regressor_expression_matched", "faithful_ceiling", "dlib")
     rows = []
     with DescriptorService() as descriptors:
 
@@ -63,7 +76,7 @@ def main() -> int:
             for portrait in sorted((args.data / "portraits").glob("*.jpg")):
                 image = read_image(portrait)
                 reenactor = Reenactor(image, fitter, ReenactOptions())
-                source_shape = reenactor.source.params.shape[0].cpu().numpy() / scale
+                source = FittedIdentities.of(reenactor.source.params)
                 source_descriptor = describe(image[None])[0]
                 outputs = []
                 for start in range(0, len(picks), BATCH):
@@ -72,20 +85,27 @@ def main() -> int:
                     assert batch.frames is not None
                     outputs.append(batch.frames)
                 produced = np.concatenate(outputs)
-                regressor = []
-                for frame, index in zip(produced, picks):
-                    faces = fitter.fit_image(frame)
-                    if faces:
-                        shape = faces[0].params.shape[0].cpu().numpy() / scale
-                        driving_shape = fit.params.shape[index].cpu().numpy() / scale
-                        regressor.append(np.linalg.norm(shape - source_shape) < np.linalg.norm(shape - driving_shape))
+                fitted = [(fitter.fit_image(frame), index) for frame, index in zip(produced, picks)]
+                found = [(faces[0].params, index) for faces, index in fitted if faces]
+                output = FittedIdentities.of(FaceParams.cat([params for params, _ in found]))
+                driving = FittedIdentities.of(fit.params[[index for _, index in found]])
+                votes = identity_votes(output, source, driving, drift, scale)
+                ceiling = faithful_output_votes(source, FittedIdentities.of(fit.params[picks]), FittedIdentities.of(fit.params[0]), drift, scale)
                 produced_descriptors = describe(produced)
                 usable = np.isfinite(produced_descriptors).all(1) & np.isfinite(driving_descriptors).all(1)
                 dlib = _cosine(produced_descriptors[usable], source_descriptor) > _cosine(produced_descriptors[usable], driving_descriptors[usable])
-                row = {"pair": f"{portrait.stem} × {name}", "frames": len(picks), "regressor": float(np.mean(regressor)), "dlib": float(np.mean(dlib)), "dlib_frames": int(usable.sum())}
+                row = {
+                    "pair": f"{portrait.stem} × {name}",
+                    "frames": len(picks),
+                    "regressor": float(votes["as_fitted"].mean()),
+                    "regressor_expression_matched": float(votes["expression_matched"].mean()),
+                    "faithful_ceiling": float(ceiling.mean()),
+                    "dlib": float(np.mean(dlib)),
+                    "dlib_frames": int(usable.sum()),
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    for instrument in ("regressor", "dlib"):
+    for instrument in instruments:
         weights = np.array([r["frames"] for r in rows], float)
         share = float(np.average([r[instrument] for r in rows], weights=weights))
         low = [f"{r['pair']} {100 * r[instrument]:.1f} %" for r in rows if r[instrument] < 0.9]

@@ -8,6 +8,10 @@
    pose, so the regressor's expression-to-identity leakage is the same in both), and the
    person's median fit over the whole clip; both are reported, with the distribution of the
    margin (distance to the driver minus distance to the source, normalised coefficients).
+   Also reported (:mod:`facereenact.evaluate.fitted_identity`): the same vote with both
+   references carried by the regressor's identity drift to the output's fitted expression, and
+   the as-fitted share a faithful output (the source person making the driving expression
+   changes) would get, predicted from that drift.
 2. Pose (absolute mode): yaw/pitch/roll of the output, refitted, against the driving frame.
 3. Self-reenactment on every clip (source = first frame): PSNR and SSIM of the face crop against
    the real frames, against the naive baseline (the source frame repeated).
@@ -32,8 +36,11 @@ from facereenact import jobs
 from facereenact.assets import Assets
 from facereenact.composite import crop
 from facereenact.correspond.motion import MotionMode, MotionOptions
+from facereenact.evaluate.fitted_identity import FittedIdentities, faithful_output_votes, identity_votes
 from facereenact.evaluate.metrics import psnr, structural_similarity, to_tensor
 from facereenact.face3d.fitter import FaceFitter
+from facereenact.face3d.identity_drift import load_identity_drift
+from facereenact.face3d.params import FaceParams
 from facereenact.io.image import read_image
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.pipeline import ReenactOptions, Reenactor
@@ -49,7 +56,8 @@ def _clip(data: Path, name: str) -> Path:
 
 def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DRIVERS) -> dict:
     scale = fitter.coefficient_scale[:40].cpu().numpy()
-    rows, closer, closer_person, margins, pose_errors = [], [], [], [], []
+    drift = load_identity_drift().double().numpy()
+    rows, closer, closer_person, margins, pose_errors, matched, faithful = [], [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for portrait in sorted((data / "portraits").glob("*.jpg")):
             source = fitter.fit_one(read_image(portrait)).params
@@ -62,6 +70,7 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
                 driving = fitter.track(iter_frames(clip), info.fps)
                 person = np.median(driving.params.shape.cpu().numpy() / scale, 0)
                 found, near_source, near_source_person, sampled = 0, 0, 0, 0
+                fitted: list[tuple[FaceParams, int]] = []
                 for index, frame in enumerate(iter_frames(output)):
                     if index % SAMPLE_EVERY:
                         continue
@@ -69,6 +78,7 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
                     faces = fitter.fit_image(frame)
                     found += bool(faces)
                     if faces:
+                        fitted.append((faces[0].params, index))
                         shape = faces[0].params.shape[0].cpu().numpy() / scale
                         to_source = np.linalg.norm(shape - source.shape[0].cpu().numpy() / scale)
                         to_driving = np.linalg.norm(shape - driving.params.shape[index].cpu().numpy() / scale)
@@ -78,6 +88,18 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
                         closer_person.append(float(to_source < to_person))
                         near_source_person += int(to_source < to_person)
                         margins.append(float(to_driving - to_source))
+                votes = identity_votes(
+                    FittedIdentities.of(FaceParams.cat([params for params, _ in fitted])),
+                    FittedIdentities.of(source),
+                    FittedIdentities.of(driving.params[[index for _, index in fitted]]),
+                    drift,
+                    scale,
+                )["expression_matched"]
+                ceiling = faithful_output_votes(
+                    FittedIdentities.of(source), FittedIdentities.of(driving.params[::SAMPLE_EVERY]), FittedIdentities.of(driving.params[0]), drift, scale
+                )
+                matched += votes.tolist()
+                faithful += ceiling.tolist()
                 # Absolute mode, crop only: the output's refitted pose against the driving pose.
                 absolute = Reenactor(read_image(portrait), fitter, ReenactOptions(motion=MotionOptions(MotionMode.absolute)))
                 errors = []
@@ -100,6 +122,8 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
                     "face_found": found / sampled,
                     "identity_closer_to_source": near_source / sampled,
                     "identity_closer_to_source_than_driver_median": near_source_person / sampled,
+                    "identity_closer_to_source_expression_matched": float(votes.mean()),
+                    "identity_closer_faithful_ceiling": float(ceiling.mean()),
                     "abs_pose_error_median": np.median(errors_np, 0).round(2).tolist() if len(errors_np) else None,
                     "notes": report.notes,
                 }
@@ -110,6 +134,8 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
         "pairs": rows,
         "identity_closer_share": float(np.mean(closer)),
         "identity_closer_share_driver_median": float(np.mean(closer_person)),
+        "identity_closer_share_expression_matched": float(np.mean(matched)),
+        "identity_closer_share_faithful_ceiling": float(np.mean(faithful)),
         "identity_margin_quantiles": dict(zip(("p5", "p25", "p50", "p75", "p95"), np.percentile(margins, [5, 25, 50, 75, 95]).round(3).tolist())),
         "pose_error_median_deg": np.median(all_errors, 0).round(2).tolist(),
         "all_frame_counts_match": all(r["frames"] == r["driving_frames"] for r in rows),

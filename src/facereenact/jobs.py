@@ -250,6 +250,8 @@ def animate_file(
     tick = progress("animating", len(fit))
 
     def generate() -> Iterator[tuple[np.ndarray | None, ReenactedBatch]]:
+        if fitter.device.type == "cuda":  # this runs in another thread: give it the device's context
+            torch.cuda.set_device(fitter.device)
         for start in range(0, len(fit), ANIMATE_BATCH):
             stop = min(start + ANIMATE_BATCH, len(fit))
             shown = np.stack([next(driving_frames) for _ in range(stop - start)]) if driving_frames else None

@@ -185,8 +185,9 @@ class FaceFitter:
         params = FaceParams.cat([params_list[i] for i in nearest])  # type: ignore[misc]
         if smoothing and len(found) > 1:
             restart = torch.from_numpy(np.r_[False, found[1:] & ~found[:-1]])
-            params = smooth_params(params, fps, self.coefficient_scale.cpu(), restart)
-            landmarks = self.model.landmarks(params.to(self.device)).cpu().numpy()
+            # The filter steps through the frames one by one: many tiny operations, for the CPU.
+            params = smooth_params(params.to("cpu"), fps, self.coefficient_scale.cpu(), restart).to(self.device)
+            landmarks = self.model.landmarks(params).cpu().numpy()
         else:
             landmarks = np.stack([landmarks_list[i] for i in nearest])  # type: ignore[misc]
         return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps)
