@@ -45,3 +45,17 @@ def test_tracking_and_animation_on_cuda_match_the_cpu(assets, inputs, neural: bo
     difference = np.abs(cpu_crops - gpu_crops)
     assert difference.mean() < 1.0, f"mean difference {difference.mean():.2f} levels"
     assert (difference > 16).mean() < 0.01, f"{100 * (difference > 16).mean():.2f} % of values off by more than 16 levels"
+
+
+def test_animate_on_cuda_writes_the_video_with_audio(assets, data_dir: Path, tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:  # type: ignore[no-untyped-def]
+    """The command's path: frames are generated in a background thread, on the device."""
+    from facereenact import jobs
+    from facereenact.face3d.fitter import FaceFitter
+    from facereenact.io.video import probe_video
+    from facereenact.pipeline import ReenactOptions
+
+    output = tmp_path / "cuda.mp4"
+    report = jobs.animate_file(FaceFitter(assets, device="cuda"), data_dir / "portraits" / "lp_s1.jpg", data_dir / "clips" / "hdtf_aoc.mp4", output, ReenactOptions(), max_frames=FRAMES)
+    info = probe_video(output)
+    assert report.frames == FRAMES and info.frame_count == FRAMES and info.has_audio
+    assert not [w for w in recwarn if "CUDA context" in str(w.message)]

@@ -249,9 +249,12 @@ def animate_file(
     driving_frames = iter_frames(driving, len(fit)) if compare or reenactor.uses_driving_frames else None
     tick = progress("animating", len(fit))
 
+    # generate() runs in another thread, which needs the CUDA device made current there.
+    cuda_index = (fitter.device.index if fitter.device.index is not None else torch.cuda.current_device()) if fitter.device.type == "cuda" else None
+
     def generate() -> Iterator[tuple[np.ndarray | None, ReenactedBatch]]:
-        if fitter.device.type == "cuda":  # this runs in another thread: give it the device's context
-            torch.cuda.set_device(fitter.device)
+        if cuda_index is not None:
+            torch.cuda.set_device(cuda_index)
         for start in range(0, len(fit), ANIMATE_BATCH):
             stop = min(start + ANIMATE_BATCH, len(fit))
             shown = np.stack([next(driving_frames) for _ in range(stop - start)]) if driving_frames else None
