@@ -44,17 +44,17 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from estimate_expression_basis import DEFAULT_HELD_OUT, expand_held_out, load_samples, to_params  # noqa: E402
 
 from facereenact.assets import Assets  # noqa: E402
+from facereenact.face3d.expression_basis import MOUTH  # noqa: E402
 from facereenact.face3d.identity_drift import DRIFT_FILE, estimate_identity_drift, explained_share, save_identity_drift  # noqa: E402
 from facereenact.face3d.morphable import load_morphable_model  # noqa: E402
 from facereenact.face3d.regressor import FaceRegressor  # noqa: E402
 
 MIN_FRAMES = 10  # clips with fewer usable samples say little about their own mean
-MOUTH = slice(48, 68)
 
 
-def normalised_error(predicted: np.ndarray, reference: np.ndarray, points: slice = slice(None)) -> np.ndarray:
+def normalised_error(predicted: np.ndarray, reference: np.ndarray, points: slice | np.ndarray = slice(None)) -> np.ndarray:
     """Per frame, mean distance over ``points`` of ``predicted`` (T, 68, 2+) to ``reference``
-    (T, 68, 2), over the inter-ocular distance of ``reference``."""
+    (T, 68, 2), over the distance between the eye centres of ``reference``."""
     eyes = np.linalg.norm(reference[:, 36:42].mean(1) - reference[:, 42:48].mean(1), axis=-1)
     return np.linalg.norm(predicted[:, points, :2] - reference[:, points], axis=-1).mean(-1) / eyes
 

@@ -55,7 +55,7 @@ def _clip(data: Path, name: str) -> Path:
 
 
 def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DRIVERS) -> dict:
-    scale = fitter.coefficient_scale[:40].cpu().numpy()
+    scale = fitter.coefficient_scale[:40].cpu().double().numpy()
     drift = load_identity_drift().double().numpy()
     rows, closer, closer_person, margins, pose_errors, matched, faithful = [], [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as folder:
@@ -69,7 +69,7 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
                 out_info = probe_video(output)
                 driving = fitter.track(iter_frames(clip), info.fps)
                 person = np.median(driving.params.shape.cpu().numpy() / scale, 0)
-                found, near_source, near_source_person, sampled = 0, 0, 0, 0
+                found, sampled = 0, 0
                 fitted: list[tuple[FaceParams, int]] = []
                 for index, frame in enumerate(iter_frames(output)):
                     if index % SAMPLE_EVERY:
@@ -79,26 +79,16 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
                     found += bool(faces)
                     if faces:
                         fitted.append((faces[0].params, index))
-                        shape = faces[0].params.shape[0].cpu().numpy() / scale
-                        to_source = np.linalg.norm(shape - source.shape[0].cpu().numpy() / scale)
-                        to_driving = np.linalg.norm(shape - driving.params.shape[index].cpu().numpy() / scale)
-                        closer.append(float(to_source < to_driving))
-                        near_source += int(to_source < to_driving)
-                        to_person = np.linalg.norm(shape - person)
-                        closer_person.append(float(to_source < to_person))
-                        near_source_person += int(to_source < to_person)
-                        margins.append(float(to_driving - to_source))
-                votes = identity_votes(
-                    FittedIdentities.of(FaceParams.cat([params for params, _ in fitted])),
-                    FittedIdentities.of(source),
-                    FittedIdentities.of(driving.params[[index for _, index in fitted]]),
-                    drift,
-                    scale,
-                )["expression_matched"]
-                ceiling = faithful_output_votes(
-                    FittedIdentities.of(source), FittedIdentities.of(driving.params[::SAMPLE_EVERY]), FittedIdentities.of(driving.params[0]), drift, scale
-                )
-                matched += votes.tolist()
+                produced = FittedIdentities.of(FaceParams.cat([params for params, _ in fitted]))
+                from_source, at_frames = FittedIdentities.of(source), FittedIdentities.of(driving.params[[index for _, index in fitted]])
+                votes = identity_votes(produced, from_source, at_frames, drift, scale)
+                to_source = np.linalg.norm((produced.shape - from_source.shape) / scale, axis=-1)
+                margins += (np.linalg.norm((produced.shape - at_frames.shape) / scale, axis=-1) - to_source).tolist()
+                near_person = to_source < np.linalg.norm(produced.shape / scale - person, axis=-1)
+                ceiling = faithful_output_votes(from_source, FittedIdentities.of(driving.params[::SAMPLE_EVERY]), FittedIdentities.of(driving.params[0]), drift, scale)
+                closer += votes["as_fitted"].tolist()
+                closer_person += near_person.tolist()
+                matched += votes["expression_matched"].tolist()
                 faithful += ceiling.tolist()
                 # Absolute mode, crop only: the output's refitted pose against the driving pose.
                 absolute = Reenactor(read_image(portrait), fitter, ReenactOptions(motion=MotionOptions(MotionMode.absolute)))
@@ -120,9 +110,9 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
                     "audio": out_info.has_audio,
                     "driving_audio": info.has_audio,
                     "face_found": found / sampled,
-                    "identity_closer_to_source": near_source / sampled,
-                    "identity_closer_to_source_than_driver_median": near_source_person / sampled,
-                    "identity_closer_to_source_expression_matched": float(votes.mean()),
+                    "identity_closer_to_source": float(votes["as_fitted"].sum()) / sampled,
+                    "identity_closer_to_source_than_driver_median": float(near_person.sum()) / sampled,
+                    "identity_closer_to_source_expression_matched": float(votes["expression_matched"].mean()),
                     "identity_closer_faithful_ceiling": float(ceiling.mean()),
                     "abs_pose_error_median": np.median(errors_np, 0).round(2).tolist() if len(errors_np) else None,
                     "notes": report.notes,

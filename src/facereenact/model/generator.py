@@ -138,12 +138,7 @@ class Generator(nn.Module):
         beforehand, batch 1 or the driving batch (the images are then only used for ``warped``)."""
         condition = self.condition(driving_pncc, warp_image, warp_holes)
         batch = driving_pncc.shape[0]
-        if source is None:
-            source = self.encode_source(source_image, source_pncc)
-        elif source.full.shape[0] != batch:
-            source = source.expand(batch)
-        d4, match = self.correspond(driving_pncc, source.keys, source.values)
-        raw = self.decode(d4, match.warped, match.confidence, warp_by_flow(source.half, match.flow), warp_by_flow(source.full, match.flow), condition)
+        raw, match = self._decoded(source if source is not None else self.encode_source(source_image, source_pncc), driving_pncc, condition)
         warped_small = match.warped[:, 4 * self.config.base :]  # the source image part of the values
         warped = warp_by_flow(source_image if source_image.shape[0] == batch else source_image.expand(batch, -1, -1, -1), match.flow)
         if not self.config.warp_inputs or warp_image is None or warp_holes is None:  # (the latter two are checked above)
@@ -185,12 +180,17 @@ class Generator(nn.Module):
         """(synthesis, blend) of a warp-refining generator: what :meth:`forward` computes for
         the pipeline, without the outputs only training reads. ``source`` batch 1 or the
         driving batch."""
+        raw, _ = self._decoded(source, driving_pncc, self.condition(driving_pncc, warp_image, warp_holes))
+        return self.refinement(raw, warp_holes)
+
+    def _decoded(self, source: SourceFeatures, driving_pncc: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, Correspondence]:
+        """The decoder's raw output and the correspondence it was decoded from; ``source`` batch
+        1 or the driving batch."""
         if source.full.shape[0] != driving_pncc.shape[0]:
             source = source.expand(driving_pncc.shape[0])
         d4, match = self.correspond(driving_pncc, source.keys, source.values)
         skip2, skip1 = warp_by_flow(source.half, match.flow), warp_by_flow(source.full, match.flow)
-        raw = self.decode(d4, match.warped, match.confidence, skip2, skip1, self.condition(driving_pncc, warp_image, warp_holes))
-        return self.refinement(raw, warp_holes)
+        return self.decode(d4, match.warped, match.confidence, skip2, skip1, condition), match
 
     def refinement(self, raw: torch.Tensor, warp_holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A warp-refining decoder's raw output → (synthesis, blend), the blend confined to the
