@@ -41,10 +41,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from facereenact.assets import Assets  # noqa: E402
+from facereenact.app.locations import resolve_assets  # noqa: E402
 from facereenact.errors import FaceReenactError  # noqa: E402
 from facereenact.evaluate.references import MEDIAPIPE_TO_68, DlibLandmarks, MediaPipeFace, MediaPipeResult  # noqa: E402
 from facereenact.face3d.fitter import FaceFitter  # noqa: E402
+from facereenact.io.assets import Assets  # noqa: E402
 from facereenact.io.image import read_image  # noqa: E402
 from facereenact.io.video import iter_frames, probe_video  # noqa: E402
 
@@ -431,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     if not clips and not portrait_paths:
         raise SystemExit(f"nothing to evaluate in {args.data} (expected clips/ and portraits/)")
 
-    evaluator = Evaluator(Assets.resolve(args.assets), args.every, args.max_yaw)
+    evaluator = Evaluator(resolve_assets(args.assets), args.every, args.max_yaw)
     try:
         portraits = [evaluator.portrait(p) for p in portrait_paths]
         if portraits:

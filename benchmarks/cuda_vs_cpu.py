@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facereenact.assets import Assets
+from facereenact.app.locations import resolve_assets
 from facereenact.face3d.fitter import FaceFitter, VideoFit
 from facereenact.io.image import read_image
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.model.inference import load_stage
 from facereenact.model.release import shipped_checkpoint
-from facereenact.pipeline import Reenactor
+from facereenact.pipeline.reenactor import Reenactor
 
 BATCH = 8
 
@@ -56,7 +56,7 @@ def main() -> int:
         print("no CUDA device on this machine", file=sys.stderr)
         return 1
     frames = list(iter_frames(args.clip, args.frames))
-    fps, image, assets = probe_video(args.clip).fps, read_image(args.source), Assets.resolve()
+    fps, image, assets = probe_video(args.clip).fps, read_image(args.source), resolve_assets()
     speed: dict[str, dict[str, float]] = {}
     crops: dict[tuple[str, str], np.ndarray] = {}
     for device in ("cpu", "cuda"):
@@ -66,7 +66,7 @@ def main() -> int:
         speed.setdefault("track", {})[device] = len(frames) / seconds
         for method in ("warp", "neural"):
             stage = None if method == "warp" else load_stage(shipped_checkpoint(), device=device)
-            reenactor = Reenactor(image, fitter, stage=stage)
+            reenactor = Reenactor(image, fitter, method=stage)
             reenactor.reenact(fit.params[:BATCH], fit.params[0], paste=False)  # warm-up
             seconds, produced = _timed(device, _animate, reenactor, fit)
             speed.setdefault(f"{method} (crop only)", {})[device] = len(frames) / seconds

@@ -3,7 +3,7 @@
 Why: ``3ddfa/Model_PAF.pkl`` ships a defective expression basis (a rescaled copy of identity
 columns), so the regressor's 10 expression coefficients do not move our mesh. This script fits,
 from real footage, the landmark displacements those coefficients cause, then spreads them
-smoothly over the 4,096 grid vertices (see :mod:`facereenact.face3d.expression_basis`).
+smoothly over the 4,096 grid vertices (see ``expression_estimation.py``).
 
 Steps:
 
@@ -39,13 +39,16 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from facereenact.assets import Assets  # noqa: E402
+import expression_estimation as estimation  # noqa: E402
+
+from facereenact.app.locations import resolve_assets  # noqa: E402
 from facereenact.errors import FaceReenactError  # noqa: E402
 from facereenact.evaluate.references import DlibLandmarks  # noqa: E402
 from facereenact.face3d import expression_basis as eb  # noqa: E402
 from facereenact.face3d.fitter import FaceFitter  # noqa: E402
 from facereenact.face3d.params import FaceParams  # noqa: E402
 from facereenact.face3d.regressor import crop_faces  # noqa: E402
+from facereenact.io.assets import Assets  # noqa: E402
 from facereenact.io.video import iter_frames, probe_video  # noqa: E402
 from facereenact.train.prepare import read_identity_groups  # noqa: E402
 
@@ -94,7 +97,7 @@ def extract_clip(path: Path, fitter: FaceFitter, dlib: DlibLandmarks, every: int
     index = np.array([i for i in sorted(sampled) if fit.found[i]], dtype=np.int64)
     boxes = fit.boxes[index]
     crops = np.concatenate([crop_faces(sampled[i], fit.boxes[i][None]) for i in index]) if len(index) else np.zeros((0, 120, 120, 3), np.uint8)
-    fc_lm = eb.regressor_landmarks(fitter.regressor, crops).numpy() if len(index) else np.zeros((0, 136), np.float32)
+    fc_lm = estimation.regressor_landmarks(fitter.regressor, crops).numpy() if len(index) else np.zeros((0, 136), np.float32)
     ours = fit.landmarks[index]
     reference = np.stack([dlib.landmarks(sampled[i], box_hint=landmark_box(ours[k])) for k, i in enumerate(index)]) if len(index) else np.zeros((0, 68, 2))
     params = fit.params[torch.as_tensor(index)] if len(index) else None
@@ -169,8 +172,8 @@ def prepare(samples: dict[str, dict[str, np.ndarray]], clips: list[str], model) 
             "clip": np.full(len(yaw), number),
             "neutral": neutral,
             "dlib": reference,
-            "fc_lm": eb.fc_lm_to_image(sample["fc_lm"], sample["box"]),
-            "rows": eb.projection_rows(sample["rotation"]),
+            "fc_lm": estimation.fc_lm_to_image(sample["fc_lm"], sample["box"]),
+            "rows": estimation.projection_rows(sample["rotation"]),
             "scale": sample["scale"],
             "expression": sample["expression"],
             "shape": sample["shape"],
@@ -262,9 +265,9 @@ def grid_geometry(assets: Assets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, landmarks, weights
 
 
-def fit_target(train: dict[str, np.ndarray], target: str, offset_ridge: float | None = NO_OFFSET) -> eb.LandmarkBasisFit:
+def fit_target(train: dict[str, np.ndarray], target: str, offset_ridge: float | None = NO_OFFSET) -> estimation.LandmarkBasisFit:
     residual = (train[target] - train["neutral"]) / train["scale"][:, None, None]
-    return eb.estimate_landmark_basis(
+    return estimation.estimate_landmark_basis(
         residual, train["rows"], train["expression"], nuisance_regressors(train), offset_ridge=offset_ridge, **TARGET_SETTINGS[target]
     )
 
@@ -288,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true", help="validate only")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    assets = Assets.resolve(args.assets)
+    assets = resolve_assets(args.assets)
 
     start = time.perf_counter()
     samples = load_samples(args.data, args.every, args.cache, assets)
@@ -310,11 +313,11 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     mean, landmarks, weights = grid_geometry(assets)
-    cut_weights = eb.cut_aware_weights(weights, mean, landmarks)
+    cut_weights = estimation.cut_aware_weights(weights, mean, landmarks)
     fits = {target: fit_target(train, target) for target in TARGET_SETTINGS}
     dlib_free = fit_target(train, "dlib", offset_ridge=None)
     chosen = fits[args.target]
-    grid_basis = eb.extend_to_grid(chosen.basis, cut_weights, mean, landmarks)
+    grid_basis = estimation.extend_to_grid(chosen.basis, cut_weights, mean, landmarks)
     landmark_basis = (cut_weights @ grid_basis.reshape(len(mean), -1)).reshape(-1, grid_basis.shape[1])
     model_read = (weights @ grid_basis.reshape(len(mean), -1)).reshape(-1, grid_basis.shape[1])
     estimate_seconds = time.perf_counter() - start
@@ -354,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             "method": (
                 f"per-landmark robust ridge least squares of ({args.target} landmarks - our neutral-expression landmarks)/scale "
                 "against rows(R) @ (B @ alpha_exp + pose nuisance), offset fixed at 0, alpha_shp as fitted "
-                "(facereenact.face3d.expression_basis.estimate_landmark_basis); spread over the 64x64 grid by a discrete thin plate "
+                "(benchmarks/expression_estimation.py, estimate_landmark_basis); spread over the 64x64 grid by a discrete thin plate "
                 "(squared lattice Laplacian) with lattice edges across the lips cut, upper forehead and sides anchored, landmarks "
                 "read with cut-aware barycentric weights (extend_to_grid, cut_aware_weights)"
             ),
@@ -372,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             "script": "benchmarks/estimate_expression_basis.py",
         }
         extra = {"coefficient_mean": train["expression"].mean(0), "coefficient_std": train["expression"].std(0)}
-        eb.save_expression_basis(args.out, grid_basis, landmark_basis, metadata, extra)
+        estimation.save_expression_basis(args.out, grid_basis, landmark_basis, metadata, extra)
         print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
     return 0
 

@@ -42,10 +42,10 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from estimate_expression_basis import DEFAULT_HELD_OUT, expand_held_out, load_samples, to_params  # noqa: E402
+from identity_drift import DRIFT_FILE, estimate_identity_drift, explained_share, save_identity_drift  # noqa: E402
 
-from facereenact.assets import Assets  # noqa: E402
+from facereenact.app.locations import resolve_assets  # noqa: E402
 from facereenact.face3d.expression_basis import MOUTH  # noqa: E402
-from facereenact.face3d.identity_drift import DRIFT_FILE, estimate_identity_drift, explained_share, save_identity_drift  # noqa: E402
 from facereenact.face3d.morphable import load_morphable_model  # noqa: E402
 from facereenact.face3d.regressor import FaceRegressor  # noqa: E402
 
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DRIFT_FILE)
     args = parser.parse_args()
 
-    assets = Assets.resolve(args.assets)
+    assets = resolve_assets(args.assets)
     samples = load_samples(args.data, args.every, args.cache, assets)
     held = [name for name in expand_held_out(args.held_out) if name in samples]
     usable = {name for name, sample in samples.items() if len(sample["frame"]) >= MIN_FRAMES}

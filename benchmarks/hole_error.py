@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facereenact.assets import Assets
-from facereenact.correspond.head import HeadEllipsoid, head_field
-from facereenact.correspond.warp import GeometricWarp, WarpTargets
+from facereenact.app.locations import resolve_assets
 from facereenact.face3d.morphable import identity_matched, load_morphable_model
 from facereenact.model.generator import hole_region
 from facereenact.model.inference import load_stage
 from facereenact.model.release import shipped_checkpoint
+from facereenact.stage import WarpTargets
 from facereenact.train.clipstore import load_clip
+from facereenact.warp.geometric import GeometricWarp
+from facereenact.warp.head import HeadEllipsoid, head_field
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--assets", type=Path)
     args = parser.parse_args()
 
-    morphable = load_morphable_model(Assets.resolve(args.assets))
+    morphable = load_morphable_model(resolve_assets(args.assets))
     stage = load_stage(args.model or shipped_checkpoint())
     pooled = {"warp": np.zeros(2), "neural": np.zeros(2)}  # (error inside, error over the crop)
     region_pixels, crop_pixels = 0.0, 0.0

@@ -27,18 +27,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from identity_drift import load_identity_drift
 
-from facereenact.assets import Assets
+from facereenact.app.locations import resolve_assets
 from facereenact.evaluate.analysis import FaceAnalyser
 from facereenact.evaluate.fitted_identity import FittedIdentities, faithful_output_votes, identity_votes
 from facereenact.evaluate.identity import DescriptorService
 from facereenact.evaluate.references import MediaPipeFace
 from facereenact.face3d.fitter import FaceFitter
-from facereenact.face3d.identity_drift import load_identity_drift
 from facereenact.face3d.params import FaceParams
 from facereenact.io.image import read_image
 from facereenact.io.video import iter_frames, probe_video
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_EVERY = 5
@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("--drivers", nargs="+", default=["lp_d0", "lp_d6", "hdtf_aoc"])
     args = parser.parse_args()
 
-    assets = Assets.resolve()
+    assets = resolve_assets()
     fitter = FaceFitter(assets)
     analyser = FaceAnalyser(fitter, MediaPipeFace(assets))
     scale = fitter.coefficient_scale[:40].cpu().double().numpy()

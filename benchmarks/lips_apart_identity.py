@@ -1,7 +1,7 @@
 """dlib CSIM to the source with the lips kept apart and with them allowed to cross.
 
 Relative motion from a driving clip that starts with its mouth open asks a closed source mouth
-to shut beyond shut; :func:`facereenact.correspond.motion.keep_lips_apart` stops the lips there.
+to shut beyond shut; :func:`facereenact.face3d.transfer.keep_lips_apart` stops the lips there.
 This measures what that does to identity, with an instrument that shares nothing with the 3D
 fitter: every portrait animated (relative mode, no driving mouth) by each driving clip, every
 ``--every``-th of its first ``--frames`` frames, CSIM of dlib's descriptors on the 256² crops,
@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from facereenact import pipeline
-from facereenact.assets import Assets
+from facereenact.app.locations import resolve_assets
 from facereenact.evaluate.analysis import FaceAnalyser
 from facereenact.evaluate.identity import DescriptorService
 from facereenact.evaluate.references import MediaPipeFace
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.io.image import read_image
 from facereenact.io.video import iter_frames, probe_video
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.pipeline import reenactor as pipeline
+from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=10)
     args = parser.parse_args()
 
-    assets = Assets.resolve()
+    assets = resolve_assets()
     fitter = FaceFitter(assets)
     analyser = FaceAnalyser(fitter, MediaPipeFace(assets))
     options = ReenactOptions(driving_mouth=False)

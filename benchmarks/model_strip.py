@@ -21,13 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facereenact.assets import Assets
+from facereenact.app.locations import resolve_assets
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.io.image import read_image, write_image
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.model.inference import load_stage
 from facereenact.model.release import shipped_checkpoint
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
 
 
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
@@ -57,14 +57,14 @@ def main() -> int:
     parser.add_argument("-o", "--output", type=Path, default=Path("docs/images/model-strip.png"))
     args = parser.parse_args()
 
-    fitter = FaceFitter(Assets.resolve())
+    fitter = FaceFitter(resolve_assets())
     source = read_image(args.source)
     frames = list(iter_frames(args.driving))
     driving = fitter.track(frames, probe_video(args.driving).fps)
     picks = widest_frames(mouth_opening(driving.landmarks), args.rows, args.spacing)
     dark = Reenactor(source, fitter, ReenactOptions(driving_mouth=False))
     warp = Reenactor(source, fitter)
-    neural = Reenactor(source, fitter, stage=load_stage(args.model or shipped_checkpoint()))
+    neural = Reenactor(source, fitter, method=load_stage(args.model or shipped_checkpoint()))
     reference = driving.params[0]
     shown_frames = np.stack([frames[i] for i in picks])
     darkened = dark.reenact(driving.params[picks], reference, paste=False)

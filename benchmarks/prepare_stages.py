@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from facereenact.assets import Assets
-from facereenact.composite import crop
+from facereenact.app.locations import resolve_assets
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.io.video import iter_frames, probe_video
+from facereenact.pipeline.composite import crop
 from facereenact.train.clipstore import encode_crops
-from facereenact.train.prepare import ClipJob, find_videos, prepare_clip, stable_boxes
+from facereenact.train.prepare import ClipToPrepare, find_videos, prepare_clip, stable_boxes
 
 
 class Clock:
@@ -62,7 +62,7 @@ def measure(videos: list[Path], fitter: FaceFitter, size: int, max_frames: int) 
             with clock("jpeg"):
                 encode_crops(crops)
             with clock("end to end"):
-                prepare_clip(fitter, ClipJob(video, video.stem, video.stem), Path(folder) / f"{video.stem}.npz", size, max_frames)
+                prepare_clip(fitter, ClipToPrepare(video, video.stem, video.stem), Path(folder) / f"{video.stem}.npz", size, max_frames)
             frames += len(decoded)
     return clock, frames
 
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--cores-per-node", type=int, default=32)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    fitter = FaceFitter(Assets.resolve(args.assets))
+    fitter = FaceFitter(resolve_assets(args.assets))
     videos = find_videos(args.videos)
     step = max(1, len(videos) // args.clips)
     sample = videos[::step][: args.clips]

@@ -31,19 +31,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from identity_drift import load_identity_drift
 
-from facereenact import jobs
-from facereenact.assets import Assets
-from facereenact.composite import crop
-from facereenact.correspond.motion import MotionMode, MotionOptions
+from facereenact.app.animate import AnimateRequest, GenerationMethod, animate_file
+from facereenact.app.locations import resolve_assets
 from facereenact.evaluate.fitted_identity import FittedIdentities, faithful_output_votes, identity_votes
 from facereenact.evaluate.metrics import psnr, structural_similarity, to_tensor
 from facereenact.face3d.fitter import FaceFitter
-from facereenact.face3d.identity_drift import load_identity_drift
 from facereenact.face3d.params import FaceParams
+from facereenact.face3d.transfer import MotionMode, MotionOptions
 from facereenact.io.image import read_image
 from facereenact.io.video import iter_frames, probe_video
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.pipeline.composite import crop
+from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVERS = ("lp_d0", "lp_d6", "hdtf_aoc")
@@ -65,7 +65,7 @@ def cross_identity(fitter: FaceFitter, data: Path, drivers: tuple[str, ...] = DR
                 clip = _clip(data, name)
                 info = probe_video(clip)
                 output = Path(folder) / f"{portrait.stem}_{name}.mp4"
-                report = jobs.animate_file(fitter, portrait, clip, output, ReenactOptions())
+                report = animate_file(fitter, AnimateRequest(method=GenerationMethod.warp), portrait, clip, output)
                 out_info = probe_video(output)
                 driving = fitter.track(iter_frames(clip), info.fps)
                 person = np.median(driving.params.shape.cpu().numpy() / scale, 0)
@@ -182,7 +182,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    fitter = FaceFitter(Assets.resolve())
+    fitter = FaceFitter(resolve_assets())
     results: dict = {}
     start = time.perf_counter()
     if not args.skip_self:

@@ -23,7 +23,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def assets():  # type: ignore[no-untyped-def]
-    from facereenact.assets import Assets
+    from facereenact.io.assets import Assets
 
     if not (ASSETS / "3ddfa").is_dir():
         pytest.skip(f"model assets not found at {ASSETS} (set FACEREENACT_SHARED to the folder holding assets/)")

@@ -239,10 +239,26 @@ def test_animate_method_choices(assets_env, data_dir, tmp_path) -> None:  # type
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a checkpoint")
     result = _run("animate", *common, "--model", broken, "-o", tmp_path / "b.mp4")
-    assert "not a readable" in _error_line(result)
+    assert "is not a safetensors file" in _error_line(result)
     assert not (tmp_path / "b.mp4").exists()
     result = _run("animate", *common, "--method", "warp", "-o", tmp_path / "c.mp4")
     assert result.exit_code == 0, result.output
     result = _run("animate", *common, "-o", tmp_path / "d.mp4")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "c.mp4").stat().st_size > 0 and (tmp_path / "d.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("animate", "--crop-size", "2000"), "error: --crop-size 2000 is outside 64–1024"),
+        (("animate", "--max-frames", "0"), "error: --max-frames 0 is below 1"),
+        (("animate", "--expression-only", "--pose-only"), "error: --expression-only and --pose-only exclude each other"),
+        (("animate", "--method", "warp", "--model", "x.safetensors"), "error: --model is a neural checkpoint"),
+        (("prepare", "videos", "prepared", "--address", "auto"), "error: --address names a Ray cluster"),
+    ],
+)
+def test_options_are_named_as_flags_in_errors(arguments: tuple[str, ...], message: str) -> None:
+    """The request and the lower layers name options by field; the command line words them as flags."""
+    result = _run(*arguments)
+    assert result.exit_code == 1 and _error_line(result).startswith(message), result.output

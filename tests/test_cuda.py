@@ -26,13 +26,13 @@ def _animate(assets, device: str, inputs, neural: bool) -> tuple[np.ndarray, np.
     from facereenact.face3d.fitter import FaceFitter
     from facereenact.model.inference import load_stage
     from facereenact.model.release import shipped_checkpoint
-    from facereenact.pipeline import Reenactor
+    from facereenact.pipeline.reenactor import Reenactor
 
     image, frames, fps = inputs
     fitter = FaceFitter(assets, device=device)
     fit = fitter.track(frames, fps)
     stage = load_stage(shipped_checkpoint(), device=device) if neural else None
-    reenactor = Reenactor(image, fitter, stage=stage)
+    reenactor = Reenactor(image, fitter, method=stage)
     crops = np.concatenate([reenactor.reenact(fit.params[i : i + 8], fit.params[0], paste=False).crops for i in range(0, FRAMES, 8)])
     return fit.landmarks, crops.astype(np.int16)
 
@@ -49,13 +49,14 @@ def test_tracking_and_animation_on_cuda_match_the_cpu(assets, inputs, neural: bo
 
 def test_animate_on_cuda_writes_the_video_with_audio(assets, data_dir: Path, tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:  # type: ignore[no-untyped-def]
     """The command's path: frames are generated in a background thread, on the device."""
-    from facereenact import jobs
+    from facereenact.app.animate import animate_file
     from facereenact.face3d.fitter import FaceFitter
     from facereenact.io.video import probe_video
-    from facereenact.pipeline import ReenactOptions
+    from facereenact.pipeline.request import AnimateRequest, GenerationMethod
 
     output = tmp_path / "cuda.mp4"
-    report = jobs.animate_file(FaceFitter(assets, device="cuda"), data_dir / "portraits" / "lp_s1.jpg", data_dir / "clips" / "hdtf_aoc.mp4", output, ReenactOptions(), max_frames=FRAMES)
+    request = AnimateRequest(method=GenerationMethod.warp, max_frames=FRAMES)
+    report = animate_file(FaceFitter(assets, device="cuda"), request, data_dir / "portraits" / "lp_s1.jpg", data_dir / "clips" / "hdtf_aoc.mp4", output)
     info = probe_video(output)
     assert report.frames == FRAMES and info.frame_count == FRAMES and info.has_audio
     assert not [w for w in recwarn if "CUDA context" in str(w.message)]

@@ -1,4 +1,4 @@
-"""The ``facereenact`` command line: thin wrappers over :mod:`facereenact.jobs`.
+"""The ``facereenact`` command line: thin wrappers over :mod:`facereenact.app`.
 
 Every expected failure (bad input, missing asset, unwritable output) is one line on stderr and a
 non-zero exit; outputs are only ever renamed into place once complete.
@@ -12,7 +12,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,26 +27,23 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from facereenact import jobs, sample_data
-from facereenact.assets import ENV_VAR as ASSETS_ENV
-from facereenact.assets import Assets
-from facereenact.batch import AnimateSettings, animate_batch, read_batch
-from facereenact.correspond.motion import MotionMode
-from facereenact.errors import FaceReenactError, InputError, OutputError
+from facereenact.app import examples as sample_data
+from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode, animate_file, check_checkpoint, resolve_checkpoint
+from facereenact.app.batch import animate_batch, read_batch
+from facereenact.app.fit import FaceFitter, fit_file, load_fitter
+from facereenact.app.locations import ASSETS_ENV, assets_dir, resolve_assets
+from facereenact.app.pncc import pncc_file
+from facereenact.app.progress import Progress as StageProgress
+from facereenact.app.progress import ProgressFactory
+from facereenact.errors import FaceIndexError, FaceReenactError, InputError, OptionError, OutputError
 from facereenact.evaluate import dataset, report, suite
 from facereenact.evaluate.catalog import CROSS, SELF
-from facereenact.evaluate.methods import check_checkpoint
 from facereenact.evaluate.protocols import Sampling
 from facereenact.execute import Backend, BackendName, RunSummary, TaskResult, make_backend
 from facereenact.execute.progress import RunProgress
 
-
-class GenerationMethod(str, Enum):
-    """What generates the reenacted face (``animate --method``)."""
-
-    neural = "neural"
-    warp = "warp"
-
+#: The request's defaults: every animate option's default is the request's own.
+DEFAULTS = AnimateRequest()
 
 app = typer.Typer(
     add_completion=False,
@@ -57,7 +54,7 @@ console = Console(stderr=True)
 
 AssetsOption = Annotated[
     Path | None,
-    typer.Option("--assets", envvar=ASSETS_ENV, help="Folder of model files (default: ../shared/assets beside the repo).", show_default=False),
+    typer.Option("--assets", envvar=ASSETS_ENV, help=f"Folder of model files (default: ${ASSETS_ENV}, the per-user folder, or a checkout's ../shared/assets).", show_default=False),
 ]
 DeviceOption = Annotated[str, typer.Option(help="Torch device: cpu, cuda, cuda:1 …")]
 SmoothOption = Annotated[bool, typer.Option("--smooth/--no-smooth", help="Temporal smoothing of video fits (One Euro filter).")]
@@ -88,7 +85,7 @@ def _user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except FaceReenactError as error:
-            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(_worded(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("[bold red]interrupted[/]: no half-written output was left (finished ones are kept; a re-run resumes)")
@@ -97,13 +94,26 @@ def _user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def _worded(error: FaceReenactError) -> str:
+    """The error's message, naming options as this command line's flags."""
+    if isinstance(error, OptionError):
+        return error.worded(_flag)
+    if isinstance(error, FaceIndexError):
+        return f"--face-index {error.index} asked for, but the {error.what} has {error.count} face(s)"
+    return str(error)
+
+
 @contextmanager
-def _progress() -> Iterator[jobs.ProgressFactory]:
+def _progress() -> Iterator[ProgressFactory]:
     """A rich progress display; jobs ask it for one bar per stage."""
     columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} fps"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
 
-        def factory(stage: str, total: int) -> jobs.Progress:
+        def factory(stage: str, total: int) -> StageProgress:
             task = progress.add_task(stage, total=total)
             return lambda index: progress.update(task, completed=index + 1)
 
@@ -145,8 +155,8 @@ def _finish(summary: RunSummary, unit: str, wrote: str) -> None:
         raise typer.Exit(1)
 
 
-def _fitter(assets: Path | None, device: str) -> jobs.FaceFitter:
-    return jobs.FaceFitter(Assets.resolve(assets), device=device)
+def _fitter(assets: Path | None, device: str) -> FaceFitter:
+    return load_fitter(resolve_assets(assets), device)
 
 
 @app.command()
@@ -163,15 +173,15 @@ def fit(
     68 landmarks; writes NAME.fit.npz, NAME.fit.json and an overlay (mesh | PNCC)."""
     fitter = _fitter(assets, device)
     with _progress() as progress:
-        outputs = jobs.fit_file(fitter, input, out, smooth, max_frames, progress)
+        outputs = fit_file(fitter, input, out, smooth, max_frames, progress)
     console.print(f"wrote {outputs.arrays}, {outputs.summary}, {outputs.overlay}")
 
 
 @app.command()
 @_user_errors
 def pncc(
-    source: Annotated[Path | None, typer.Option(help="Source portrait (identity). Default: an example portrait.", show_default=False)] = None,
-    driving: Annotated[Path | None, typer.Option(help="Driving video or image (pose, expression). Default: an example clip.", show_default=False)] = None,
+    source: Annotated[Path | None, typer.Option("--source", "-s", help="Source portrait (identity). Default: an example portrait.", show_default=False)] = None,
+    driving: Annotated[Path | None, typer.Option("--driving", "-d", help="Driving video or image (pose, expression). Default: an example clip.", show_default=False)] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv) or image for a still driving image.")] = Path("pncc.mp4"),
     smooth: SmoothOption = True,
     max_frames: MaxFramesOption = None,
@@ -186,29 +196,29 @@ def pncc(
     driving = driving or sample_data.default_clip(data)
     fitter = _fitter(assets, device)
     with _progress() as progress:
-        written = jobs.pncc_file(fitter, source, driving, output, smooth, max_frames, face_index, progress)
+        written = pncc_file(fitter, source, driving, output, smooth, max_frames, face_index, progress)
     console.print(f"wrote {written}")
 
 
 @app.command()
 @_user_errors
 def animate(
-    source: Annotated[Path | None, typer.Option(help="Source portrait (who). Default: an example portrait.", show_default=False)] = None,
-    driving: Annotated[Path | None, typer.Option(help="Driving video or image (how they move). Default: an example clip.", show_default=False)] = None,
+    source: Annotated[Path | None, typer.Option("--source", "-s", help="Source portrait (who). Default: an example portrait.", show_default=False)] = None,
+    driving: Annotated[Path | None, typer.Option("--driving", "-d", help="Driving video or image (how they move). Default: an example clip.", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv), or an image for a still driving image. [default: animated.mp4]", show_default=False)] = None,
-    mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the driving's change since its first frame; absolute: the driving's head orientation and expression as they are.")] = MotionMode.relative,
-    expression_only: Annotated[bool, typer.Option("--expression-only", help="Keep the source's head pose; transfer expression only.")] = False,
-    pose_only: Annotated[bool, typer.Option("--pose-only", help="Keep the source's expression; transfer head pose only.")] = False,
-    crop_size: Annotated[int, typer.Option(min=64, max=1024, help="Side of the face crop that is generated.")] = 256,
-    crop_only: Annotated[bool, typer.Option("--crop-only", help="Output the generated face crop instead of the full source frame.")] = False,
-    compare: Annotated[bool, typer.Option("--compare", help="Side by side: source | driving | result.")] = False,
-    smooth: SmoothOption = True,
-    max_frames: MaxFramesOption = None,
-    face_index: Annotated[int, typer.Option(min=0, help="Which source face to animate, largest first.")] = 0,
-    driving_mouth: Annotated[bool, typer.Option("--driving-mouth/--no-driving-mouth", help="Where the mouth opens wider than the source shows, fill it with the driving frame's own teeth and tongue (mapped through the 3D mouth); --no-driving-mouth paints a dark cavity instead.")] = True,
-    method: Annotated[GenerationMethod, typer.Option(help="neural: the trained network refining the warp (the shipped model, or --model); warp: the training-free 3D correspondence warp alone.")] = GenerationMethod.neural,
-    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural (default: the shipped model).", show_default=False)] = None,
-    batch: Annotated[Path | None, typer.Option("--batch", help="A CSV of animations (columns source, driving, optional output and per-row options; see README): run them all, as tasks of --backend.", show_default=False)] = None,
+    mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the driving's change since its first frame; absolute: the driving's head orientation and expression as they are.")] = DEFAULTS.mode,
+    expression_only: Annotated[bool, typer.Option("--expression-only", help="Keep the source's head pose; transfer expression only.")] = DEFAULTS.expression_only,
+    pose_only: Annotated[bool, typer.Option("--pose-only", help="Keep the source's expression; transfer head pose only.")] = DEFAULTS.pose_only,
+    crop_size: Annotated[int, typer.Option(help="Side of the face crop that is generated (64–1024).")] = DEFAULTS.crop_size,
+    crop_only: Annotated[bool, typer.Option("--crop-only", help="Output the generated face crop instead of the full source frame.")] = DEFAULTS.crop_only,
+    compare: Annotated[bool, typer.Option("--compare", help="Side by side: source | driving | result.")] = DEFAULTS.compare,
+    smooth: SmoothOption = DEFAULTS.smooth,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many video frames.", show_default=False)] = DEFAULTS.max_frames,
+    face_index: Annotated[int, typer.Option(help="Which source face to animate, largest first.")] = DEFAULTS.face_index,
+    driving_mouth: Annotated[bool, typer.Option("--driving-mouth/--no-driving-mouth", help="Where the mouth opens wider than the source shows, fill it with the driving frame's own teeth and tongue (mapped through the 3D mouth); --no-driving-mouth paints a dark cavity instead.")] = DEFAULTS.driving_mouth,
+    method: Annotated[GenerationMethod, typer.Option(help="neural: the trained network refining the warp (the shipped model, or --model); warp: the training-free 3D correspondence warp alone.")] = DEFAULTS.method,
+    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural (default: the shipped model).", show_default=False)] = DEFAULTS.model,
+    batch: Annotated[Path | None, typer.Option("--batch", help="A CSV of animations (columns source, driving, optional output and per-row options; see docs/scaling-out.md): run them all, as tasks of --backend.", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --batch: the folder the outputs go to.", show_default=False)] = None,
     backend: BackendOption = BackendName.local,
     address: AddressOption = None,
@@ -220,53 +230,44 @@ def animate(
     """Animate a portrait with a driving video: the source person with the driving person's
     head motion and expression, the driving clip's audio, pasted back into the full photo.
     With --batch, many animations (the options above are each row's defaults)."""
-    if expression_only and pose_only:
-        raise InputError("--expression-only and --pose-only exclude each other")
-    if method is GenerationMethod.warp and model is not None:
-        raise InputError("--model is a neural checkpoint: use it with --method neural")
-    if method is GenerationMethod.neural and model is None:
-        from facereenact.model.release import shipped_checkpoint
-
-        model = shipped_checkpoint()
-    settings = AnimateSettings(
-        mode=mode, expression_only=expression_only, pose_only=pose_only, crop_size=crop_size, crop_only=crop_only,
-        compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, driving_mouth=driving_mouth, model=model,
+    request = AnimateRequest(
+        method=method, model=model, mode=mode, expression_only=expression_only, pose_only=pose_only, crop_size=crop_size,
+        crop_only=crop_only, compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, driving_mouth=driving_mouth,
     )  # fmt: skip
     if batch is not None:
         if source is not None or driving is not None or output is not None:
             raise InputError("--batch takes sources, drivings and output names from its CSV: leave out --source, --driving and --output")
         if out is None:
             raise InputError("--batch needs --out DIR, the folder for the outputs")
-        _animate_batch(batch, out, settings, make_backend(backend, address, workers), assets, device)
+        _animate_batch(batch, out, request, make_backend(backend, address, workers), assets, device)
         return
     if out is not None or backend is not BackendName.local or address is not None or workers is not None:
         raise InputError("--out, --backend, --address and --workers are for --batch runs")
     source = source or sample_data.default_portrait(data)
     driving = driving or sample_data.default_clip(data)
     output = output or Path("animated.mp4")
-    stage = None
-    if model is not None:
-        from facereenact.model.inference import load_stage
-
-        stage = load_stage(model, device)
+    checkpoint = request.checkpoint()
+    if checkpoint is not None:
+        check_checkpoint(checkpoint)
     fitter = _fitter(assets, device)
     with _progress() as progress:
-        report = jobs.animate_file(fitter, source, driving, output, settings.reenact_options(), smooth, max_frames, crop_only, compare, progress, stage)
-    for note in report.notes:
+        report = animate_file(fitter, request, source, driving, output, progress)
+    for note in report.notes("choose with --face-index"):
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
 
 
-def _animate_batch(csv_path: Path, out: Path, defaults: AnimateSettings, backend: Backend, assets: Path | None, device: str) -> None:
+def _animate_batch(csv_path: Path, out: Path, defaults: AnimateRequest, backend: Backend, assets: Path | None, device: str) -> None:
     """``animate --batch``: every row of the CSV as a task; exit code 1 when any row failed."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder")
-    if defaults.model is not None:
-        check_checkpoint(defaults.model)
-    batch_jobs = read_batch(csv_path, out, defaults)
-    resolved = Assets.resolve(assets)
+    checkpoint = defaults.checkpoint()
+    if checkpoint is not None:
+        check_checkpoint(checkpoint)
+    rows = read_batch(csv_path, out, defaults)
+    resolved = resolve_assets(assets)
     with _RunDisplay("animations") as display:
-        summary = animate_batch(batch_jobs, str(resolved.root.absolute()), device, backend, display.advance, display.log, display.start)
+        summary = animate_batch(rows, str(resolved.root.absolute()), device, backend, display.advance, display.log, display.start)
     _finish(summary, "animation", f"outputs in {out}")
 
 
@@ -288,7 +289,7 @@ def prepare(
     exit code is 1 when any clip failed (the others are still prepared)."""
     from facereenact.train.prepare import prepare_dataset
 
-    resolved = Assets.resolve(assets)
+    resolved = resolve_assets(assets)
     with _RunDisplay("clips") as display:
         report = prepare_dataset(
             videos_dir, out_dir, resolved, size, max_frames=max_frames, identities=identities,
@@ -307,7 +308,10 @@ def train(
     from facereenact.train.config import load_config
     from facereenact.train.loop import train as run_training
 
-    summary = run_training(load_config(config), resume, log=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    chosen = load_config(config)
+    if chosen.run.assets is None:  # the commands' default model files
+        chosen = replace(chosen, run=replace(chosen.run, assets=assets_dir()))
+    summary = run_training(chosen, resume, log=lambda line: console.print(line, highlight=False, soft_wrap=True))
     if summary.validation:
         first, last = summary.validation[0], summary.validation[-1]
         console.print(f"validation L1 {first['l1']:.4f} (step {first['step']}) → {last['l1']:.4f} (step {last['step']}); SSIM {first['ssim']:.4f} → {last['ssim']:.4f}")
@@ -322,15 +326,10 @@ def export(
 ) -> None:
     """Export the generator to ONNX (inputs: source image, source PNCC, driving PNCC[, warp image,
     hole mask], each (B, C, R, R) in [0, 1]; output: the image)."""
-    from facereenact.model.export import check_onnx, export_onnx
-    from facereenact.model.inference import load_generator
+    from facereenact.app.network import export_file
 
-    if output.suffix != ".onnx":
-        raise OutputError(f"{output}: the output must end in .onnx")
-    generator = load_generator(checkpoint)
-    export_onnx(generator, output)
-    if check:
-        difference = check_onnx(generator, output)
+    difference = export_file(checkpoint, output, check)
+    if difference is not None:
         console.print(f"wrote {output}; ONNX Runtime matches PyTorch within {difference:.1e}")
     else:
         console.print(f"wrote {output}")
@@ -345,7 +344,7 @@ def release(
 ) -> None:
     """Cut a training checkpoint down to a release: the EMA generator in float16 with its
     architecture and provenance; prints the SHA-256 that facereenact.model.release records."""
-    from facereenact.model.release import write_release
+    from facereenact.app.network import release_file
 
     provenance = {}
     for item in note or []:
@@ -353,7 +352,7 @@ def release(
         if not sep or not key:
             raise InputError(f"--note {item!r}: write KEY=VALUE")
         provenance[key] = value
-    digest = write_release(checkpoint, output, provenance)
+    digest = release_file(checkpoint, output, provenance)
     console.print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), SHA-256 {digest}")
 
 
@@ -368,9 +367,9 @@ def bench(
 ) -> None:
     """Time the 3D front end and the animate pipeline on this machine: frames per second of each
     stage, with a baseline measured in the same run."""
-    from facereenact import bench as bench_module
+    from facereenact.app import bench as bench_module
 
-    resolved = Assets.resolve(assets)
+    resolved = resolve_assets(assets)
     clip = clip or sample_data.default_clip(data)
     bench_module.print_report(bench_module.run(resolved, clip, frames), console)
     source = source or sample_data.default_portrait(data)
@@ -427,7 +426,7 @@ def evaluate(
     found = dataset.discover(sample_data.data_dir(data), [c.strip() for c in clips.split(",") if c.strip()] if clips else None)
     sampling = Sampling(every=every, max_frames=max_frames, sources=sources, window=window, cross_frames=cross_frames, cross_sources=cross_sources)
     lpips = (lpips_alexnet, lpips_linear) if lpips_alexnet and lpips_linear else None
-    resolved = Assets.resolve(assets)
+    resolved = resolve_assets(assets)
     protocols_chosen = tuple(chosen[n] for n in dict.fromkeys(names))
     settings = suite.EvaluationSettings(sampling=sampling, protocols=protocols_chosen, seed=seed, bootstrap=bootstrap, threads=threads)
     chosen_backend = make_backend(backend, address, workers)
@@ -470,10 +469,8 @@ def serve(
     from facereenact.web.settings import ServerSettings
 
     if model is None:
-        from facereenact.model.release import shipped_checkpoint
-
         try:
-            model = shipped_checkpoint()
+            model = resolve_checkpoint(None)
         except FaceReenactError as error:
             console.print(f"[yellow]note:[/] offering the warp only: {error}", highlight=False, soft_wrap=True)
     settings = ServerSettings(

@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from facereenact.correspond.warp import WarpTargets
 from facereenact.errors import CheckpointError, InputError
 from facereenact.evaluate.methods import SourceStage, parse_methods
 from facereenact.evaluate.protocols import Sampling, assign_cross_pairs
+from facereenact.stage import WarpTargets
 
 
 def test_source_and_warp_methods() -> None:

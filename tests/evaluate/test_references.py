@@ -7,13 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facereenact.assets import Assets
 from facereenact.errors import AssetError
 from facereenact.evaluate.references import MEDIAPIPE_TO_68, DlibLandmarks, MediaPipeFace, rotation_angles
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-DATA = SHARED / "data"
-ASSETS = SHARED / "assets"
+from facereenact.io.assets import Assets
+from tests.conftest import ASSETS, DATA
 
 #: Frames where the head is clearly turned (our yaw and MediaPipe's agree on the sign):
 #: (clip, frame index, expected sign). Our fitter gives about +38° and -44°, MediaPipe +29°, -35°.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facereenact.errors import InputError, NotAvailableError
+from facereenact.errors import InputError, NotAvailableError, OptionError
 from facereenact.execute import LocalBackend, Resources, RunSummary, Task, make_backend, run_all, run_tasks
 from tests.execute import helpers
 
@@ -93,8 +93,9 @@ def test_task_names_must_be_unique() -> None:
 
 
 def test_address_needs_the_ray_backend() -> None:
-    with pytest.raises(InputError, match="--backend ray"):
+    with pytest.raises(OptionError, match="address names a Ray cluster") as raised:
         make_backend("local", address="auto")
+    assert raised.value.options == ("address",), "the interface names the option its own way"
 
 
 def test_an_unreachable_ray_address_is_one_clear_line_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

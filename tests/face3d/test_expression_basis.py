@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import expression_estimation as estimation
 from facereenact.face3d import expression_basis as eb
 from facereenact.face3d.params import angles_to_rotation
 
@@ -54,7 +55,7 @@ def test_save_and_load_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-
     rng = np.random.default_rng(0)
     grid, landmarks = rng.normal(size=(12288, 10)), rng.normal(size=(204, 10))
     path = tmp_path / "basis.safetensors"
-    eb.save_expression_basis(path, grid, landmarks, {"target": "fc_lm", "frames": 12})
+    estimation.save_expression_basis(path, grid, landmarks, {"target": "fc_lm", "frames": 12})
     assert np.array_equal(eb.load_expression_basis(path), grid.astype(np.float32))
     assert np.array_equal(eb.load_landmark_expression_basis(path), landmarks.astype(np.float32))
     meta = eb.expression_basis_metadata(path)
@@ -93,7 +94,7 @@ def test_jaw_open_on_the_mesh(model) -> None:  # type: ignore[no-untyped-def]
     alpha = np.zeros(10)
     alpha[0] = mean_coefficients[0] - 3 * std[0]
     moved = (grid @ alpha).reshape(-1, 3)
-    side = eb.above_lip_line(mean, landmarks)
+    side = estimation.above_lip_line(mean, landmarks)
     centre = np.abs(mean[:, 0] - landmarks[62, 0]) < 8 * MM
     line_y = (landmarks[62, 1] + landmarks[66, 1]) / 2
     near = np.abs(mean[:, 1] - line_y) < 6 * MM
@@ -106,7 +107,7 @@ def test_jaw_open_on_the_mesh(model) -> None:  # type: ignore[no-untyped-def]
     lip_landmarks = (eb.load_landmark_expression_basis().astype(np.float64) @ alpha).reshape(68, 3)
     deepest = lip_landmarks[[57, 66], 1].min()
     assert moved[lower, 1].min() > deepest - 1.5 * MM, f"{(deepest - moved[lower, 1].min()) / MM:.1f} mm overshoot"
-    anchors = eb.default_anchors(mean, landmarks)
+    anchors = estimation.default_anchors(mean, landmarks)
     assert np.abs(grid.reshape(-1, 3, 10)[anchors]).max() == 0.0
     # Only the triangles that bridge the lips may stretch a lot.
     gap_triangles = eb.mouth_gap_triangles(mean, model.triangles.numpy(), landmarks)
@@ -120,7 +121,7 @@ def _synthetic(frames: int, seed: int, with_offset: bool) -> tuple[np.ndarray, .
     offset = rng.normal(scale=1 * MM, size=(68, 3)) if with_offset else np.zeros((68, 3))
     angles = np.stack([rng.uniform(-40, 40, frames), rng.uniform(-20, 20, frames), rng.uniform(-15, 15, frames)], 1)
     rotation = angles_to_rotation(torch.from_numpy(angles)).numpy()
-    rows = eb.projection_rows(rotation)
+    rows = estimation.projection_rows(rotation)
     mixing = np.eye(10) + 0.5 * rng.normal(size=(10, 10)) * (rng.random((10, 10)) < 0.3)  # correlated coefficients
     alpha = rng.normal(size=(frames, 10)) @ mixing * rng.uniform(0.1, 1.5, 10) + rng.normal(size=10)
     shift = offset[None] + (alpha @ truth.T).reshape(frames, 68, 3)
@@ -131,7 +132,7 @@ def _synthetic(frames: int, seed: int, with_offset: bool) -> tuple[np.ndarray, .
 @pytest.mark.parametrize("with_offset", [False, True])
 def test_estimation_recovers_a_known_basis_from_projected_landmarks(with_offset: bool) -> None:
     truth, offset, rows, alpha, residual = _synthetic(400, seed=1, with_offset=with_offset)
-    fit = eb.estimate_landmark_basis(residual, rows, alpha, ridge=0.0, depth_ridge=0.0, offset_ridge=None if with_offset else 1e3)
+    fit = estimation.estimate_landmark_basis(residual, rows, alpha, ridge=0.0, depth_ridge=0.0, offset_ridge=None if with_offset else 1e3)
     error = np.abs(fit.basis - truth).max() / np.abs(truth).max()
     assert error < 1e-6, f"basis off by {error:.2e} of its largest entry"
     # Depth is only seen through head turns, and it is recovered too.
@@ -146,8 +147,8 @@ def test_estimation_shrugs_off_gross_reference_failures() -> None:
     noisy = residual + rng.normal(scale=0.05 * MM, size=residual.shape)
     failed = rng.random(residual.shape[:2]) < 0.05
     noisy[failed] += rng.normal(scale=30 * MM, size=(failed.sum(), 2))
-    robust = eb.estimate_landmark_basis(noisy, rows, alpha, ridge=1e-6, depth_ridge=1e-6, offset_ridge=1e3)
-    plain = eb.estimate_landmark_basis(noisy, rows, alpha, ridge=1e-6, depth_ridge=1e-6, offset_ridge=1e3, iterations=1)
+    robust = estimation.estimate_landmark_basis(noisy, rows, alpha, ridge=1e-6, depth_ridge=1e-6, offset_ridge=1e3)
+    plain = estimation.estimate_landmark_basis(noisy, rows, alpha, ridge=1e-6, depth_ridge=1e-6, offset_ridge=1e3, iterations=1)
     xy = lambda b: b.reshape(68, 3, 10)[:, :2]  # noqa: E731
     robust_error = np.sqrt(np.mean((xy(robust.basis) - xy(truth)) ** 2))
     plain_error = np.sqrt(np.mean((xy(plain.basis) - xy(truth)) ** 2))
@@ -161,7 +162,7 @@ def test_nuisance_regressors_keep_pose_effects_out_of_the_basis() -> None:
     yaw = alpha[:, :1] * 0.3 + rng.normal(size=(500, 1))  # a pose term correlated with expression
     pose_effect = rng.normal(scale=3 * MM, size=(68, 3))
     residual = residual + np.einsum("frc,fkc->fkr", rows, yaw[:, :, None] * pose_effect[None])
-    fit = eb.estimate_landmark_basis(residual, rows, alpha, nuisance=yaw, ridge=0.0, depth_ridge=0.0, offset_ridge=1e3)
+    fit = estimation.estimate_landmark_basis(residual, rows, alpha, nuisance=yaw, ridge=0.0, depth_ridge=0.0, offset_ridge=1e3)
     assert np.abs(fit.basis - truth).max() < 1e-6 * np.abs(truth).max()
     assert np.allclose(fit.nuisance[..., 0], pose_effect, atol=1e-3 * MM)
 
@@ -174,12 +175,12 @@ def test_spreading_to_the_grid_keeps_the_landmarks(model, assets) -> None:  # ty
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         weights = mm.landmark_weights(mm._dense_mean_face(assets)[mm._dense_landmark_vertices(assets)], mean, model.triangles.numpy())
-    weights = eb.cut_aware_weights(weights, mean, landmarks)
+    weights = estimation.cut_aware_weights(weights, mean, landmarks)
     rng = np.random.default_rng(6)
     # A smooth synthetic field on the lower face: its landmark values must come back.
     lower = (landmarks[:, 1] < landmarks[30, 1]).astype(float)[:, None, None]
     basis = (lower * rng.normal(scale=MM, size=(1, 3, 10)) * (1 + landmarks[:, :1, None] / 1e5)).reshape(204, 10)
-    grid = eb.extend_to_grid(basis, weights, mean, landmarks)
+    grid = estimation.extend_to_grid(basis, weights, mean, landmarks)
     read = (weights @ grid.reshape(4096, -1)).reshape(204, 10)
     assert np.abs(read - basis).max() < 0.02 * np.abs(basis).max()
 
@@ -188,7 +189,7 @@ def test_spreading_to_the_grid_keeps_the_landmarks(model, assets) -> None:  # ty
 def test_fc_lm_decoding() -> None:
     raw = np.zeros((1, 136))
     raw[0, 0], raw[0, 68] = 1.0, -0.5  # landmark 0: right edge, a quarter from the top
-    points = eb.fc_lm_to_image(raw, np.array([[100.0, 50.0, 340.0, 290.0]]))
+    points = estimation.fc_lm_to_image(raw, np.array([[100.0, 50.0, 340.0, 290.0]]))
     assert np.allclose(points[0, 0], [340.0, 110.0])
     assert np.allclose(points[0, 1:], [220.0, 170.0])
 
@@ -202,7 +203,7 @@ def test_fc_lm_gives_our_68_landmarks(fitter, portraits) -> None:  # type: ignor
         image = portraits[name]
         box = box_from_landmarks(fitter.fit_one(image).landmarks)[None]
         ours = fitter.model.landmarks(fitter.regressor.regress(image, box))[0, :, :2].numpy()
-        theirs = eb.fc_lm_to_image(eb.regressor_landmarks(fitter.regressor, crop_faces(image, box)).numpy(), box)[0]
+        theirs = estimation.fc_lm_to_image(estimation.regressor_landmarks(fitter.regressor, crop_faces(image, box)).numpy(), box)[0]
         iod = np.linalg.norm(ours[36] - ours[45])
         error = np.linalg.norm(theirs[stable] - ours[stable], axis=1).mean() / iod
         assert error < 0.03, f"{name}: fc_lm is {error:.3f} IOD from our landmarks"

@@ -7,10 +7,10 @@ import pickle
 import numpy as np
 import torch
 
-from facereenact.assets import Assets
 from facereenact.face3d.morphable import identity_matched, load_morphable_model
 from facereenact.face3d.params import FaceParams, angles_to_rotation
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
+from facereenact.io.assets import Assets
 
 
 def _face_size(vertices: torch.Tensor) -> torch.Tensor:

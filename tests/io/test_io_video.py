@@ -8,13 +8,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from facereenact.errors import InputError, OutputError
 from facereenact.io import video
 from facereenact.io.image import is_video_file as image_module_is_video_file
 from facereenact.io.image import write_image
 from facereenact.io.video import (
+    FrameStore,
     VideoInfo,
+    VideoReader,
     VideoWriter,
     is_video_file,
     iter_frames,
@@ -26,7 +30,7 @@ WIDTH, HEIGHT, FPS, SECONDS = 64, 48, 25, 2
 FRAMES = FPS * SECONDS
 SAMPLE_RATE = 44100
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from tests.conftest import DATA as SHARED_DATA  # noqa: E402
 
 
 def synthetic_frames(count: int = FRAMES, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
@@ -497,3 +501,49 @@ def test_probe_real_clip() -> None:
     assert (info.width, info.height) == (512, 512)
     assert info.has_audio is True
     assert info.frame_count == 200
+
+
+# --- one pass: VideoReader and FrameStore -------------------------------------------------
+
+
+def _decoded_audio(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.concatenate([frame.to_ndarray() for frame in container.decode(audio=0)], axis=1)
+
+
+@pytest.mark.parametrize("max_frames", [None, 7])
+def test_a_reader_gives_the_frames_and_the_audio_of_one_pass(tmp_path: Path, source: Path, max_frames: int | None) -> None:
+    reader = VideoReader(source)
+    assert reader.fps == pytest.approx(25.0) and reader.frame_count == FRAMES and reader.audio is not None
+    frames = list(reader.frames(max_frames))
+    assert np.array_equal(np.stack(frames), read_frames(source, max_frames))
+    with pytest.raises(RuntimeError, match="already been decoded"):
+        reader.frames()
+    from_pass, from_file = tmp_path / "pass.mp4", tmp_path / "file.mp4"
+    for output, audio in ((from_pass, reader.audio), (from_file, source)):
+        with VideoWriter(output, fps=25, audio_from=audio) as writer:
+            writer.write_batch(np.stack(frames))
+    assert np.array_equal(_decoded_audio(from_pass), _decoded_audio(from_file)), "the pass's audio is the file's, to the sample"
+
+
+def test_a_reader_without_audio_and_one_never_decoded(source: Path, silent_source: Path) -> None:
+    assert VideoReader(silent_source).audio is None
+    assert VideoReader(source, with_audio=False).audio is None
+    with VideoReader(source) as reader:  # closed without decoding: nothing left open or running
+        assert reader.frame_count == FRAMES
+
+
+@settings(max_examples=10, deadline=None)
+@given(count=st.integers(1, 12), budget_frames=st.integers(0, 14))
+def test_a_frame_store_gives_back_what_it_kept_in_memory_or_spilled(count: int, budget_frames: int) -> None:
+    frames = synthetic_frames(count, 16, 24)
+    with FrameStore(memory_bytes=budget_frames * frames[0].nbytes) as store:
+        for frame in frames:
+            store.append(frame)
+        assert len(store) == count
+        assert np.array_equal(store.stack(0, count), frames)
+        assert np.array_equal(store[count - 1], frames[-1])
+        with pytest.raises(IndexError):
+            store[count]
+        with pytest.raises(ValueError, match="the others"):
+            store.append(np.zeros((8, 8, 3), np.uint8))

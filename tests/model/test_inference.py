@@ -19,7 +19,7 @@ from facereenact.model.config import PRESETS, ModelConfig
 from facereenact.model.discriminator import MultiScaleDiscriminator
 from facereenact.model.generator import Generator
 from facereenact.model.inference import NeuralStage, load_stage
-from facereenact.pipeline import Reenactor
+from facereenact.pipeline.reenactor import Reenactor
 
 runner = CliRunner()
 needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None, reason="onnxruntime is not installed (pip install onnx onnxruntime)")
@@ -38,8 +38,8 @@ def _error_line(result) -> str:  # type: ignore[no-untyped-def]
 
 def test_stage_runs_in_the_reenactor(checkpoint, fitter, portraits) -> None:  # type: ignore[no-untyped-def]
     stage = load_stage(checkpoint)
-    reenactor = Reenactor(portraits["lp_s12"], fitter, stage=stage)
-    other = Reenactor(portraits["lp_s1"], fitter, stage=stage)  # one loaded network, two sources at once
+    reenactor = Reenactor(portraits["lp_s12"], fitter, method=stage)
+    other = Reenactor(portraits["lp_s1"], fitter, method=stage)  # one loaded network, two sources at once
     assert reenactor.stage is not other.stage and reenactor.stage.generator is other.stage.generator  # type: ignore[attr-defined]
     assert not torch.equal(reenactor.stage.source_pncc, other.stage.source_pncc)  # type: ignore[attr-defined]
     assert not hasattr(stage, "source_pncc"), "binding leaves the shared stage untouched"
@@ -98,7 +98,7 @@ def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone(fitter
     generator = Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True, refine_region="holes"))
     with torch.no_grad():
         generator.to_rgb.bias[3] = 4.0
-    stage = Reenactor(portraits["lp_s12"], fitter, stage=NeuralStage(generator, torch.device("cpu"), runtime="torch")).stage
+    stage = Reenactor(portraits["lp_s12"], fitter, method=NeuralStage(generator, torch.device("cpu"), runtime="torch")).stage
     seen: list[int] = []
     generator.driving_encoder.register_forward_pre_hook(lambda _, inputs: seen.append(len(inputs[0])))  # one call per network run
     pncc, warp = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
@@ -133,7 +133,7 @@ def test_onnx_runtime_refines_as_pytorch_does(fitter, portraits) -> None:  # typ
         generator.to_rgb.bias[3] = 4.0
     stages = {runtime: NeuralStage(generator, torch.device("cpu"), runtime=runtime) for runtime in ("torch", "onnxruntime")}
     assert NeuralStage(generator, torch.device("cpu")).runtime == "onnxruntime", "the CPU default"
-    bound = {runtime: Reenactor(portraits["lp_s12"], fitter, stage=stage).stage for runtime, stage in stages.items()}
+    bound = {runtime: Reenactor(portraits["lp_s12"], fitter, method=stage).stage for runtime, stage in stages.items()}
     calls: list[int] = []
     onnx_refine = bound["onnxruntime"].refine
     bound["onnxruntime"].refine = lambda features, pncc, *rest: calls.append(len(pncc)) or onnx_refine(features, pncc, *rest)

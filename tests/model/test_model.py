@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from facereenact.errors import ConfigError
+from facereenact.model.attention import attention_warp, warp_by_flow
 from facereenact.model.checkpoint import transplant
 from facereenact.model.config import PRESETS, ModelConfig
-from facereenact.model.correspondence import attention_warp, warp_by_flow
 from facereenact.model.discriminator import MultiScaleDiscriminator
 from facereenact.model.generator import BLEND_START, Generator, hole_region
 

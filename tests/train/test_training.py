@@ -137,7 +137,7 @@ def test_warp_inputs_and_identity_loss_train_and_animate(prepared_dataset, asset
     import torch
 
     from facereenact.model.inference import load_stage
-    from facereenact.pipeline import Reenactor
+    from facereenact.pipeline.reenactor import Reenactor
 
     class Embed(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,6 +151,6 @@ def test_warp_inputs_and_identity_loss_train_and_animate(prepared_dataset, asset
     logged = [json.loads(line) for line in (config.run.out / "metrics.jsonl").read_text().splitlines()]
     assert "identity" in [entry for entry in logged if entry["kind"] == "train"][-1]
     stage = load_stage(config.run.out / "checkpoints" / "step_0000001.safetensors")
-    reenactor = Reenactor(portraits["lp_s12"], fitter, stage=stage)
+    reenactor = Reenactor(portraits["lp_s12"], fitter, method=stage)
     batch = reenactor.reenact(reenactor.source.params, reenactor.source.params, paste=False)
     assert batch.crops.shape == (1, 256, 256, 3)

@@ -183,9 +183,9 @@ def _slowed(animate_file, seconds_per_step: float):  # type: ignore[no-untyped-d
 
 
 def test_a_second_creator_sees_their_place_in_line_while_the_only_slot_is_busy(browser, fitter, data_dir: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import facereenact.jobs
+    import facereenact.app.animate
 
-    monkeypatch.setattr(facereenact.jobs, "animate_file", _slowed(facereenact.jobs.animate_file, 0.2))
+    monkeypatch.setattr(facereenact.web.service, "animate_file", _slowed(facereenact.app.animate.animate_file, 0.2))
     settings = ServerSettings(max_jobs=1, max_frames=20, data=data_dir)
     portrait, clip = data_dir / "portraits" / f"{PORTRAIT}.jpg", data_dir / "clips" / f"{CLIP}.mp4"
     with _serving(create_app(settings, fitter=fitter)) as url, _open(browser, url) as first, _open(browser, url) as second:

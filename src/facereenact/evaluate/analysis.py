@@ -70,7 +70,7 @@ class FaceAnalyser:
         self._cache: OrderedDict[bytes, tuple[FaceMeasurements, bool]] = OrderedDict()
         self._cache_size = cache_size
 
-    def measure(self, images: Sequence[np.ndarray], fitter: bool = True) -> FaceMeasurements:
+    def measure(self, images: Sequence[np.ndarray] | np.ndarray, fitter: bool = True) -> FaceMeasurements:
         """Measurements of each image (H, W, 3) uint8. With ``fitter=False`` only MediaPipe runs
         (landmarks for jitter need no more), leaving ``fitter_angles`` NaN and the box MediaPipe's."""
         if not len(images):

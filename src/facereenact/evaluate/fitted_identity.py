@@ -1,7 +1,7 @@
 """Whose identity a reenacted face carries, read from the regressor's identity coefficients.
 
 The question: is the output's fitted identity closer to the source's than to the driving
-person's? The regressor's identity drifts with expression (:mod:`facereenact.face3d.identity_drift`),
+person's? The regressor's identity drifts with expression (``benchmarks/identity_drift.py``),
 and the three faces compared show different expressions: the output and the driving frame share
 one, the source photo has its own. Read as fitted, the shared expression pulls the output
 towards the driver even when it is the source person. Two readings are given:

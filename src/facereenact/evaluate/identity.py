@@ -63,6 +63,7 @@ class DlibFaceDescriptor:
         """The descriptor (128,) of the face in ``box``."""
         rgb = np.ascontiguousarray(image)
         points = self.landmarks.landmarks(rgb, box_hint=box)
+        assert points is not None  # with a box hint, landmarks() always answers
         left, top, right, bottom = (round(v) for v in DlibLandmarks.box_from_landmarks(points))
         parts = [self._dlib.point(round(x), round(y)) for x, y in points]
         shape = self._dlib.full_object_detection(self._dlib.rectangle(left, top, right, bottom), parts)
@@ -73,7 +74,7 @@ class DlibFaceDescriptor:
         out = np.full((len(images), DIMENSION), np.nan)
         for index, (image, box) in enumerate(zip(images, np.asarray(boxes, np.float64))):
             if np.isfinite(box).all():
-                out[index] = self.describe(image, tuple(box))  # type: ignore[arg-type]
+                out[index] = self.describe(image, tuple(box))
         return out
 
 
@@ -128,7 +129,7 @@ class DescriptorService:
             self._thread = threading.Thread(target=self._pump, name="dlib-descriptors", daemon=True)
             self._thread.start()
 
-    def submit(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> PendingDescriptors:
+    def submit(self, images: Sequence[np.ndarray] | np.ndarray, boxes: np.ndarray) -> PendingDescriptors:
         """Start describing ``images`` (faces located by ``boxes`` (N, 4), NaN = no face)."""
         boxes = np.asarray(boxes, np.float64).reshape(len(images), 4)
         keys = [image_key(image, box) for image, box in zip(images, boxes)]

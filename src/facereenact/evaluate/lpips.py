@@ -27,6 +27,9 @@ _SCALE = (0.458, 0.448, 0.450)
 class LearnedPerceptualDistance(nn.Module):
     """LPIPS distance per image pair (B,) for images (B, 3, H, W) in [0, 1]; lower is closer."""
 
+    shift: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.ModuleDict({str(i): nn.Conv2d(c_in, c_out, k, stride=s, padding=p) for i, (c_in, c_out, k, s, p) in _CONVOLUTIONS.items()})

@@ -2,7 +2,7 @@
 
 * ``source``: the source crop, unchanged, for every frame (the naive baseline every reenactment
   must beat on fidelity, and the ceiling of identity similarity);
-* ``warp``: the training-free geometric warp (:class:`~facereenact.correspond.warp.GeometricWarp`);
+* ``warp``: the training-free geometric warp (:class:`~facereenact.warp.geometric.GeometricWarp`);
 * ``neural:PATH``: a trained network, loaded by ``facereenact.model.inference.load_stage``.
 
 Sharing the Reenactor means every method gets the same source crop, the same target geometry and
@@ -16,16 +16,20 @@ from pathlib import Path
 
 import torch
 
-from facereenact.correspond.warp import WarpResult, WarpTargets
 from facereenact.errors import InputError, NotAvailableError
+from facereenact.face3d.morphable import MorphableModel
+from facereenact.model.checkpoint import check_checkpoint
 from facereenact.model.release import shipped_checkpoint
-from facereenact.pipeline import GenerationStage
+from facereenact.stage import StageMethod, WarpResult, WarpTargets
 
 NEURAL_PREFIX = "neural:"
 
 
 class SourceStage:
     """The ``source`` baseline as a generation stage: the source crop repeated."""
+
+    def bound_to(self, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor) -> SourceStage:
+        return self
 
     def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult:
         batch = len(targets.vertices)
@@ -43,26 +47,10 @@ class Method:
     each source's own geometry."""
 
     name: str
-    stage: GenerationStage | None
+    stage: StageMethod | None
 
 
-def check_checkpoint(path: Path) -> None:
-    """Refuse a missing file or one that is not safetensors before any model code runs."""
-    if not path.exists():
-        raise InputError(f"checkpoint {path} does not exist")
-    if not path.is_file():
-        raise InputError(f"checkpoint {path} is not a file")
-    from safetensors import safe_open  # only needed for neural methods
-
-    try:
-        with safe_open(str(path), framework="pt"):
-            pass
-    except Exception as error:  # noqa: BLE001 (safetensors raises its own errors and OS errors: any means unusable)
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"checkpoint {path} is not a safetensors file ({reason})") from None
-
-
-def load_neural_stage(path: Path, device: str) -> GenerationStage:
+def load_neural_stage(path: Path, device: str) -> StageMethod:
     """The trained network as a generation stage, through the model package's agreed entry point."""
     check_checkpoint(path)
     try:

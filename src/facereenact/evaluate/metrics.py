@@ -36,7 +36,7 @@ def multiscale_structural_similarity(output: torch.Tensor, target: torch.Tensor)
     return ms_ssim(output, target, data_range=1.0, size_average=False)
 
 
-def to_tensor(images_uint8) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def to_tensor(images_uint8: np.ndarray) -> torch.Tensor:
     """(B, H, W, 3) uint8 numpy → (B, 3, H, W) float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images_uint8)).permute(0, 3, 1, 2).float() / 255
 

@@ -26,8 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from facereenact.composite import crop, reenactment_box
-from facereenact.correspond.motion import MotionMode, MotionOptions
 from facereenact.errors import FaceReenactError, NoFaceError
 from facereenact.evaluate import metrics
 from facereenact.evaluate.analysis import FaceAnalyser, FaceMeasurements
@@ -38,9 +36,11 @@ from facereenact.evaluate.report import make_strip
 from facereenact.evaluate.stats import mean_or_none
 from facereenact.face3d.fitter import FaceFitter, VideoFit
 from facereenact.face3d.params import FaceParams
+from facereenact.face3d.transfer import MotionMode, MotionOptions
+from facereenact.io.media import read_still
 from facereenact.io.video import iter_frames, probe_video
-from facereenact.jobs import ANIMATE_BATCH, read_still
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.pipeline.composite import crop, reenactment_box
+from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions, Reenactor
 
 CROP_SIZE = 256
 #: Self-reenactment never fills the mouth from the driving frame: there the driving frame is the
@@ -206,7 +206,7 @@ class SelfReenactment:
         strip_rows: list[list[np.ndarray]] = []
         for position, s in enumerate(sources):
             try:
-                reenactors = {m.name: Reenactor(clip.frames[s], tools.fitter, SELF_OPTIONS, stage=m.stage) for m in self.methods}
+                reenactors = {m.name: Reenactor(clip.frames[s], tools.fitter, SELF_OPTIONS, method=m.stage) for m in self.methods}
             except NoFaceError as error:
                 raise NoFaceError(f"source frame {s}: {error}") from None
             box = next(iter(reenactors.values())).box
@@ -317,7 +317,7 @@ class SourceBank:
         if name not in self._ready:
             try:
                 image = read_still(self.paths[name])
-                reenactors = {m.name: Reenactor(image, self.tools.fitter, CROSS_OPTIONS, stage=m.stage) for m in self.methods}
+                reenactors = {m.name: Reenactor(image, self.tools.fitter, CROSS_OPTIONS, method=m.stage) for m in self.methods}
             except FaceReenactError as error:
                 self._failed[name] = f"source {name}: {error}"
                 raise NoFaceError(self._failed[name]) from None

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from facereenact.assets import Assets
 from facereenact.errors import AssetError
+from facereenact.io.assets import Assets
 
 DLIB_MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
 MEDIAPIPE_MODEL = "mediapipe/face_landmarker.task"

@@ -13,7 +13,7 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -107,12 +107,13 @@ def bar_chart(key: str, methods: Sequence[str], summaries: Sequence[dict[str, An
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     positions = np.arange(len(methods))
+    # cast: matplotlib's stub types Axes.text's x as float; at runtime it takes numpy's integers too.
     for position, summary in zip(positions, summaries):
         mean = None if not summary else summary.get("mean")
         if mean is None:
-            axes.text(position, 0, "n/a", ha="center", va="bottom", fontsize=8)
+            axes.text(cast(float, position), 0, "n/a", ha="center", va="bottom", fontsize=8)
         elif mean == "inf":
-            axes.text(position, 0, "∞", ha="center", va="bottom", fontsize=12)
+            axes.text(cast(float, position), 0, "∞", ha="center", va="bottom", fontsize=12)
         else:
             interval = summary.get("ci95") if summary else None
             error = None
@@ -178,8 +179,8 @@ def _protocol_html(result: dict[str, Any], protocol: str) -> str:
     out.append("<table><tr><th>metric</th>" + "".join(f"<th>{e(m)}</th>" for m in methods) + "<th>n</th></tr>")
     for key in keys:
         cells = "".join(f"<td>{e(format_summary(part['aggregate'][m].get(key), key))}</td>" for m in methods)
-        counts = {str((part["aggregate"][m].get(key) or {}).get("n", 0)) for m in methods}
-        out.append(f"<tr><td>{e(_metric_label(key))}</td>{cells}<td>{e('/'.join(sorted(counts)))}</td></tr>")
+        sample_counts = {str((part["aggregate"][m].get(key) or {}).get("n", 0)) for m in methods}
+        out.append(f"<tr><td>{e(_metric_label(key))}</td>{cells}<td>{e('/'.join(sorted(sample_counts)))}</td></tr>")
     out.append("</table><div class='charts'>")
     for key in keys:
         chart = bar_chart(key, methods, [part["aggregate"][m].get(key) for m in methods])

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from facereenact import __version__
-from facereenact.assets import Assets
 from facereenact.errors import FaceReenactError
 from facereenact.evaluate import metrics
 from facereenact.evaluate.analysis import FaceAnalyser
@@ -49,8 +48,9 @@ from facereenact.evaluate.protocols import (
 from facereenact.evaluate.references import MediaPipeFace
 from facereenact.evaluate.stats import jackknife_statistic, jsonable, summarize
 from facereenact.execute import Backend, LocalBackend, Resources, RunSummary, Task, TaskOutput, TaskResult, run_all, worker_cache
+from facereenact.io.assets import Assets
 from facereenact.io.atomic import atomic_output
-from facereenact.jobs import worker_fitter
+from facereenact.pipeline.cache import worker_fitter
 
 
 @dataclass(frozen=True)

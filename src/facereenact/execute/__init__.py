@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from facereenact.errors import InputError
+from facereenact.errors import OptionError
 from facereenact.execute.core import (
     DEFAULT_RETRIES,
     Attempt,
@@ -36,7 +36,7 @@ def make_backend(name: BackendName | str = BackendName.local, address: str | Non
     name = BackendName(name)
     if name is BackendName.local:
         if address is not None:
-            raise InputError("--address names a Ray cluster: use it with --backend ray")
+            raise OptionError(("address",), "names a Ray cluster: use it with the ray backend")
         return LocalBackend(workers)
     from facereenact.execute.ray_backend import RayBackend
 

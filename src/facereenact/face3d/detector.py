@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facereenact.assets import Assets
 from facereenact.errors import AssetError
 from facereenact.face3d.fusion import fuse_batch_norms
+from facereenact.io.assets import Assets
 
 _STEPS = (32, 64, 128)
 _MIN_SIZES = ((32, 64, 128), (256,), (512,))

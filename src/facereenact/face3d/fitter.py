@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facereenact.assets import Assets
-from facereenact.errors import NoFaceError
+from facereenact.errors import FaceIndexError, NoFaceError
 from facereenact.face3d.detector import Detection, FaceDetector
 from facereenact.face3d.morphable import MorphableModel, load_morphable_model
 from facereenact.face3d.params import FaceParams
@@ -27,6 +26,7 @@ from facereenact.face3d.regressor import (
     params_from_raw,
 )
 from facereenact.face3d.smoothing import smooth_params
+from facereenact.io.assets import Assets
 
 #: A tracked crop whose detector score falls below this has lost the face.
 TRACK_SCORE_THRESHOLD = 0.3
@@ -107,7 +107,7 @@ class FaceFitter:
         if not faces:
             raise NoFaceError(f"no face found in the {what}")
         if face_index >= len(faces):
-            raise NoFaceError(f"--face-index {face_index} asked for, but the {what} has {len(faces)} face(s)")
+            raise FaceIndexError(face_index, len(faces), what)
         return faces[face_index]
 
     # ---- video -------------------------------------------------------------------------------
@@ -182,12 +182,12 @@ class FaceFitter:
         nearest = np.searchsorted(good, np.arange(len(found)), side="right") - 1
         nearest = good[np.clip(nearest, 0, None)]
         nearest = np.where(np.arange(len(found)) < good[0], good[0], nearest)
-        params = FaceParams.cat([params_list[i] for i in nearest])  # type: ignore[misc]
+        params = FaceParams.cat([params_list[i] for i in nearest])
         if smoothing and len(found) > 1:
             restart = torch.from_numpy(np.r_[False, found[1:] & ~found[:-1]])
             # The filter steps through the frames one by one: many tiny operations, for the CPU.
             params = smooth_params(params.to("cpu"), fps, self.coefficient_scale.cpu(), restart).to(self.device)
             landmarks = self.model.landmarks(params).cpu().numpy()
         else:
-            landmarks = np.stack([landmarks_list[i] for i in nearest])  # type: ignore[misc]
+            landmarks = np.stack([landmarks_list[i] for i in nearest])
         return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps)

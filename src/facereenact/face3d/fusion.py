@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 from torch import nn
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
-def fuse_batch_norms(net: nn.Module) -> nn.Module:
+
+def fuse_batch_norms(net: ModuleT) -> ModuleT:
     """Fold every BatchNorm into the convolution before it (inference only): same outputs,
     about a quarter less time per crop on CPU."""
     pairs = []

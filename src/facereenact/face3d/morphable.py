@@ -16,10 +16,10 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from facereenact.assets import Assets
 from facereenact.errors import AssetError
 from facereenact.face3d.expression_basis import load_expression_basis, load_landmark_expression_basis, mouth_gap_triangles
 from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams
+from facereenact.io.assets import Assets
 
 N_LANDMARKS = 68
 GRID = 64
@@ -55,7 +55,12 @@ class MorphableModel:
 
     def to(self, device: torch.device | str) -> MorphableModel:
         return MorphableModel(
-            *(t.to(device) for t in (self.mean, self.basis, self.triangles, self.ncc, self.landmark_mean, self.landmark_basis)),
+            mean=self.mean.to(device),
+            basis=self.basis.to(device),
+            triangles=self.triangles.to(device),
+            ncc=self.ncc.to(device),
+            landmark_mean=self.landmark_mean.to(device),
+            landmark_basis=self.landmark_basis.to(device),
             name=self.name,
         )
 

@@ -31,7 +31,7 @@ class FaceParams:
     def __len__(self) -> int:
         return self.scale.shape[0]
 
-    def __getitem__(self, index: int | slice | torch.Tensor) -> FaceParams:
+    def __getitem__(self, index: int | slice | list[int] | torch.Tensor) -> FaceParams:
         if isinstance(index, int):
             index = slice(index, index + 1)
         return FaceParams(**{f.name: getattr(self, f.name)[index] for f in fields(self)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -22,7 +22,8 @@ def params_arrays(params: FaceParams) -> dict[str, np.ndarray]:
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+            # cast: mypy checks **-unpacked values against allow_pickle: bool too (no array is named that).
+            np.savez_compressed(handle, **cast("dict[str, Any]", arrays))
 
 
 def save_json(path: Path, summary: dict[str, Any]) -> None:

@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facereenact.assets import Assets
 from facereenact.errors import AssetError
 from facereenact.face3d.fusion import fuse_batch_norms
 from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams, orthonormalize_rows
+from facereenact.io.assets import Assets
 
 INPUT_SIZE = 120
 _BLOCKS = (  # (name, out channels at width 1.0, stride)

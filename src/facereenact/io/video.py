@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 import os
 import queue
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import av
 import av.error
@@ -127,21 +129,139 @@ def iter_frames(path: _PathLike, max_frames: int | None = None) -> Iterator[np.n
     yield from prefetch(_decode_frames(Path(path), max_frames))
 
 
-def _decode_frames(file: Path, max_frames: int | None) -> Iterator[np.ndarray]:
-    container = _open_input(file)
+class VideoReader:
+    """One open video, decoded once: frames for whoever needs them and, from the same pass, the
+    audio for the output (:attr:`audio`).
+
+    Opening reads the header only (frame rate, an estimate of the frame count, whether there
+    is audio); :meth:`frames` then decodes, once. Use as a context manager, or consume
+    :meth:`frames` to the end (the file is closed when the pass ends).
+
+    Raises:
+        InputError: missing, unreadable or empty file, a still image, no video stream, no frame
+            rate; later, from :meth:`frames`, an undecodable frame or no frames at all.
+    """
+
+    def __init__(self, path: _PathLike, with_audio: bool = True):
+        self.path = Path(path)
+        self._container: av.container.InputContainer | None = _open_input(self.path)
+        try:
+            stream = _video_stream(self._container, self.path)
+            duration_s = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+            fps = _stream_fps(stream, stream.frames, duration_s)
+            if fps is None:
+                raise InputError(f"{self.path} is not a readable video: it has no frame rate")
+            self.fps: float = fps
+            #: The container's frame count, or one estimated from its duration (0: unknown).
+            self.frame_count: int = stream.frames if stream.frames > 0 else round(duration_s * fps)
+            self.audio: AudioTrack | None = AudioTrack.of(self._container, self.path) if with_audio else None
+        except BaseException:
+            self.close()
+            raise
+
+    def frames(self, max_frames: int | None = None) -> Iterator[np.ndarray]:
+        """The frames as :func:`iter_frames` gives them; a reader decodes its file only once."""
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+        container, self._container = self._container, None
+        if container is None:
+            raise RuntimeError(f"{self.path} has already been decoded")
+        return prefetch(_decode_frames(self.path, max_frames, container, self.audio, self.fps))
+
+    def close(self) -> None:
+        """Close the file if its frames were never asked for (a started pass closes it itself)."""
+        container, self._container = self._container, None
+        if container is not None:
+            container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FrameStore:
+    """Decoded frames kept for a second look, so a video need not be decoded twice: in memory up
+    to ``memory_bytes``, the rest in an unnamed temporary file (gone when closed)."""
+
+    def __init__(self, memory_bytes: int = 1 << 30):
+        self.memory_bytes = memory_bytes
+        self._in_memory: list[np.ndarray] = []
+        self._spill: IO[bytes] | None = None
+        self._shape: tuple[int, ...] | None = None
+        self._count = 0
+
+    def append(self, frame: np.ndarray) -> None:
+        if self._shape is None:
+            self._shape = frame.shape
+        elif frame.shape != self._shape:
+            raise ValueError(f"frame {self._count} is {frame.shape}, the others {self._shape}")
+        if self._spill is None and (len(self._in_memory) + 1) * frame.nbytes > self.memory_bytes:
+            self._spill = tempfile.TemporaryFile(prefix="facereenact-frames-")
+        if self._spill is not None:
+            self._spill.seek(0, os.SEEK_END)
+            self._spill.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        else:
+            self._in_memory.append(frame)
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        if index < len(self._in_memory):
+            return self._in_memory[index]
+        assert self._spill is not None and self._shape is not None
+        size = int(np.prod(self._shape))
+        self._spill.seek((index - len(self._in_memory)) * size)
+        return np.frombuffer(self._spill.read(size), dtype=np.uint8).reshape(self._shape)
+
+    def stack(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) as one (T, H, W, 3) array."""
+        return np.stack([self[i] for i in range(start, stop)])
+
+    def close(self) -> None:
+        self._in_memory.clear()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+    def __enter__(self) -> FrameStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _decode_frames(
+    file: Path, max_frames: int | None, container: av.container.InputContainer | None = None, audio: AudioTrack | None = None, fps: float = 25.0
+) -> Iterator[np.ndarray]:
+    """Decode ``container`` (opened here when None) and close it when done. With ``audio``, the
+    audio packets met on the way are decoded into it, then as much more as the frames' duration
+    needs: the soundtrack comes from the same pass over the file."""
+    container = container if container is not None else _open_input(file)
     try:
         stream = _video_stream(container, file)
         stream.thread_type = "AUTO"
+        audio_stream = container.streams.audio[0] if audio is not None else None
         index = 0
         size: tuple[int, int] | None = None
-        packets = container.demux(stream)
-        while True:
+        packets: Iterator[av.Packet] = container.demux(stream, audio_stream) if audio_stream is not None else container.demux(stream)
+        exhausted = False
+        while max_frames is None or index < max_frames:
             try:
                 packet = next(packets)
             except StopIteration:
+                exhausted = True
                 break
             except av.error.FFmpegError as error:
                 raise InputError(f"{file}: could not read frame {index}: {_reason(error)}") from None
+            if audio is not None and packet.stream is audio_stream:
+                audio.decode_packet(packet)
+                continue
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as error:
@@ -155,9 +275,11 @@ def _decode_frames(file: Path, max_frames: int | None) -> Iterator[np.ndarray]:
                 yield _upright(rgb, frame)
                 index += 1
                 if max_frames is not None and index >= max_frames:
-                    return
+                    break
         if index == 0:
             raise InputError(f"{file} has no decodable video frames")
+        if audio is not None and audio_stream is not None and not exhausted:  # stopped early: the soundtrack's rest
+            audio.read_until(container.demux(audio_stream), index / fps)
     finally:
         container.close()
 
@@ -222,7 +344,7 @@ class VideoWriter:
         self,
         path: _PathLike,
         fps: float | Fraction,
-        audio_from: _PathLike | None = None,
+        audio_from: _PathLike | AudioTrack | None = None,
         crf: int = 20,
         preset: str = "veryfast",
     ) -> None:
@@ -242,7 +364,7 @@ class VideoWriter:
         self.crf = crf
         self.preset = preset
         self.frames_written = 0
-        self._audio = _AudioSource.open(Path(audio_from)) if audio_from is not None else None
+        self._audio = audio_from if isinstance(audio_from, AudioTrack) else AudioTrack.open(Path(audio_from)) if audio_from is not None else None
         self._stack: ExitStack | None = None
         self._container: av.container.OutputContainer | None = None
         self._video: av.VideoStream | None = None
@@ -419,41 +541,85 @@ def _encode_planes(
         container.mux(packet)
 
 
-@dataclass
-class _AudioSource:
-    """The audio stream of ``audio_from``: how to encode it and where it starts."""
+class AudioTrack:
+    """An input's audio: how it is encoded into an output, and its decoded frames.
 
-    path: Path
-    sample_rate: int
-    out_rate: int
-    out_layout: str
-    offset_s: float  # audio start minus video start in the source, to keep lip sync
+    Built from an open container (:meth:`of`), it is filled by the same pass that decodes the
+    video (:class:`VideoReader`); built from a path (:meth:`open`), it decodes that file's audio
+    lazily, while the output is being written.
+    """
+
+    def __init__(self, origin: Path, sample_rate: int, channels: int, offset_s: float):
+        self.origin = origin
+        self.sample_rate = sample_rate
+        self.out_rate = sample_rate if sample_rate in _AAC_RATES else 48000
+        self.out_layout = "mono" if channels == 1 else "stereo"
+        #: Audio start minus video start in the source, to keep lip sync.
+        self.offset_s = offset_s
+        self._frames: list[av.AudioFrame] = []
+        self._samples = 0
+        self._lazy = False
 
     @classmethod
-    def open(cls, path: Path) -> _AudioSource | None:
-        """Inspect ``path``; None when it has no audio stream (the output is then silent)."""
+    def of(cls, container: av.container.InputContainer, path: Path) -> AudioTrack | None:
+        """The container's first audio stream, described (no frames yet); None without audio."""
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        if not rate:
+            raise InputError(f"{path} is not a readable video: its audio has no sample rate")
+        channels = stream.codec_context.channels or len(stream.codec_context.layout.channels)
+        audio_start = _start_seconds(stream)
+        video_start = _start_seconds(container.streams.video[0]) if container.streams.video else audio_start
+        return cls(path, rate, channels, audio_start - video_start)
+
+    @classmethod
+    def open(cls, path: Path) -> AudioTrack | None:
+        """The audio of the file at ``path``, decoded from it when the output is written."""
         container = _open_input(path)
         try:
-            if not container.streams.audio:
-                return None
-            stream = container.streams.audio[0]
-            rate = stream.codec_context.sample_rate or stream.rate
-            if not rate:
-                raise InputError(f"{path} is not a readable video: its audio has no sample rate")
-            channels = stream.codec_context.channels or len(stream.codec_context.layout.channels)
-            audio_start = _start_seconds(stream)
-            video_start = audio_start
-            if container.streams.video:
-                video_start = _start_seconds(container.streams.video[0])
-            return cls(
-                path=path,
-                sample_rate=rate,
-                out_rate=rate if rate in _AAC_RATES else 48000,
-                out_layout="mono" if channels == 1 else "stereo",
-                offset_s=audio_start - video_start,
-            )
+            track = cls.of(container, path)
         finally:
             container.close()
+        if track is not None:
+            track._lazy = True
+        return track
+
+    def decode_packet(self, packet: av.Packet) -> None:
+        try:
+            for frame in packet.decode():
+                assert isinstance(frame, av.AudioFrame)
+                self._frames.append(frame)
+                self._samples += frame.samples
+        except av.error.FFmpegError as error:
+            raise InputError(f"could not read the audio of {self.origin}: {_reason(error)}") from None
+
+    def read_until(self, packets: Iterator[av.Packet], video_seconds: float) -> None:
+        """Decode further packets until the audio covers ``video_seconds`` of the video (and a
+        second more): the rest of the soundtrack would be cut off anyway."""
+        needed = (video_seconds - self.offset_s + 1.0) * self.sample_rate
+        for packet in packets:
+            if self._samples >= needed:
+                break
+            self.decode_packet(packet)
+
+    def _decoded(self) -> Generator[av.AudioFrame, None, None]:
+        if not self._lazy:
+            yield from self._frames
+            return
+        source = _open_input(self.origin)
+        try:
+            for packet in source.demux(source.streams.audio[0]):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as error:
+                    raise InputError(f"could not read the audio of {self.origin}: {_reason(error)}") from None
+                for frame in frames:
+                    assert isinstance(frame, av.AudioFrame)
+                    yield frame
+        finally:
+            source.close()
 
     def encode_into(
         self,
@@ -461,39 +627,33 @@ class _AudioSource:
         out: av.AudioStream,
         duration: Fraction,
     ) -> None:
-        """Decode the source audio, keep [0, duration) of the video timeline, encode it as AAC.
+        """Keep [0, duration) of the video timeline of the decoded audio and encode it as AAC.
 
         Samples are placed by a running count from the stream's start (robust to sloppy
         per-packet timestamps); the encoder resamples and re-chunks them itself.
         """
-        source = _open_input(self.path)
+        total = int(duration * self.sample_rate)
+        position = round(self.offset_s * self.sample_rate)
+        time_base = Fraction(1, self.sample_rate)
+        frames = self._decoded()
         try:
-            stream = source.streams.audio[0]
-            total = int(duration * self.sample_rate)
-            position = round(self.offset_s * self.sample_rate)
-            time_base = Fraction(1, self.sample_rate)
-            try:
-                for packet in source.demux(stream):
-                    for frame in packet.decode():
-                        start, count = position, frame.samples
-                        position += count
-                        first, last = max(0, -start), min(count, total - start)
-                        if last <= first:
-                            continue
-                        if first > 0 or last < count:
-                            frame = _slice_audio(frame, first, last)
-                        frame.pts = start + first
-                        frame.time_base = time_base
-                        for out_packet in out.encode(frame):
-                            container.mux(out_packet)
-                    if position >= total:
-                        break
-            except av.error.FFmpegError as error:
-                raise InputError(f"could not read the audio of {self.path}: {_reason(error)}") from None
-            for out_packet in out.encode(None):
-                container.mux(out_packet)
+            for frame in frames:
+                start, count = position, frame.samples
+                position += count
+                first, last = max(0, -start), min(count, total - start)
+                if last > first:
+                    if first > 0 or last < count:
+                        frame = _slice_audio(frame, first, last)
+                    frame.pts = start + first
+                    frame.time_base = time_base
+                    for out_packet in out.encode(frame):
+                        container.mux(out_packet)
+                if position >= total:
+                    break
         finally:
-            source.close()
+            frames.close()
+        for out_packet in out.encode(None):
+            container.mux(out_packet)
 
 
 def _slice_audio(frame: av.AudioFrame, first: int, last: int) -> av.AudioFrame:
@@ -504,9 +664,7 @@ def _slice_audio(frame: av.AudioFrame, first: int, last: int) -> av.AudioFrame:
     else:  # packed: one row with the channels interleaved
         channels = len(frame.layout.channels)
         part = samples[:, first * channels : last * channels]
-    sliced = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(part), format=frame.format.name, layout=frame.layout.name
-    )
+    sliced = av.AudioFrame.from_ndarray(np.ascontiguousarray(part), format=frame.format.name, layout=frame.layout.name)  # type: ignore[arg-type]  # any sample format PyAV decodes
     sliced.sample_rate = frame.sample_rate
     return sliced
 

@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from facereenact.errors import CheckpointError
+from facereenact.errors import CheckpointError, InputError
 from facereenact.io.atomic import atomic_output
 from facereenact.model.config import ModelConfig
 
@@ -138,3 +138,19 @@ def transplant(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str)
             target[overlap] = source[overlap].to(target.dtype)
     module.load_state_dict(state)
     return skipped
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a missing file or one that is not safetensors before any model code runs."""
+    if not path.exists():
+        raise InputError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} is not a file")
+    from safetensors import safe_open  # only needed for neural methods
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except Exception as error:  # noqa: BLE001 (safetensors raises its own errors and OS errors: any means unusable)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"checkpoint {path} is not a safetensors file ({reason})") from None

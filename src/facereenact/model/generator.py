@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facereenact.model.attention import Correspondence, CorrespondenceLayer, warp_by_flow
 from facereenact.model.config import ModelConfig
-from facereenact.model.correspondence import Correspondence, CorrespondenceLayer, warp_by_flow
 from facereenact.model.encoders import DrivingEncoder, SharedHead, SourceEncoder
 from facereenact.model.layers import SLOPE, resize_to
 from facereenact.model.spade import SPADEResBlock
@@ -118,6 +118,7 @@ class Generator(nn.Module):
         # bias starts the blend nearly closed, so training starts from the warp, not from noise.
         self.to_rgb = nn.Conv2d(c1, 4 if config.warp_inputs else 3, 3, 1, 1)
         if config.warp_inputs:
+            assert self.to_rgb.bias is not None  # nn.Conv2d's default bias=True
             with torch.no_grad():
                 self.to_rgb.bias[3] = BLEND_START
 

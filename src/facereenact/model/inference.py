@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets
 from facereenact.errors import CheckpointError, ConfigError, NotAvailableError
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.pncc import render_pncc
@@ -24,6 +23,8 @@ from facereenact.model.checkpoint import architecture_of, generator_prefix, load
 from facereenact.model.generator import Generator, SourceFeatures
 from facereenact.model.layers import resize_to
 from facereenact.model.onnx_refiner import OnnxRefiner
+from facereenact.stage import WarpResult, WarpTargets
+from facereenact.warp.geometric import GeometricWarp
 
 #: Frames per network call on a CPU. Measured on the 2-core CPU with the shipped model: under
 #: PyTorch (hdtf_aoc driving lp_s1, 96 frames, alternating runs) 4 gives 15–16 frames/s of

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from facereenact.model.correspondence import warp_by_flow
+from facereenact.model.attention import warp_by_flow
 from facereenact.model.generator import Generator, SourceFeatures
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 
 class _Correspond(nn.Module):
@@ -81,15 +85,17 @@ class OnnxRefiner:
 
     def __call__(self, features: SourceFeatures, driving_pncc: torch.Tensor, warp: torch.Tensor, holes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch = len(driving_pncc)
-        d4, warped, flow, confidence = _run(self.correspond, _Correspond.outputs, keys=features.keys, values=features.values, driving_pncc=driving_pncc)
-        flow = torch.from_numpy(flow)
+        d4, warped, flow_array, confidence = _run(self.correspond, _Correspond.outputs, keys=features.keys, values=features.values, driving_pncc=driving_pncc)
+        flow = torch.from_numpy(flow_array)
         skip2, skip1 = (warp_by_flow(f.expand(batch, -1, -1, -1), flow) for f in (features.half, features.full))
-        given = dict(d4=d4, warped=warped, confidence=confidence, skip2=skip2, skip1=skip1, driving_pncc=driving_pncc, warp=warp, holes=holes)
+        given: dict[str, torch.Tensor | np.ndarray] = dict(
+            d4=d4, warped=warped, confidence=confidence, skip2=skip2, skip1=skip1, driving_pncc=driving_pncc, warp=warp, holes=holes
+        )
         synthesis, blend = _run(self.decode, _Decode.outputs, **given)
         return torch.from_numpy(synthesis), torch.from_numpy(blend)
 
 
-def _run(session, outputs: tuple[str, ...], **given: torch.Tensor | np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+def _run(session: onnxruntime.InferenceSession, outputs: tuple[str, ...], **given: torch.Tensor | np.ndarray) -> list[np.ndarray]:
     """The session's ``outputs`` for the inputs it takes among ``given`` (the exporter drops
     inputs a graph does not use)."""
     feed = {}
@@ -111,7 +117,7 @@ def _export(generator: Generator) -> tuple[bytes, bytes]:
         expanded = features.expand(batch)
         d4, match = generator.correspond(driving, expanded.keys, expanded.values)
         skip2, skip1 = (warp_by_flow(f.expand(batch, -1, -1, -1), match.flow) for f in (features.half, features.full))
-        examples = {
+        examples: dict[type[_Correspond | _Decode], tuple[torch.Tensor, ...]] = {
             _Correspond: (features.keys, features.values, driving),
             _Decode: (d4, match.warped, match.confidence, skip2, skip1, driving, driving, torch.zeros(batch, 1, size, size)),
         }
@@ -121,8 +127,9 @@ def _export(generator: Generator) -> tuple[bytes, bytes]:
             buffer = io.BytesIO()
             with warnings.catch_warnings():  # the exporter's notes on deprecation and on instance norm
                 warnings.simplefilter("ignore")
+                # cast: torch annotates f as a path, but its TorchScript exporter (dynamo=False) writes to a BytesIO too.
                 torch.onnx.export(
-                    part(generator), inputs, buffer, input_names=list(part.inputs), output_names=list(part.outputs),
+                    part(generator), inputs, cast(str, buffer), input_names=list(part.inputs), output_names=list(part.outputs),
                     dynamic_axes={name: {0: "batch"} for name in per_frame}, opset_version=17, dynamo=False,
                 )  # fmt: skip
             graphs.append(buffer.getvalue())

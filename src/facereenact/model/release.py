@@ -80,12 +80,12 @@ def shipped_checkpoint(model: ShippedModel = SHIPPED) -> Path:
     if not path.is_file():
         raise CheckpointError(
             f"the shipped model {path} is missing (set {ENV_VAR} to the folder holding {model.file}, "
-            "pass --model CHECKPOINT, or use --method warp)"
+            "name another checkpoint, or use the warp method)"
         )
     if not model.sha256:
-        raise CheckpointError("no model has been released yet: pass --model CHECKPOINT or use --method warp")
+        raise CheckpointError("no model has been released yet: name a trained checkpoint, or use the warp method")
     actual = sha256_of(path)
     if actual != model.sha256:
-        raise CheckpointError(f"{path} is not the released model (SHA-256 {actual[:12]}…, expected {model.sha256[:12]}…): restore it with git, or use --method warp")
+        raise CheckpointError(f"{path} is not the released model (SHA-256 {actual[:12]}…, expected {model.sha256[:12]}…): restore it with git, or use the warp method")
     return path
 

@@ -11,7 +11,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -72,6 +72,7 @@ def save_clip(path: Path, clip: PreparedClip) -> None:
     """Write atomically: a run killed halfway leaves no file that looks prepared."""
     meta = dict(clip.meta, format=FORMAT_VERSION)
     with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        # cast: mypy checks **-unpacked values against savez's allow_pickle: bool too (no key here is that).
         np.savez(
             handle,
             meta=np.array(json.dumps(meta)),
@@ -80,7 +81,7 @@ def save_clip(path: Path, clip: PreparedClip) -> None:
             found=clip.found.astype(bool),
             jpeg=clip.jpeg,
             jpeg_offsets=clip.jpeg_offsets,
-            **{key: clip.params[key].astype(np.float32) for key in _PARAM_KEYS},
+            **cast("dict[str, Any]", {key: clip.params[key].astype(np.float32) for key in _PARAM_KEYS}),
         )
 
 

@@ -144,7 +144,7 @@ def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"unknown key {section}.{unknown[0]} (known keys of [{section}]: {', '.join(known)})")
-    changes = {}
+    changes: dict[str, Any] = {}
     for name, value in values.items():
         default = getattr(base, name)
         annotation = str(known[name].type)

@@ -27,15 +27,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from facereenact.correspond.head import HeadEllipsoid, head_field
-from facereenact.correspond.warp import GeometricWarp, WarpTargets
 from facereenact.errors import DataError
 from facereenact.face3d.mirror import ParamMirror
 from facereenact.face3d.morphable import MorphableModel, identity_matched
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import render_pncc
+from facereenact.stage import WarpTargets
 from facereenact.train.clipstore import PreparedClip, load_clip
 from facereenact.train.prepare import MANIFEST
+from facereenact.warp.geometric import GeometricWarp
+from facereenact.warp.head import HeadEllipsoid, head_field
 
 _PARAM_FIELDS = ("rotation", "scale", "translation", "shape", "expression")
 
@@ -195,7 +196,7 @@ class EpochSampler(Sampler[int]):
 
     def __init__(self, dataset: Dataset, rank: int, world: int, seed: int, batch_size: int, start_batch: int = 0):
         self.n = len(dataset)  # type: ignore[arg-type]
-        self.inner = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.inner: DistributedSampler[int] = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.batches_per_epoch = max(1, len(self.inner) // batch_size)
         if len(self.inner) < batch_size:
             raise DataError(f"the training split has {self.n} usable frames: too few for {world} process(es) × batch {batch_size}")

@@ -29,10 +29,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from facereenact.assets import Assets
 from facereenact.errors import CheckpointError, ConfigError
 from facereenact.face3d.mirror import ParamMirror
 from facereenact.face3d.morphable import load_morphable_model
+from facereenact.io.assets import Assets
 from facereenact.model.checkpoint import (
     architecture_of,
     generator_prefix,
@@ -139,7 +139,7 @@ class Trainer:
         self.checkpoint_dir = self.out / "checkpoints"
         existing = _checkpoints(self.checkpoint_dir)
         if existing and not resume:
-            raise ConfigError(f"{self.out} already holds checkpoints: pass --resume to continue, or set run.out to a new folder")
+            raise ConfigError(f"{self.out} already holds checkpoints: resume the run to continue it, or set run.out to a new folder")
         _seed(config.run.seed)
         self.morphable = load_morphable_model(Assets.resolve(config.run.assets)).to(device)
 
@@ -329,6 +329,8 @@ class Trainer:
         # Warm-up: early on the average must forget the random initial weights quickly, or
         # validation (which uses the EMA) would lag the training by thousands of steps.
         decay = min(self.config.optim.ema_decay, (1 + self.step) / (10 + self.step))
+        average: torch.Tensor  # Parameters in the first loop, buffers in the second
+        current: torch.Tensor
         for average, current in zip(self.ema.parameters(), self.generator.parameters()):
             average.lerp_(current, 1 - decay)
         for average, current in zip(self.ema.buffers(), self.generator.buffers()):

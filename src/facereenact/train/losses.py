@@ -7,6 +7,7 @@ from the user). Without those files the two are disabled with a warning, never f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,9 @@ def reconstruction_loss(output: torch.Tensor, target: torch.Tensor, ms_ssim_weig
 def correspondence_loss(warped_small: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 between the attention-warped small source and the target shrunk to its size: it trains
     the correspondence directly, before the decoder can hide its mistakes."""
-    return (warped_small - F.adaptive_avg_pool2d(target, warped_small.shape[-2:])).abs().mean()
+    # cast: torch's stub wants a 2-tuple; a Size's slice is one at runtime but typed tuple[int, ...].
+    size = cast(tuple[int, int], warped_small.shape[-2:])
+    return (warped_small - F.adaptive_avg_pool2d(target, size)).abs().mean()
 
 
 def hinge_discriminator(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
@@ -81,6 +84,9 @@ def _load_state(path: Path, what: str) -> dict[str, torch.Tensor]:
 class VGGPerceptual(nn.Module):
     """Weighted L1 between VGG-19 activations, with weights in torchvision's layout
     (``features.N.weight``), from a ``.pth`` or ``.safetensors`` file."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, weights: Path):
         super().__init__()

@@ -27,15 +27,15 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from facereenact.assets import Assets
-from facereenact.composite import crop, reenactment_box
 from facereenact.errors import InputError
 from facereenact.execute import Backend, LocalBackend, RunSummary, Task, TaskOutput, TaskResult, run_all
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.face3d.pncc import params_to_crop
+from facereenact.io.assets import Assets
 from facereenact.io.atomic import atomic_output, remove_partial
 from facereenact.io.video import iter_frames, probe_video
-from facereenact.jobs import worker_fitter
+from facereenact.pipeline.cache import worker_fitter
+from facereenact.pipeline.composite import crop, reenactment_box
 from facereenact.train.clipstore import PreparedClip, encode_crops, read_meta, save_clip
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v"}
@@ -50,7 +50,7 @@ BOX_SMOOTHING_S = 1.0
 
 
 @dataclass(frozen=True)
-class ClipJob:
+class ClipToPrepare:
     video: Path
     clip: str
     identity: str
@@ -81,14 +81,14 @@ def read_identity_groups(path: Path) -> dict[str, str]:
     return mapping
 
 
-def plan_jobs(videos_dir: Path, groups: dict[str, str]) -> list[ClipJob]:
+def plan_jobs(videos_dir: Path, groups: dict[str, str]) -> list[ClipToPrepare]:
     """One job per video, with a unique clip name and its identity."""
     jobs = []
     for video in find_videos(videos_dir):
         parts = video.relative_to(videos_dir).with_suffix("").parts
         clip = "__".join(parts)
         identity = parts[0] if len(parts) > 1 else groups.get(parts[0], parts[0])
-        jobs.append(ClipJob(video, clip, identity))
+        jobs.append(ClipToPrepare(video, clip, identity))
     return jobs
 
 
@@ -106,7 +106,7 @@ def stable_boxes(landmarks: np.ndarray, found: np.ndarray, fps: float, crop_scal
     return np.concatenate([track[:, :2] - half, track[:, :2] + half], 1)
 
 
-def prepare_clip(fitter: FaceFitter, job: ClipJob, out_file: Path, size: int, max_frames: int | None) -> int:
+def prepare_clip(fitter: FaceFitter, job: ClipToPrepare, out_file: Path, size: int, max_frames: int | None) -> int:
     """Track, crop and store one clip; returns its frame count."""
     info = probe_video(job.video)
     fit = fitter.track(iter_frames(job.video, max_frames), info.fps)
@@ -147,7 +147,7 @@ class PrepareSettings:
     max_frames: int | None
 
 
-def prepare_task(settings: PrepareSettings, job: ClipJob, out_file: Path) -> TaskOutput:
+def prepare_task(settings: PrepareSettings, job: ClipToPrepare, out_file: Path) -> TaskOutput:
     """One clip, on whichever worker runs it; the worker's fitter is built once and reused."""
     fitter = worker_fitter(settings.assets, "cpu")
     return TaskOutput(frames=prepare_clip(fitter, job, out_file, settings.size, settings.max_frames))
@@ -200,7 +200,7 @@ def prepare_dataset(
     return PrepareReport(summary, write_manifest(out_dir, jobs, summary.failed))
 
 
-def write_manifest(out_dir: Path, jobs: list[ClipJob], failed: list[tuple[str, str]]) -> Path:
+def write_manifest(out_dir: Path, jobs: list[ClipToPrepare], failed: list[tuple[str, str]]) -> Path:
     """The manifest of every prepared clip in ``out_dir`` (this run's and earlier runs')."""
     entries: list[dict[str, Any]] = []
     for file in sorted((out_dir / "clips").glob("*.npz")):

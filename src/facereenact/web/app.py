@@ -8,7 +8,7 @@ Routes (every error is ``{"error": "one line"}`` with a fitting status):
 - ``POST /api/uploads/source?name=…`` / ``POST /api/uploads/driving?name=…``: the file as the raw
   request body (streamed to disk, size-limited, then checked by content); ``GET
   /api/uploads/{id}/preview.png``: the portrait's faces with their fitted mesh.
-- ``POST /api/jobs`` (:class:`~facereenact.web.service.AnimationRequest`): queue a run;
+- ``POST /api/jobs`` (:class:`~facereenact.web.service.JobChoices`): queue a run;
   ``GET /api/jobs/{id}``: state, place in line, progress; ``GET /api/jobs/{id}/video``: the
   result (``?download=1``: as an attachment); ``DELETE /api/jobs/{id}``: cancel or discard it.
 """
@@ -16,7 +16,7 @@ Routes (every error is ``{"error": "one line"}`` with a fitting status):
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
@@ -28,11 +28,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from facereenact.app.animate import StageMethod, worker_network
+from facereenact.app.fit import FaceFitter, load_fitter
+from facereenact.app.locations import resolve_assets
 from facereenact.errors import FaceReenactError, NoFaceError
-from facereenact.face3d.fitter import FaceFitter
-from facereenact.pipeline import GenerationStage
 from facereenact.web.jobqueue import Job, JobState, QueueFull
-from facereenact.web.service import AnimationRequest, NotFound, WebService
+from facereenact.web.service import JobChoices, NotFound, WebService
 from facereenact.web.settings import ServerSettings
 from facereenact.web.uploads import UploadTooLarge, receive, safe_name
 
@@ -59,7 +60,7 @@ _SECURITY_HEADERS = {
 def create_app(
     settings: ServerSettings | None = None,
     fitter: FaceFitter | None = None,
-    neural: GenerationStage | None = None,
+    neural: StageMethod | None = None,
     allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
     """The application. Loads the face fitter (and ``settings.model``'s network) now unless
@@ -69,13 +70,9 @@ def create_app(
     settings = settings or ServerSettings()
     neural_name = None
     if neural is None and settings.model is not None:
-        from facereenact.model.inference import load_stage
-
-        neural = load_stage(settings.model, settings.device)
+        neural = worker_network(settings.model, settings.device)
     if fitter is None:
-        from facereenact.assets import Assets
-
-        fitter = FaceFitter(Assets.resolve(settings.assets), device=settings.device)
+        fitter = load_fitter(resolve_assets(settings.assets), settings.device)
     if neural is not None:
         neural_name = settings.model.name if settings.model is not None else "trained model"
     service = WebService(settings, fitter, neural, neural_name)
@@ -94,7 +91,7 @@ def create_app(
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
 
     @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         for key, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
@@ -168,7 +165,7 @@ def create_app(
         return FileResponse(stored.preview, media_type="image/png")
 
     @app.post("/api/jobs", status_code=202)
-    def submit(request: AnimationRequest) -> dict:
+    def submit(request: JobChoices) -> dict:
         return service.status(service.submit(request))
 
     def _job(job_id: str) -> Job:

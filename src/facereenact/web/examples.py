@@ -10,9 +10,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from facereenact import sample_data
+from facereenact.app import examples as sample_data
+from facereenact.app.media import probe_video
 from facereenact.errors import FaceReenactError
-from facereenact.io.video import probe_video
 
 _VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".mpg"}
 

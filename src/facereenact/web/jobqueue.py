@@ -74,7 +74,7 @@ class Job:
         return self.state in (JobState.done, JobState.failed, JobState.cancelled)
 
     def progress(self, stage: str, total: int) -> Callable[[int], None]:
-        """A :data:`facereenact.jobs.ProgressFactory`: records the stage's progress, and is where
+        """A :data:`facereenact.app.animate.ProgressFactory`: records the stage's progress, and is where
         a cancelled job stops (the next frame raises :class:`Cancelled`)."""
         self.stage, self.total, self.done = stage, total, 0
 
@@ -200,37 +200,48 @@ class JobQueue:
                 job.state = JobState.running
                 job.started_at = time.time()
                 self._running += 1
-            try:
-                self._run(job)
-            finally:
-                with self._lock:
-                    self._running -= 1
-                    job.finished_at = time.time()
-                    job.last_used = time.monotonic()
-                    if self._jobs.get(job.id) is not job:  # discarded while it ran
-                        _remove(job.folder)
+            ending = self._run(job)
+            # The job's files are settled before its end is published, and the end is published
+            # under the lock: whoever sees the job finished sees its folder as the end left it.
+            with self._lock:
+                self._running -= 1
+                job.finished_at = time.time()
+                job.last_used = time.monotonic()
+                ending(job)
+                if self._jobs.get(job.id) is not job:  # discarded while it ran
+                    _remove(job.folder)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> Callable[[Job], None]:
+        """Run the job and clean up its folder; returns how to mark its end."""
         try:
             outcome = self.runner(job)
         except Cancelled:
-            job.state, job.message = JobState.cancelled, "the job was cancelled"
             _remove(job.folder)
+            return _ended(JobState.cancelled, "the job was cancelled")
         except FaceReenactError as error:
-            job.state, job.message = JobState.failed, str(error)
             _remove(job.folder)
+            return _ended(JobState.failed, str(error))
         except Exception:
             log.exception("job %s failed unexpectedly", job.id)
-            job.state, job.message = JobState.failed, "the job failed on an internal error (the server log has the details)"
             _remove(job.folder)
-        else:
-            if job.cancel.is_set():
-                job.state, job.message = JobState.cancelled, "the job was cancelled"
-                _remove(job.folder)
-                return
-            _remove_all_but(job.folder, outcome.result)
+            return _ended(JobState.failed, "the job failed on an internal error (the server log has the details)")
+        if job.cancel.is_set():
+            _remove(job.folder)
+            return _ended(JobState.cancelled, "the job was cancelled")
+        _remove_all_but(job.folder, outcome.result)
+
+        def done(job: Job) -> None:
             job.result, job.frames, job.notes = outcome.result, outcome.frames, outcome.notes
             job.state = JobState.done
+
+        return done
+
+
+def _ended(state: JobState, message: str) -> Callable[[Job], None]:
+    def mark(job: Job) -> None:
+        job.state, job.message = state, message
+
+    return mark
 
 
 def _remove(folder: Path) -> None:

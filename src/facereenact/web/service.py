@@ -19,15 +19,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from facereenact import jobs
-from facereenact.correspond.motion import MotionMode, MotionOptions
-from facereenact.errors import FaceReenactError, InputError
-from facereenact.face3d.fitter import FaceFitter
-from facereenact.io.video import probe_video
-from facereenact.pipeline import GenerationStage, ReenactOptions
+from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode, StageMethod, animate_file
+from facereenact.app.fit import FaceFitter
+from facereenact.app.media import probe_video
+from facereenact.app.preview import make_source_preview
+from facereenact.errors import FaceReenactError, InputError, OptionError
 from facereenact.web.examples import ExampleClips
 from facereenact.web.jobqueue import Job, JobQueue, Outcome
-from facereenact.web.preview import make_source_preview
 from facereenact.web.settings import ServerSettings
 from facereenact.web.uploads import Upload, UploadStore
 
@@ -36,39 +34,45 @@ class NotFound(FaceReenactError):
     """An upload, example or job the request names is not (or no longer) on the server."""
 
 
-class AnimationRequest(BaseModel):
-    """The page's choices for one run (the JSON body of ``POST /api/jobs``)."""
+class JobChoices(BaseModel):
+    """The page's choices for one run (the JSON body of ``POST /api/jobs``). An option left out
+    takes :class:`~facereenact.pipeline.request.AnimateRequest`'s default, and its bounds are
+    checked there, as for the command line."""
 
     source: str = Field(description="id of an uploaded portrait")
     driving: str | None = Field(default=None, description="id of an uploaded driving clip")
     example: str | None = Field(default=None, description="name of an example motion (instead of driving)")
-    method: Literal["warp", "neural"] = "warp"
-    mode: MotionMode = MotionMode.relative
+    method: GenerationMethod | None = None
+    mode: MotionMode | None = None
     transfer: Literal["both", "expression", "pose"] = "both"
     paste_back: bool = True
-    crop_size: int = Field(default=256, ge=64, le=1024)
-    compare: bool = False
-    face_index: int = Field(default=0, ge=0)
-    driving_mouth: bool = Field(default=True, description="fill an opening mouth with the driving frame's own teeth and tongue")
+    crop_size: int | None = None
+    compare: bool | None = None
+    face_index: int | None = None
+    driving_mouth: bool | None = Field(default=None, description="fill an opening mouth with the driving frame's own teeth and tongue")
+
+    def animate_request(self, max_frames: int | None) -> AnimateRequest:
+        """The same choices as the request every interface builds."""
+        chosen = self.model_dump(include={"method", "mode", "crop_size", "compare", "face_index", "driving_mouth"}, exclude_none=True)
+        return AnimateRequest(
+            **chosen, expression_only=self.transfer == "expression", pose_only=self.transfer == "pose", crop_only=not self.paste_back, max_frames=max_frames
+        )
 
 
 @dataclass(frozen=True)
-class AnimationJob:
+class JobInputs:
     """A job's payload: its inputs (inside the job's folder, or an example clip) and options."""
 
     source: Path
     driving: Path
-    options: ReenactOptions
-    crop_only: bool
-    compare: bool
-    method: str
+    request: AnimateRequest
     download_name: str
     #: Folders whose paths are cut out of messages shown to the page.
     private: tuple[Path, ...]
 
 
 class WebService:
-    def __init__(self, settings: ServerSettings, fitter: FaceFitter, neural: GenerationStage | None = None, neural_name: str | None = None):
+    def __init__(self, settings: ServerSettings, fitter: FaceFitter, neural: StageMethod | None = None, neural_name: str | None = None):
         self.settings = settings
         self.fitter = fitter
         self.neural = neural
@@ -137,6 +141,7 @@ class WebService:
             "max_jobs": settings.max_jobs,
             "keep_minutes": settings.keep_minutes,
             "methods": methods,
+            "defaults": _page_defaults(),
         }
 
     def health(self) -> dict[str, Any]:
@@ -171,24 +176,28 @@ class WebService:
         self.uploads.add(upload)
         return upload
 
-    def submit(self, request: AnimationRequest) -> Job:
+    def submit(self, choices: JobChoices) -> Job:
         """Check the request, give the job its own folder holding its inputs, and queue it."""
-        source = self.uploads.get(request.source, "source")
+        try:
+            request = choices.animate_request(self.settings.max_frames)
+        except OptionError as error:
+            raise InputError(error.worded(str)) from None
+        source = self.uploads.get(choices.source, "source")
         if source is None:
             raise NotFound(f"the portrait is no longer on the server (uploads are kept {self.settings.keep_minutes:g} min); upload it again")
-        if request.example:
-            example = self.examples.get(request.example)
+        if choices.example:
+            example = self.examples.get(choices.example)
             if example is None:
-                raise NotFound(f"there is no example motion named {request.example!r}")
+                raise NotFound(f"there is no example motion named {choices.example!r}")
             driving_path, driving_name, driving_upload = example.path, example.path.name, None
-        elif request.driving:
-            driving_upload = self.uploads.get(request.driving, "driving")
+        elif choices.driving:
+            driving_upload = self.uploads.get(choices.driving, "driving")
             if driving_upload is None:
                 raise NotFound(f"the driving clip is no longer on the server (uploads are kept {self.settings.keep_minutes:g} min); upload it again")
             driving_path, driving_name = driving_upload.path, driving_upload.name
         else:
             raise InputError("choose a driving clip or an example motion")
-        if request.method == "neural" and self.neural is None:
+        if request.method is GenerationMethod.neural and self.neural is None:
             raise InputError("the neural method needs a trained model: start the server with --model CHECKPOINT")
         faces = len(source.info.get("faces", []))
         if request.face_index >= faces:
@@ -204,19 +213,10 @@ class WebService:
                     driving_path = _link(driving_upload.path, folder / "driving" / driving_upload.name)
             except FileNotFoundError:  # deleted (too many uploads) between the look-up and here
                 raise NotFound("an upload is no longer on the server; upload it again") from None
-            options = ReenactOptions(
-                crop_size=request.crop_size,
-                motion=MotionOptions(mode=request.mode, transfer_pose=request.transfer != "expression", transfer_expression=request.transfer != "pose"),
-                face_index=request.face_index,
-                driving_mouth=request.driving_mouth,
-            )
-            payload = AnimationJob(
+            payload = JobInputs(
                 source=source_path,
                 driving=driving_path,
-                options=options,
-                crop_only=not request.paste_back,
-                compare=request.compare,
-                method=request.method,
+                request=request,
                 download_name=f"{Path(source.name).stem}-{Path(driving_name).stem}.mp4",
                 private=(folder / "source", folder / "driving", folder, driving_path.parent),
             )
@@ -230,7 +230,7 @@ class WebService:
     def status(self, job: Job) -> dict[str, Any]:
         running, waiting = self.queue.counts()
         done = job.state.value == "done"
-        payload: AnimationJob = job.payload
+        payload: JobInputs = job.payload
         return {
             "id": job.id,
             "state": job.state.value,
@@ -254,28 +254,32 @@ class WebService:
     # ---- the work -------------------------------------------------------------------------
     def _run(self, job: Job) -> Outcome:
         """Animate in the job's folder (a worker thread of the queue calls this)."""
-        spec: AnimationJob = job.payload
+        spec: JobInputs = job.payload
         job.stage = "starting"
-        stage = self.neural if spec.method == "neural" else None
+        method = self.neural if spec.request.method is GenerationMethod.neural else None
         output = job.folder / "result.mp4"
         with _private(*spec.private):
-            report = jobs.animate_file(
-                self.fitter,
-                spec.source,
-                spec.driving,
-                output,
-                spec.options,
-                max_frames=self.settings.max_frames,
-                crop_only=spec.crop_only,
-                compare=spec.compare,
-                progress=job.progress,
-                stage=stage,
-            )
-        notes = [_scrub(note.replace("choose with --face-index", "choose another with Face"), spec.private) for note in report.notes]
+            report = animate_file(self.fitter, spec.request, spec.source, spec.driving, output, progress=job.progress, method=method)
+        notes = [_scrub(note, spec.private) for note in report.notes("choose another with Face")]
         limit = self.settings.max_frames
         if limit is not None and report.frames == limit:
             notes.append(f"animated the first {limit} frames of the clip (the server's frame limit)")
         return Outcome(output, report.frames, notes)
+
+
+def _page_defaults() -> dict[str, Any]:
+    """The request's defaults in the page's terms (see :meth:`JobChoices.animate_request`)."""
+    defaults = AnimateRequest()
+    transfer = "expression" if defaults.expression_only else "pose" if defaults.pose_only else "both"
+    return {
+        "method": defaults.method.value,
+        "mode": defaults.mode.value,
+        "transfer": transfer,
+        "paste_back": not defaults.crop_only,
+        "crop_size": defaults.crop_size,
+        "compare": defaults.compare,
+        "driving_mouth": defaults.driving_mouth,
+    }
 
 
 class _private:
@@ -288,7 +292,7 @@ class _private:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> Literal[False]:
         if isinstance(error, FaceReenactError):
             cleaned = _scrub(str(error), self.folders)
             if cleaned != str(error):

@@ -252,6 +252,17 @@ function onLeave() {
   }
 }
 
+// The options start at the server's defaults (the same as the command line's).
+function showDefaults(defaults) {
+  if ([...$("method").options].some((o) => o.value === defaults.method)) $("method").value = defaults.method;
+  document.querySelector(`input[name="mode"][value="${defaults.mode}"]`).checked = true;
+  $("transfer").value = defaults.transfer;
+  $("paste-back").checked = defaults.paste_back;
+  $("crop-size").value = String(defaults.crop_size);
+  $("compare").checked = defaults.compare;
+  $("driving-mouth").checked = defaults.driving_mouth;
+}
+
 async function start() {
   try {
     state.config = await api("/api/config");
@@ -262,6 +273,7 @@ async function start() {
   }
   const cfg = state.config;
   $("method").replaceChildren(...cfg.methods.map((m) => new Option(m.label, m.name)));
+  showDefaults(cfg.defaults);
   $("example").append(...state.examples.map((e) => new Option(`${e.name} (${e.seconds.toFixed(1)} s${e.has_audio ? ", audio" : ""})`, e.name)));
   $("example-row").hidden = state.examples.length === 0;
   let limits = `Uploads up to ${megabytes(cfg.max_upload_mb)} MB; clips up to ${cfg.max_seconds} s`;

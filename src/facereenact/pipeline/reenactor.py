@@ -2,39 +2,30 @@
 
 Stages: the source is fitted once and cropped; for each batch of driving frames the target
 geometry is built (source identity, driving motion by the chosen mode), a generation stage turns
-the source crop into target crops (the training-free :class:`GeometricWarp` by default; the
-neural generator plugs in here), and the crops are pasted back into the source photo.
+the source crop into target crops (any :class:`~facereenact.stage.StageMethod`: the
+training-free warp by default, or the trained network), and the crops are pasted back into the
+source photo.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import torch
 
-from facereenact.composite import Paster, crop, reenactment_box
-from facereenact.correspond.head import HeadEllipsoid, head_field
-from facereenact.correspond.motion import MotionOptions, keep_lips_apart, target_params
-from facereenact.correspond.mouth import cut_driving_mouths
-from facereenact.correspond.warp import GeometricWarp, WarpResult, WarpTargets
 from facereenact.face3d.fitter import FaceFit, FaceFitter
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
+from facereenact.face3d.transfer import MotionOptions, keep_lips_apart, target_params
+from facereenact.pipeline.composite import Paster, crop, reenactment_box
+from facereenact.stage import GenerationStage, StageMethod, WarpResult, WarpTargets
+from facereenact.warp.geometric import WarpMethod
+from facereenact.warp.head import HeadEllipsoid, head_field
+from facereenact.warp.mouth import cut_driving_mouths
 
-
-class GenerationStage(Protocol):
-    """Turns the source crop (1, 3, S, S) into target crops given the target geometry.
-
-    A stage that also needs the source's own geometry (the neural generator renders the source
-    PNCC from it) is passed unbound, with a ``bound_to(model, source_vertices, source_crop)``
-    method: the Reenactor calls it once with the morphable model, the source vertices (1, N, 3)
-    in source-crop pixels and the source crop, and uses the stage it returns. The unbound stage
-    is left as it was, so one can serve many Reenactors.
-    """
-
-    def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult: ...
+#: Driving frames generated together (the rasterizer and the warp are batched).
+ANIMATE_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -69,7 +60,7 @@ class Reenactor:
         source_image: np.ndarray,
         fitter: FaceFitter,
         options: ReenactOptions | None = None,
-        stage: GenerationStage | None = None,
+        method: StageMethod | None = None,
     ):
         self.options = options or ReenactOptions()
         self.fitter = fitter
@@ -89,10 +80,7 @@ class Reenactor:
             vertices = self._to_crop(self.model.vertices(params))
             self._source_in_crop = self._in_crop(params)
             self._head = HeadEllipsoid.of(self.model, params.shape)
-        bind = getattr(stage, "bound_to", None)
-        if bind is not None:
-            stage = bind(self.model, vertices, self.source_crop)
-        self.stage: GenerationStage = stage or GeometricWarp(self.model, vertices, size)
+        self.stage: GenerationStage = (method or WarpMethod()).bound_to(self.model, vertices, self.source_crop)
         self.paster = Paster(source_image, self.box, size)
 
     def source_crop_uint8(self) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Where model files live: one place resolves them and explains what is missing.
 
-Resolution order: an explicit folder (the CLI's ``--assets``), the ``FACEREENACT_ASSETS``
-environment variable, then ``../shared/assets`` beside the repository root when it exists.
+Resolution order: an explicit folder, the ``FACEREENACT_ASSETS`` environment variable, then the
+per-user folder (``$XDG_CACHE_HOME/facereenact/assets``, by default ``~/.cache/facereenact/assets``)
+when it exists. (The command line adds a source checkout's ``../shared/assets`` as its default
+folder: see :mod:`facereenact.app.locations`.)
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import torch
 from facereenact.errors import AssetError
 
 ENV_VAR = "FACEREENACT_ASSETS"
-#: ``../shared`` beside the repository root: where this project's example assets and data live.
-SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
 
 #: Where each file comes from, for the message a user sees when it is missing.
 ASSET_SOURCES: dict[str, str] = {
@@ -38,13 +38,19 @@ ASSET_SOURCES: dict[str, str] = {
 }
 
 
+def user_assets_dir() -> Path:
+    """The per-user folder for model files."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "facereenact" / "assets"
+
+
 def default_assets_dir() -> Path | None:
-    """The environment variable's folder, else ``../shared/assets`` beside the repo, else None."""
+    """The environment variable's folder, else the per-user folder when it exists, else None."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    shared = SHARED_DIR / "assets"
-    return shared if shared.is_dir() else None
+    user = user_assets_dir()
+    return user if user.is_dir() else None
 
 
 @dataclass(frozen=True)
@@ -58,16 +64,16 @@ class Assets:
         root = Path(folder).expanduser() if folder is not None else default_assets_dir()
         if root is None:
             raise AssetError(
-                f"no assets folder: pass --assets DIR or set {ENV_VAR} (see README, 'Assets')"
+                f"no model files found: set {ENV_VAR} to their folder or put them in {user_assets_dir()} (see docs/assets.md)"
             )
         if not root.is_dir():
-            raise AssetError(f"assets folder {root} does not exist (pass --assets DIR or set {ENV_VAR})")
+            raise AssetError(f"assets folder {root} does not exist")
         return cls(root)
 
     def path(self, name: str) -> Path:
         file = self.root / name
         if not file.is_file():
-            source = ASSET_SOURCES.get(name, "the project README, 'Assets'")
+            source = ASSET_SOURCES.get(name, "docs/assets.md")
             raise AssetError(f"missing asset {name} in {self.root}: get it from {source}")
         return file
 

@@ -10,27 +10,16 @@ inside of the lips travels; the driving face's shape never does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import torch
+
+from facereenact.stage import DrivingMouths
 
 #: Landmarks 48–67 outline the lips (iBUG 68-point layout).
 LIPS = slice(48, 68)
 #: The cut-out's side, in face sizes (a mouth is about 0.4 face sizes wide).
 PATCH_FACES = 0.75
-
-
-@dataclass
-class DrivingMouths:
-    """Cut-outs (B, 3, P, P) in [0, 1] around each driving frame's mouth, scaled so that the
-    driving face has the target face's size, and the driving frames' own fitted vertices
-    (B, N, 2) in cut-out pixels; ``usable`` (B,) is False for frames without a tracked face."""
-
-    patches: torch.Tensor
-    vertices: torch.Tensor
-    usable: torch.Tensor
 
 
 def cut_driving_mouths(

@@ -11,16 +11,14 @@ are returned as a hole mask and filled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facereenact.correspond.mouth import DrivingMouths
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.raster import Rasterization, interpolate, rasterize
+from facereenact.stage import DrivingMouths, WarpResult, WarpTargets
 
 #: A triangle stretched more than this (area in the output over area in the source) has too
 #: little source texture to be warped faithfully; its pixels become holes.
@@ -45,35 +43,10 @@ FACE_FEATHER = 0.03
 BODY_FADE = 0.5
 
 
-@dataclass
-class WarpResult:
-    """Warped crops (B, 3, S, S) in [0, 1] with holes filled; ``holes`` (B, 1, S, S) marks pixels
-    the source could not supply, ``mouth`` (B, 1, S, S) the opening mouth, ``face`` (B, 1, S, S)
-    the rendered face, ``field`` (B, S, S, 2) the backward warp in source-crop pixels."""
-
-    images: torch.Tensor
-    holes: torch.Tensor
-    mouth: torch.Tensor
-    face: torch.Tensor
-    field: torch.Tensor
-
-
 def _triangle_areas(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
     corners = vertices[:, triangles][..., :2]  # (B, F, 3, 2)
     a, b = corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0]
     return (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]).abs() / 2
-
-
-@dataclass
-class WarpTargets:
-    """What the warp needs about the target faces, in source-crop pixels: vertices (B, N, 3),
-    landmarks (B, 68, 3), and ``head`` (B, 2, S, S): for each target pixel, the source pixel the
-    head around the face carries there (:func:`facereenact.correspond.head.head_field`)."""
-
-    vertices: torch.Tensor
-    landmarks: torch.Tensor
-    head: torch.Tensor
-    mouths: DrivingMouths | None = None
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -86,6 +59,13 @@ def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     pictures = images.permute(0, 2, 3, 1).float().cpu().numpy()
     blurred = np.stack([cv2.sepFilter2D(p, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT) for p in pictures])
     return torch.from_numpy(blurred.reshape(pictures.shape)).to(images.device).permute(0, 3, 1, 2)
+
+
+class WarpMethod:
+    """The training-free warp as a :class:`~facereenact.stage.StageMethod`: the default method."""
+
+    def bound_to(self, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor) -> GeometricWarp:
+        return GeometricWarp(model, source_vertices, source_crop.shape[-1])
 
 
 class GeometricWarp:

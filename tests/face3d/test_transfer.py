@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facereenact.correspond.motion import MotionMode, MotionOptions, keep_lips_apart, lip_gap, target_params
 from facereenact.face3d.params import FaceParams, angles_to_rotation
+from facereenact.face3d.transfer import MotionMode, MotionOptions, keep_lips_apart, lip_gap, target_params
 
 
 def _params(yaw: float, tx: float, scale: float, expression: float, shape: float = 0.0) -> FaceParams:

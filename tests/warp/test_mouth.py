@@ -7,11 +7,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facereenact.correspond.motion import MotionMode, MotionOptions
-from facereenact.correspond.mouth import cut_driving_mouths
 from facereenact.face3d.raster import rasterize
+from facereenact.face3d.transfer import MotionMode, MotionOptions
 from facereenact.io.video import iter_frames
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
+from facereenact.warp.mouth import cut_driving_mouths
 
 
 def _ramp(height: int, width: int) -> np.ndarray:

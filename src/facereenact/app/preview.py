@@ -17,8 +17,8 @@ from facereenact.errors import NoFaceError
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.records import pose_summary
+from facereenact.face3d.visualize import fit_overlay
 from facereenact.io.image import read_image, write_image
-from facereenact.visualize import fit_overlay
 
 #: Widest preview sent to the page (the overlay is two pictures wide).
 PREVIEW_WIDTH = 960

@@ -7,11 +7,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facereenact.composite import Paster, crop, reenactment_box
-from facereenact.correspond.motion import MotionMode, MotionOptions
-from facereenact.correspond.warp import _gaussian_blur
 from facereenact.face3d.params import angles_to_rotation
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.face3d.transfer import MotionMode, MotionOptions
+from facereenact.pipeline.composite import Paster, crop, reenactment_box
+from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
+from facereenact.warp.geometric import _gaussian_blur
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from facereenact.batch import AnimateSettings, read_batch
+from facereenact.app.batch import read_batch
 from facereenact.cli import app
-from facereenact.correspond.motion import MotionMode
 from facereenact.errors import InputError
+from facereenact.face3d.transfer import MotionMode
+from facereenact.pipeline.request import AnimateRequest
 
 runner = CliRunner()
 
@@ -24,19 +25,19 @@ def _csv(folder: Path, text: str) -> Path:
 
 def test_rows_take_the_command_line_defaults_and_override_them(tmp_path: Path) -> None:
     jobs_file = _csv(tmp_path, "source,driving,output,mode,crop_only,max_frames,driving_mouth,model\nme.jpg,clips/a.mp4,,,,,,\n/abs/you.png,b.mp4,sub/x.mov,absolute,yes,12,no,net.safetensors\nme.jpg,still.png,,,,,,\n")
-    defaults = AnimateSettings(crop_size=128, max_frames=50)
+    defaults = AnimateRequest(crop_size=128, max_frames=50)
     first, second, third = read_batch(jobs_file, tmp_path / "out", defaults)
     assert first.name == "me__a.mp4" and first.output == (tmp_path / "out" / "me__a.mp4").absolute()
     assert first.source == tmp_path.absolute() / "me.jpg" and first.driving == tmp_path.absolute() / "clips" / "a.mp4"
-    assert first.settings == defaults
+    assert first.request == defaults
     assert second.source == Path("/abs/you.png") and second.name == "sub/x.mov"
-    assert second.settings == AnimateSettings(
+    assert second.request == AnimateRequest(
         mode=MotionMode.absolute, crop_size=128, crop_only=True, max_frames=12, driving_mouth=False, model=tmp_path.absolute() / "net.safetensors"
     )
     assert third.name == "me__still.png", "a still driving image gives a still image"
-    options = second.settings.reenact_options()
+    options = second.request.reenact_options()
     assert options.crop_size == 128 and options.motion.mode is MotionMode.absolute and not options.driving_mouth
-    assert first.settings.reenact_options().driving_mouth, "the driving mouth is on unless a row turns it off"
+    assert first.request.reenact_options().driving_mouth, "the driving mouth is on unless a row turns it off"
 
 
 @pytest.mark.parametrize(

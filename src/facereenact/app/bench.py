@@ -10,31 +10,34 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
-from facereenact import jobs
-from facereenact.assets import Assets
-from facereenact.composite import reenactment_box
+from facereenact.app.animate import animate_file
 from facereenact.errors import FaceReenactError
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.face3d.pncc import render_identity_matched_pncc, vertices_to_crop
 from facereenact.face3d.raster import render_attributes
 from facereenact.face3d.regressor import box_from_detection
+from facereenact.io.assets import Assets
 from facereenact.io.image import read_image
 from facereenact.io.video import VideoWriter, iter_frames, probe_video
-from facereenact.pipeline import ReenactOptions, Reenactor
+from facereenact.pipeline.composite import reenactment_box
+from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions, Reenactor
+from facereenact.pipeline.request import AnimateRequest, GenerationMethod
 
 if TYPE_CHECKING:
     from facereenact.model.inference import NeuralStage
 
 CROP = 256
+T = TypeVar("T")
 RENDER_BATCH = 8
 
 
@@ -61,7 +64,7 @@ class BenchReport:
         return fps
 
 
-def _timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
     start = time.perf_counter()
     result = fn(*args, **kwargs)
     return result, time.perf_counter() - start
@@ -105,35 +108,37 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "out.mp4"
         options = ReenactOptions()
-        jobs.animate_file(fitter, source, clip, output, options, max_frames=16)  # warm-up
-        result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames)
+        warp = AnimateRequest(method=GenerationMethod.warp, max_frames=frames)
+        animate_file(fitter, replace(warp, max_frames=16), source, clip, output)  # warm-up
+        result, seconds = _timed(animate_file, fitter, warp, source, clip, output)
         report.frames = result.frames
         end_to_end = report.add("animate, end to end", result.frames, seconds, "decode + fit + warp + paste + encode")
-        result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, crop_only=True)
+        result, seconds = _timed(animate_file, fitter, replace(warp, crop_only=True), source, clip, output)
         report.add("animate --crop-only, end to end", result.frames, seconds, "256² output: decode + fit + warp + encode")
         stage = _shipped_stage(report.notes)
         if stage is not None:
-            jobs.animate_file(fitter, source, clip, output, options, max_frames=16, stage=stage)  # warm-up
-            result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, stage=stage)
+            neural = AnimateRequest(max_frames=frames)
+            animate_file(fitter, replace(neural, max_frames=16), source, clip, output, method=stage)  # warm-up
+            result, seconds = _timed(animate_file, fitter, neural, source, clip, output, method=stage)
             report.add("animate --method neural, end to end", result.frames, seconds, "the shipped model refining the warp")
-            result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, crop_only=True, stage=stage)
+            result, seconds = _timed(animate_file, fitter, replace(neural, crop_only=True), source, clip, output, method=stage)
             report.add("animate --method neural --crop-only, end to end", result.frames, seconds, f"256² output; network run by {stage.runtime}")
             if stage.runtime != "torch":
                 eager = _shipped_stage(report.notes, runtime="torch")
                 assert eager is not None  # the same file just loaded
-                result, seconds = _timed(jobs.animate_file, fitter, source, clip, output, options, max_frames=frames, crop_only=True, stage=eager)
+                result, seconds = _timed(animate_file, fitter, replace(neural, crop_only=True), source, clip, output, method=eager)
                 report.add_baseline("  the same, network run by PyTorch", result.frames, seconds)
 
         decoded, seconds = _timed(lambda: list(iter_frames(clip, frames)))
-        report.add("  decode", len(decoded), seconds, "animate decodes twice: to fit, then for the driving mouths")
+        report.add("  decode", len(decoded), seconds, "once: tracking, driving mouths and audio share the pass")
         fit, seconds = _timed(fitter.track, decoded, info.fps)
         report.add("  fit (tracking)", len(decoded), seconds)
         reenactor, seconds = _timed(Reenactor, source_image, fitter, options)
         report.rows.append(("  source fit + crop (once)", 1 / seconds, "per source, not per frame"))
         batches, seconds = _timed(
             lambda: [
-                reenactor.reenact(fit.params[i : i + jobs.ANIMATE_BATCH], fit.params[0], paste=False, frames=np.stack(decoded[i : i + jobs.ANIMATE_BATCH]))
-                for i in range(0, len(fit), jobs.ANIMATE_BATCH)
+                reenactor.reenact(fit.params[i : i + ANIMATE_BATCH], fit.params[0], paste=False, frames=np.stack(decoded[i : i + ANIMATE_BATCH]))
+                for i in range(0, len(fit), ANIMATE_BATCH)
             ]
         )
         report.add("  warp (render + sample + holes + driving mouth)", len(fit), seconds)

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facereenact.correspond.head import HeadEllipsoid, head_field
 from facereenact.face3d.params import FaceParams, angles_to_rotation
+from facereenact.warp.head import HeadEllipsoid, head_field
 
 SIZE = 64
 HEAD = HeadEllipsoid(centre=torch.tensor([[0.0, 0.0, -4.0]]), radii=torch.tensor([[12.0, 15.0, 14.0]]))

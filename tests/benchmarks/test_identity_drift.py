@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facereenact.face3d import identity_drift as idrift
+from benchmarks import identity_drift as idrift
 
 
 def _clips(drift: np.ndarray, people: int, frames: int, seed: int, identity_follows_mean_expression: float = 0.0, noise: float = 0.0):  # type: ignore[no-untyped-def]

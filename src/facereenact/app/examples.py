@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from facereenact.assets import SHARED_DIR
+from facereenact.app.locations import CHECKOUT_SHARED
 from facereenact.errors import InputError
 
 ENV_VAR = "FACEREENACT_DATA"
@@ -19,7 +19,7 @@ _PREFERRED_CLIP = "hdtf_aoc.mp4"
 
 def data_dir(folder: str | os.PathLike[str] | None = None) -> Path:
     """The example-data folder: ``folder``, else the environment variable, else ../shared/data."""
-    chosen = folder or os.environ.get(ENV_VAR) or SHARED_DIR / "data"
+    chosen = folder or os.environ.get(ENV_VAR) or CHECKOUT_SHARED / "data"
     path = Path(chosen).expanduser()
     if not path.is_dir():
         raise InputError(f"example data folder {path} does not exist (set {ENV_VAR} or pass --data)")

@@ -1,0 +1,143 @@
+"""``animate``: a source portrait made to move like a driving video (or image), written with the
+driving clip's audio. The command line, the batch runner and the web page all come here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from facereenact.app.progress import ProgressFactory, no_progress
+from facereenact.app.tracking import track
+from facereenact.face3d.fitter import FaceFitter
+from facereenact.face3d.transfer import MotionMode
+from facereenact.io.image import write_image
+from facereenact.io.media import open_media, read_still
+from facereenact.io.prefetch import prefetch
+from facereenact.io.video import VideoWriter
+from facereenact.model.checkpoint import check_checkpoint
+from facereenact.pipeline.cache import worker_network
+from facereenact.pipeline.composite import crop as crop_image
+from facereenact.pipeline.composite import reenactment_box
+from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactedBatch, Reenactor
+from facereenact.pipeline.request import AnimateRequest, GenerationMethod, resolve_checkpoint
+from facereenact.stage import StageMethod
+
+#: What the interfaces build requests from (they import this layer only).
+__all__ = ["AnimateReport", "AnimateRequest", "GenerationMethod", "MotionMode", "StageMethod", "animate_file", "check_checkpoint", "resolve_checkpoint", "worker_network"]
+
+
+@dataclass
+class AnimateReport:
+    """What was written, and what the user should hear about it."""
+
+    output: Path
+    frames: int
+    #: Faces found in the source, and the one animated (largest first).
+    faces_found: int = 1
+    face_index: int = 0
+    #: Inclusive driving-frame ranges where the face was lost (those frames hold the last pose).
+    lost_ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    def notes(self, choose_face: str) -> list[str]:
+        """The notes for the user; ``choose_face`` says how this interface picks another face."""
+        notes = []
+        if self.faces_found > 1:
+            notes.append(f"the source has {self.faces_found} faces; animating face {self.face_index} (largest first; {choose_face})")
+        if self.lost_ranges:
+            spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in self.lost_ranges)
+            notes.append(f"the driving face was lost in frames {spans}; those frames hold the last good pose and expression")
+        return notes
+
+
+def animate_file(
+    fitter: FaceFitter,
+    request: AnimateRequest,
+    source: Path,
+    driving: Path,
+    output: Path,
+    progress: ProgressFactory = no_progress,
+    method: StageMethod | None = None,
+) -> AnimateReport:
+    """Animate ``source`` with ``driving`` into ``output``. ``method`` overrides the request's
+    (an already loaded network, say); by default the request's checkpoint is loaded once per
+    process. The driving video is opened and decoded once: its frames serve tracking, the
+    driving mouths and ``compare``, and its audio comes from the same pass."""
+    if method is None:
+        checkpoint = request.checkpoint()
+        method = worker_network(checkpoint, str(fitter.device)) if checkpoint is not None else None
+    reenactor = Reenactor(read_still(source), fitter, request.reenact_options(), method)
+    report = AnimateReport(output, 0, reenactor.faces_found, request.face_index)
+    media = open_media(driving)
+    if isinstance(media, np.ndarray):
+        frame = media
+        driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params
+        batch = reenactor.reenact(driving_params, driving_params, paste=not request.crop_only, frames=frame[None])
+        write_image(output, _output_frames(reenactor, request, batch, frame[None], None)[0])
+        report.frames = 1
+        return report
+
+    keep_frames = request.compare or reenactor.uses_driving_frames
+    with media as reader:
+        tracked = track(fitter, reader, request.smooth, request.max_frames, progress, keep_frames)
+    fit, frames = tracked.fit, tracked.frames
+    report.lost_ranges = fit.lost_ranges()
+    reference = fit.params[int(np.flatnonzero(fit.found)[0])]
+    tick = progress("animating", len(fit))
+
+    # generate() runs in another thread, which needs the CUDA device made current there.
+    device = fitter.device
+    cuda_index = (device.index if device.index is not None else torch.cuda.current_device()) if device.type == "cuda" else None
+
+    def generate() -> Iterator[tuple[np.ndarray | None, ReenactedBatch]]:
+        if cuda_index is not None:
+            torch.cuda.set_device(cuda_index)
+        for start in range(0, len(fit), ANIMATE_BATCH):
+            stop = min(start + ANIMATE_BATCH, len(fit))
+            shown = frames.stack(start, stop) if frames is not None else None
+            yield shown, reenactor.reenact(fit.params[start:stop], reference, paste=False, frames=shown, found=fit.found[start:stop])
+
+    # Crops are generated in a background thread (PyTorch releases the GIL) while this thread
+    # pastes the previous batch and the writer's thread encodes: three stages on two cores.
+    try:
+        with VideoWriter(output, tracked.fps, audio_from=reader.audio) as writer:
+            stop = 0
+            for shown, batch in prefetch(generate(), depth=2):
+                start, stop = stop, stop + len(batch.crops)
+                if not request.crop_only:
+                    batch.frames = reenactor.paste(batch.crops)
+                writer.write_batch(_output_frames(reenactor, request, batch, shown, fit.landmarks[start:stop]))
+                tick(stop - 1)
+    finally:
+        if frames is not None:
+            frames.close()
+    report.frames = len(fit)
+    return report
+
+
+def _output_frames(
+    reenactor: Reenactor, request: AnimateRequest, batch: ReenactedBatch, driving_frames: np.ndarray | None, driving_landmarks: np.ndarray | None
+) -> np.ndarray:
+    """The result frames, or with ``compare`` the panel source | driving | result."""
+    result = batch.crops if request.crop_only else batch.frames
+    assert result is not None
+    if not request.compare or driving_frames is None:
+        return result
+    height = result.shape[1]
+    source = reenactor.source_crop_uint8() if request.crop_only else reenactor.source_image
+    panels = []
+    for index, produced in enumerate(result):
+        frame = driving_frames[index]
+        if request.crop_only and driving_landmarks is not None:  # the driving face framed like the source's
+            frame = crop_image(frame, reenactment_box(driving_landmarks[index], reenactor.options.crop_scale), height)
+        panels.append(np.concatenate([_fit_height(source, height), _fit_height(frame, height), produced], axis=1))
+    return np.stack(panels)
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    width = max(2, round(image.shape[1] * height / image.shape[0]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR)

@@ -1,0 +1,100 @@
+"""One animation's options: every option of ``animate``, its default, its bounds and its checks.
+
+The command line, the batch CSV and the web page each build an :class:`AnimateRequest` from
+their own vocabulary and get the same defaults and the same refusals; an out-of-bounds or
+conflicting value is an :class:`~facereenact.errors.OptionError` naming the options by their
+field names, which each interface words its own way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import Enum
+from pathlib import Path
+
+from facereenact.errors import OptionError
+from facereenact.face3d.transfer import MotionMode, MotionOptions
+from facereenact.model.release import shipped_checkpoint
+from facereenact.pipeline.reenactor import ReenactOptions
+
+
+class GenerationMethod(str, Enum):
+    """What generates the reenacted face."""
+
+    #: The trained network refining the warp (the shipped model, or ``model``).
+    neural = "neural"
+    #: The training-free 3D correspondence warp alone.
+    warp = "warp"
+
+
+#: Sides of the generated face crop, in pixels (inclusive).
+CROP_SIZES = (64, 1024)
+
+
+@dataclass(frozen=True)
+class AnimateRequest:
+    method: GenerationMethod = GenerationMethod.neural
+    #: A trained network's checkpoint for the neural method (None: the shipped model).
+    model: Path | None = None
+    mode: MotionMode = MotionMode.relative
+    #: Keep the source's head pose; transfer expression only.
+    expression_only: bool = False
+    #: Keep the source's expression; transfer head pose only.
+    pose_only: bool = False
+    #: Side of the face crop that is generated.
+    crop_size: int = 256
+    #: Output the generated face crop instead of the full source frame.
+    crop_only: bool = False
+    #: Side by side: source | driving | result.
+    compare: bool = False
+    #: Temporal smoothing of the driving face's fit.
+    smooth: bool = True
+    #: Animate at most this many driving frames (None: all).
+    max_frames: int | None = None
+    #: Which source face to animate, largest first.
+    face_index: int = 0
+    #: Fill a mouth opening wider than the source shows with the driving frame's own teeth and
+    #: tongue (otherwise a dark cavity).
+    driving_mouth: bool = True
+
+    def __post_init__(self) -> None:
+        # Values may arrive as plain strings (a CSV cell, a JSON body): take them as the types.
+        object.__setattr__(self, "method", _choice(GenerationMethod, "method", self.method))
+        object.__setattr__(self, "mode", _choice(MotionMode, "mode", self.mode))
+        low, high = CROP_SIZES
+        if not low <= self.crop_size <= high:
+            raise OptionError(("crop_size",), f"is outside {low}–{high}", self.crop_size)
+        if self.max_frames is not None and self.max_frames < 1:
+            raise OptionError(("max_frames",), "is below 1", self.max_frames)
+        if self.face_index < 0:
+            raise OptionError(("face_index",), "is below 0", self.face_index)
+        if self.expression_only and self.pose_only:
+            raise OptionError(("expression_only", "pose_only"), "exclude each other")
+        if self.method is GenerationMethod.warp and self.model is not None:
+            raise OptionError(("model",), "is a neural checkpoint: use it with the neural method")
+
+    def reenact_options(self) -> ReenactOptions:
+        """The part of the request the :class:`~facereenact.pipeline.reenactor.Reenactor` takes."""
+        motion = MotionOptions(mode=self.mode, transfer_pose=not self.expression_only, transfer_expression=not self.pose_only)
+        return ReenactOptions(crop_size=self.crop_size, motion=motion, face_index=self.face_index, driving_mouth=self.driving_mouth)
+
+    def checkpoint(self) -> Path | None:
+        """The network to load: None for the warp, else :func:`resolve_checkpoint`."""
+        return None if self.method is GenerationMethod.warp else resolve_checkpoint(self.model)
+
+
+#: The request's option names, in order (the batch CSV's option columns).
+OPTION_NAMES = tuple(f.name for f in fields(AnimateRequest))
+
+
+def resolve_checkpoint(model: Path | None) -> Path:
+    """The network the neural method uses: ``model``, else the shipped model (checked)."""
+    return model if model is not None else shipped_checkpoint()
+
+
+def _choice(kind: type[Enum], name: str, value: object) -> Enum:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(str(member.value) for member in kind)
+        raise OptionError((name,), f"is not one of {choices}", value) from None

@@ -1,0 +1,48 @@
+"""``animate`` as a use case: one pass over the driving video, the request's options honoured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from facereenact.app.animate import animate_file
+from facereenact.io import video
+from facereenact.io.video import probe_video
+from facereenact.pipeline.request import AnimateRequest, GenerationMethod
+
+FRAMES = 12
+
+
+@pytest.mark.parametrize("compare", [False, True])
+def test_the_driving_video_is_opened_once_and_decoded_once(fitter, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compare: bool) -> None:  # type: ignore[no-untyped-def]
+    """Tracking, the driving mouths, ``compare`` and the soundtrack all come from one decode."""
+    clip = data_dir / "clips" / "hdtf_aoc.mp4"
+    opened: list[str] = []
+    decoded: list[int] = []
+    real_open, real_decode = av.open, video._decode_frames
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    def counting_decode(file: Path, *args: Any, **kwargs: Any) -> Iterator[np.ndarray]:
+        for frame in real_decode(file, *args, **kwargs):
+            if file == clip:
+                decoded.append(1)
+            yield frame
+
+    monkeypatch.setattr(video.av, "open", counting_open)
+    monkeypatch.setattr(video, "_decode_frames", counting_decode)
+    output = tmp_path / "out.mp4"
+    request = AnimateRequest(method=GenerationMethod.warp, max_frames=FRAMES, compare=compare)
+    report = animate_file(fitter, request, data_dir / "portraits" / "lp_s1.jpg", clip, output)
+    monkeypatch.undo()
+    assert opened.count(str(clip)) == 1, f"the driving clip was opened {opened.count(str(clip))} times"
+    assert len(decoded) == FRAMES, f"{len(decoded)} frames decoded for {FRAMES} animated"
+    info = probe_video(output)
+    assert report.frames == info.frame_count == FRAMES and info.has_audio
