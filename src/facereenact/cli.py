@@ -28,7 +28,7 @@ from rich.progress import (
 )
 
 from facereenact.app import examples as sample_data
-from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode, animate_file, check_checkpoint, resolve_checkpoint
+from facereenact.app.animate import CROP_SIZES, AnimateRequest, GenerationMethod, MotionMode, animate_file, check_checkpoint, resolve_checkpoint
 from facereenact.app.batch import animate_batch, read_batch
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
 from facereenact.app.locations import ASSETS_ENV, assets_dir, resolve_assets
@@ -209,7 +209,7 @@ def animate(
     mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the driving's change since its first frame; absolute: the driving's head orientation and expression as they are.")] = DEFAULTS.mode,
     expression_only: Annotated[bool, typer.Option("--expression-only", help="Keep the source's head pose; transfer expression only.")] = DEFAULTS.expression_only,
     pose_only: Annotated[bool, typer.Option("--pose-only", help="Keep the source's expression; transfer head pose only.")] = DEFAULTS.pose_only,
-    crop_size: Annotated[int, typer.Option(help="Side of the face crop that is generated (64–1024).")] = DEFAULTS.crop_size,
+    crop_size: Annotated[int, typer.Option(help=f"Side of the face crop that is generated ({CROP_SIZES[0]}–{CROP_SIZES[1]}).")] = DEFAULTS.crop_size,
     crop_only: Annotated[bool, typer.Option("--crop-only", help="Output the generated face crop instead of the full source frame.")] = DEFAULTS.crop_only,
     compare: Annotated[bool, typer.Option("--compare", help="Side by side: source | driving | result.")] = DEFAULTS.compare,
     smooth: SmoothOption = DEFAULTS.smooth,

@@ -72,6 +72,16 @@ def test_the_page_and_its_files_are_served_with_a_strict_content_policy(client: 
     assert client.get("/api/config").json()["max_frames"] == MAX_FRAMES
 
 
+def test_the_page_starts_at_the_defaults_every_interface_shares(client: TestClient) -> None:
+    from facereenact.pipeline.request import AnimateRequest
+
+    defaults, shared = client.get("/api/config").json()["defaults"], AnimateRequest()
+    assert defaults["method"] == shared.method.value == "neural"
+    assert defaults["mode"] == shared.mode.value and defaults["crop_size"] == shared.crop_size
+    assert defaults["paste_back"] is not shared.crop_only and defaults["driving_mouth"] is shared.driving_mouth
+    assert defaults["transfer"] == "both" and defaults["compare"] is shared.compare
+
+
 def test_a_non_image_portrait_is_refused_by_its_content_not_its_name(client: TestClient, data_dir: Path, tmp_path: Path) -> None:
     fake = tmp_path / "portrait.jpg"
     fake.write_text("these are not pixels")

@@ -24,11 +24,11 @@ from facereenact.pipeline.cache import worker_network
 from facereenact.pipeline.composite import crop as crop_image
 from facereenact.pipeline.composite import reenactment_box
 from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactedBatch, Reenactor
-from facereenact.pipeline.request import AnimateRequest, GenerationMethod, resolve_checkpoint
+from facereenact.pipeline.request import CROP_SIZES, AnimateRequest, GenerationMethod, resolve_checkpoint
 from facereenact.stage import StageMethod
 
 #: What the interfaces build requests from (they import this layer only).
-__all__ = ["AnimateReport", "AnimateRequest", "GenerationMethod", "MotionMode", "StageMethod", "animate_file", "check_checkpoint", "resolve_checkpoint", "worker_network"]
+__all__ = ["CROP_SIZES", "AnimateReport", "AnimateRequest", "GenerationMethod", "MotionMode", "StageMethod", "animate_file", "check_checkpoint", "resolve_checkpoint", "worker_network"]
 
 
 @dataclass

@@ -22,7 +22,7 @@ def data_dir(folder: str | os.PathLike[str] | None = None) -> Path:
     chosen = folder or os.environ.get(ENV_VAR) or CHECKOUT_SHARED / "data"
     path = Path(chosen).expanduser()
     if not path.is_dir():
-        raise InputError(f"example data folder {path} does not exist (set {ENV_VAR} or pass --data)")
+        raise InputError(f"example data folder {path} does not exist (set {ENV_VAR} or name the folder)")
     return path
 
 

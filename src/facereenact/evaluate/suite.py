@@ -391,7 +391,7 @@ def _notes(result: dict[str, Any], with_lpips: bool, source_kind: str) -> list[s
     if not with_lpips:
         notes.append(
             "LPIPS is left out: its AlexNet and linear-layer weights cannot be downloaded here; "
-            "pass --lpips-alexnet and --lpips-linear to include it."
+            "name both weight files to include it (see docs/evaluation.md)."
         )
     check = result.get("identity_check")
     if check:

@@ -29,6 +29,8 @@ class GenerationMethod(str, Enum):
 
 #: Sides of the generated face crop, in pixels (inclusive).
 CROP_SIZES = (64, 1024)
+#: The pipeline's own defaults, which the request's repeat rather than restate.
+_PIPELINE = ReenactOptions()
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,13 @@ class AnimateRequest:
     method: GenerationMethod = GenerationMethod.neural
     #: A trained network's checkpoint for the neural method (None: the shipped model).
     model: Path | None = None
-    mode: MotionMode = MotionMode.relative
+    mode: MotionMode = _PIPELINE.motion.mode
     #: Keep the source's head pose; transfer expression only.
     expression_only: bool = False
     #: Keep the source's expression; transfer head pose only.
     pose_only: bool = False
     #: Side of the face crop that is generated.
-    crop_size: int = 256
+    crop_size: int = _PIPELINE.crop_size
     #: Output the generated face crop instead of the full source frame.
     crop_only: bool = False
     #: Side by side: source | driving | result.
@@ -52,10 +54,10 @@ class AnimateRequest:
     #: Animate at most this many driving frames (None: all).
     max_frames: int | None = None
     #: Which source face to animate, largest first.
-    face_index: int = 0
+    face_index: int = _PIPELINE.face_index
     #: Fill a mouth opening wider than the source shows with the driving frame's own teeth and
     #: tongue (otherwise a dark cavity).
-    driving_mouth: bool = True
+    driving_mouth: bool = _PIPELINE.driving_mouth
 
     def __post_init__(self) -> None:
         # Values may arrive as plain strings (a CSV cell, a JSON body): take them as the types.
