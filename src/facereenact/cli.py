@@ -37,7 +37,7 @@ from facereenact.app.progress import Progress as StageProgress
 from facereenact.app.progress import ProgressFactory
 from facereenact.errors import FaceIndexError, FaceReenactError, InputError, OptionError, OutputError
 from facereenact.evaluate import dataset, report, suite
-from facereenact.evaluate.catalog import CROSS, SELF
+from facereenact.evaluate.catalog import CROSS, NATIVE, SELF
 from facereenact.evaluate.protocols import Sampling
 from facereenact.execute import Backend, BackendName, RunSummary, TaskResult, make_backend
 from facereenact.execute.progress import RunProgress
@@ -205,7 +205,7 @@ def pncc(
 def animate(
     source: Annotated[Path | None, typer.Option("--source", "-s", help="Source portrait (who). Default: an example portrait.", show_default=False)] = None,
     driving: Annotated[Path | None, typer.Option("--driving", "-d", help="Driving video or image (how they move). Default: an example clip.", show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv), or an image for a still driving image. [default: animated.mp4]", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv); a name without extension: a folder of lossless PNG frames; an image for a still driving image. [default: animated.mp4]", show_default=False)] = None,
     mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the driving's change since its first frame; absolute: the driving's head orientation and expression as they are.")] = DEFAULTS.mode,
     expression_only: Annotated[bool, typer.Option("--expression-only", help="Keep the source's head pose; transfer expression only.")] = DEFAULTS.expression_only,
     pose_only: Annotated[bool, typer.Option("--pose-only", help="Keep the source's expression; transfer head pose only.")] = DEFAULTS.pose_only,
@@ -216,6 +216,8 @@ def animate(
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many video frames.", show_default=False)] = DEFAULTS.max_frames,
     face_index: Annotated[int, typer.Option(help="Which source face to animate, largest first.")] = DEFAULTS.face_index,
     driving_mouth: Annotated[bool, typer.Option("--driving-mouth/--no-driving-mouth", help="Where the mouth opens wider than the source shows, fill it with the driving frame's own teeth and tongue (mapped through the 3D mouth); --no-driving-mouth paints a dark cavity instead.")] = DEFAULTS.driving_mouth,
+    crf: Annotated[int, typer.Option(help="H.264 quality of a video output: 0 lossless … 51 worst; 18 looks like the input.")] = DEFAULTS.crf,
+    max_size: Annotated[int | None, typer.Option(help="Scale the output down so its longer side is at most this many pixels.", show_default=False)] = DEFAULTS.max_size,
     method: Annotated[GenerationMethod, typer.Option(help="neural: the trained network refining the warp (the shipped model, or --model); warp: the training-free 3D correspondence warp alone.")] = DEFAULTS.method,
     model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural (default: the shipped model).", show_default=False)] = DEFAULTS.model,
     batch: Annotated[Path | None, typer.Option("--batch", help="A CSV of animations (columns source, driving, optional output and per-row options; see docs/scaling-out.md): run them all, as tasks of --backend.", show_default=False)] = None,
@@ -233,6 +235,7 @@ def animate(
     request = AnimateRequest(
         method=method, model=model, mode=mode, expression_only=expression_only, pose_only=pose_only, crop_size=crop_size,
         crop_only=crop_only, compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, driving_mouth=driving_mouth,
+        crf=crf, max_size=max_size,
     )  # fmt: skip
     if batch is not None:
         if source is not None or driving is not None or output is not None:
@@ -398,7 +401,7 @@ def evaluate(
     cross_frames: Annotated[int, typer.Option(min=1, help="Cross-identity: driving frames per pair.")] = Sampling.cross_frames,
     cross_sources: Annotated[int, typer.Option(min=0, help="Cross-identity: sources each driving clip drives (0: every source).")] = Sampling.cross_sources,
     clips: Annotated[str | None, typer.Option(help="Only these clips (comma-separated names without extension).", show_default=False)] = None,
-    protocols: Annotated[str, typer.Option(help="self, cross, or both (comma-separated).")] = "self,cross",
+    protocols: Annotated[str, typer.Option(help="self, cross and native (self-reenactment pasted back at each clip's own resolution), comma-separated.")] = "self,cross,native",
     lpips_alexnet: Annotated[Path | None, typer.Option(help="torchvision's AlexNet ImageNet weights (alexnet-owt-7be5be79.pth), for LPIPS.", show_default=False)] = None,
     lpips_linear: Annotated[Path | None, typer.Option(help="LPIPS v0.1 linear layers (lpips/weights/v0.1/alex.pth), for LPIPS.", show_default=False)] = None,
     bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
@@ -414,11 +417,11 @@ def evaluate(
     expression); writes metrics.json and report.html and prints the aggregate table. A clip
     without a usable face is recorded as failed in the report; the exit code is 1 only when a
     clip's task itself failed (e.g. its worker kept dying)."""
-    chosen = {"self": SELF, "cross": CROSS}
+    chosen = {"self": SELF, "cross": CROSS, "native": NATIVE}
     names = [p.strip() for p in protocols.split(",") if p.strip()]
     unknown = [n for n in names if n not in chosen]
     if unknown or not names:
-        raise InputError(f"unknown protocol {unknown[0] if unknown else protocols!r}: choose self, cross or self,cross")
+        raise InputError(f"unknown protocol {unknown[0] if unknown else protocols!r}: choose from self, cross and native")
     if (lpips_alexnet is None) != (lpips_linear is None):
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-linear")
     if out.exists() and not out.is_dir():

@@ -45,13 +45,20 @@ class WarpTargets:
 class WarpResult:
     """Warped crops (B, 3, S, S) in [0, 1] with holes filled; ``holes`` (B, 1, S, S) marks pixels
     the source could not supply, ``mouth`` (B, 1, S, S) the opening mouth, ``face`` (B, 1, S, S)
-    the rendered face, ``field`` (B, S, S, 2) the backward warp in source-crop pixels."""
+    the rendered face, ``field`` (B, S, S, 2) the backward warp in source-crop pixels.
+
+    ``sampled`` (B, 1, S, S) in [0, 1] says how much of each output pixel is the source sampled
+    along ``field`` (1) rather than made by the stage (0: a filled hole, a borrowed mouth, the
+    network's own pixels); None when the stage makes every pixel. Where it is 1 the pipeline
+    samples the source photo itself along the field, at the photo's full resolution.
+    """
 
     images: torch.Tensor
     holes: torch.Tensor
     mouth: torch.Tensor
     face: torch.Tensor
     field: torch.Tensor
+    sampled: torch.Tensor | None = None
 
 
 class GenerationStage(Protocol):

@@ -46,3 +46,30 @@ def test_the_driving_video_is_opened_once_and_decoded_once(fitter, data_dir: Pat
     assert len(decoded) == FRAMES, f"{len(decoded)} frames decoded for {FRAMES} animated"
     info = probe_video(output)
     assert report.frames == info.frame_count == FRAMES and info.has_audio
+
+
+def test_frame_zero_of_a_self_reenactment_is_the_source_photo(fitter, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """Relative motion with no change yet: the pasted frame is the photo, not a re-made copy."""
+    from facereenact.io.video import read_frames
+    from facereenact.pipeline.reenactor import Reenactor
+
+    clip = data_dir / "clips" / "st_radio2.mp4"
+    frames = read_frames(clip, 4)
+    fit = fitter.track(list(frames), probe_video(clip).fps)
+    reenactor = Reenactor(frames[0], fitter)
+    pasted = reenactor.reenact(fit.params[:1], fit.params[0], frames=frames[:1]).frames
+    assert pasted is not None
+    error = np.mean((pasted[0].astype(np.float64) - frames[0]) ** 2)
+    assert error == 0 or 10 * np.log10(255**2 / error) >= 45, f"frame 0 is {10 * np.log10(255**2 / error):.1f} dB from the source"
+
+
+def test_a_folder_of_frames_capped_in_size(fitter, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.io.image import read_image
+
+    output = tmp_path / "frames"
+    request = AnimateRequest(method=GenerationMethod.warp, max_frames=5, max_size=300)
+    report = animate_file(fitter, request, data_dir / "portraits" / "lp_s1.jpg", data_dir / "clips" / "hdtf_aoc.mp4", output)
+    written = sorted(output.iterdir())
+    assert report.frames == len(written) == 5
+    assert max(read_image(written[0]).shape[:2]) == 300
+    assert any("audio is not in them" in note for note in report.notes("")), "the clip's audio could not come along: said"

@@ -88,11 +88,18 @@ def test_evaluate_writes_metrics_and_report(assets_env, tiny_data: Path, tmp_pat
     assert [p["status"] for p in pairs] == ["ok", "ok", "failed"]
     assert set(pairs[0]["methods"]["warp"]) == {"csim", "pose_rmse_fitter", "pose_rmse_mediapipe", "expression_l1", "expression_agreement", "face_found"}
 
+    native = {c["clip"]: c for c in report["native_resolution"]["clips"]}
+    assert native["wall"]["status"] == "failed" and native["dpe_s"]["status"] == "ok"
+    still, warped = native["dpe_s"]["methods"]["source"], native["dpe_s"]["methods"]["warp"]
+    assert still["frame0_psnr"] == "inf" and warped["frame0_psnr"] == "inf", "a frame with no motion yet is the source photo"
+    assert 0 < warped["sharpness_ratio"] < 2 and warped["native_psnr"] > 10
+
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(report["self_reenactment"]["aggregate"]["warp"]) + 6
-    assert "strips/self_dpe_s.jpg" in html and "Fréchet" in html and "failed" in html
+    charts = len(report["self_reenactment"]["aggregate"]["warp"]) + 6 + len(report["native_resolution"]["aggregate"]["warp"])
+    assert html.count("data:image/png;base64,") == charts
+    assert "strips/self_dpe_s.jpg" in html and "strips/native_dpe_s.jpg" in html and "Fréchet" in html and "failed" in html
     assert sorted(p.name for p in (out / "strips").iterdir()) == [
-        "cross_lp_s12__dpe_s.jpg", "cross_lp_s12__grid_bbaf2n.jpg", "self_dpe_s.jpg", "self_grid_bbaf2n.jpg"
+        "cross_lp_s12__dpe_s.jpg", "cross_lp_s12__grid_bbaf2n.jpg", "native_dpe_s.jpg", "native_grid_bbaf2n.jpg", "self_dpe_s.jpg", "self_grid_bbaf2n.jpg"
     ]  # fmt: skip
 
 

@@ -18,7 +18,8 @@ from facereenact.face3d.transfer import MotionMode
 from facereenact.io.image import write_image
 from facereenact.io.media import open_media, read_still
 from facereenact.io.prefetch import prefetch
-from facereenact.io.video import VideoWriter
+from facereenact.io.sequence import FrameFolderWriter
+from facereenact.io.video import AudioTrack, VideoWriter
 from facereenact.model.checkpoint import check_checkpoint
 from facereenact.pipeline.cache import worker_network
 from facereenact.pipeline.composite import crop as crop_image
@@ -42,6 +43,8 @@ class AnimateReport:
     face_index: int = 0
     #: Inclusive driving-frame ranges where the face was lost (those frames hold the last pose).
     lost_ranges: list[tuple[int, int]] = field(default_factory=list)
+    #: The driving clip had audio that a folder of frames could not carry.
+    audio_left_out: bool = False
 
     def notes(self, choose_face: str) -> list[str]:
         """The notes for the user; ``choose_face`` says how this interface picks another face."""
@@ -51,6 +54,8 @@ class AnimateReport:
         if self.lost_ranges:
             spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in self.lost_ranges)
             notes.append(f"the driving face was lost in frames {spans}; those frames hold the last good pose and expression")
+        if self.audio_left_out:
+            notes.append("the frames are PNG images: the driving clip's audio is not in them")
         return notes
 
 
@@ -77,7 +82,7 @@ def animate_file(
         frame = media
         driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params
         batch = reenactor.reenact(driving_params, driving_params, paste=not request.crop_only, frames=frame[None])
-        write_image(output, _output_frames(reenactor, request, batch, frame[None], None)[0])
+        write_image(output, _fit_size(_output_frames(reenactor, request, batch, frame[None], None), request.max_size)[0])
         report.frames = 1
         return report
 
@@ -103,20 +108,42 @@ def animate_file(
 
     # Crops are generated in a background thread (PyTorch releases the GIL) while this thread
     # pastes the previous batch and the writer's thread encodes: three stages on two cores.
+    report.audio_left_out = _is_frame_folder(output) and reader.audio is not None
     try:
-        with VideoWriter(output, tracked.fps, audio_from=reader.audio) as writer:
+        with _writer(output, tracked.fps, reader.audio, request) as writer:
             stop = 0
             for shown, batch in prefetch(generate(), depth=2):
                 start, stop = stop, stop + len(batch.crops)
                 if not request.crop_only:
-                    batch.frames = reenactor.paste(batch.crops)
-                writer.write_batch(_output_frames(reenactor, request, batch, shown, fit.landmarks[start:stop]))
+                    batch.frames = reenactor.paste(batch)
+                writer.write_batch(_fit_size(_output_frames(reenactor, request, batch, shown, fit.landmarks[start:stop]), request.max_size))
                 tick(stop - 1)
     finally:
         if frames is not None:
             frames.close()
     report.frames = len(fit)
     return report
+
+
+def _is_frame_folder(output: Path) -> bool:
+    """An output named without an extension is a folder of PNG frames."""
+    return output.suffix == ""
+
+
+def _writer(output: Path, fps: float, audio: AudioTrack | None, request: AnimateRequest) -> VideoWriter | FrameFolderWriter:
+    if _is_frame_folder(output):
+        return FrameFolderWriter(output)
+    return VideoWriter(output, fps, audio_from=audio, crf=request.crf)
+
+
+def _fit_size(frames: np.ndarray, max_size: int | None) -> np.ndarray:
+    """Frames (B, H, W, 3) scaled down (area-averaged) so the longer side is at most ``max_size``."""
+    height, width = frames.shape[1:3]
+    if max_size is None or max(height, width) <= max_size:
+        return frames
+    scale = max_size / max(height, width)
+    size = (max(2, round(width * scale)), max(2, round(height * scale)))
+    return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
 
 
 def _output_frames(

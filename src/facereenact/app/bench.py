@@ -31,7 +31,7 @@ from facereenact.io.image import read_image
 from facereenact.io.video import VideoWriter, iter_frames, probe_video
 from facereenact.pipeline.composite import reenactment_box
 from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions, Reenactor
-from facereenact.pipeline.request import AnimateRequest, GenerationMethod
+from facereenact.pipeline.request import AnimateRequest, GenerationMethod, resolve_checkpoint
 
 if TYPE_CHECKING:
     from facereenact.model.inference import NeuralStage
@@ -142,9 +142,8 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
             ]
         )
         report.add("  warp (render + sample + holes + driving mouth)", len(fit), seconds)
-        crops = np.concatenate([b.crops for b in batches])
-        pasted, seconds = _timed(lambda: [reenactor.paster.paste(c) for c in crops])
-        report.add("  paste back", len(crops), seconds, f"{source_image.shape[1]}×{source_image.shape[0]} frame")
+        pasted, seconds = _timed(lambda: [frame for b in batches for frame in reenactor.paste(b)])
+        report.add("  paste back", len(pasted), seconds, f"{source_image.shape[1]}×{source_image.shape[0]} frame, the photo resampled at full resolution")
 
         def encode() -> None:
             with VideoWriter(Path(folder) / "encode.mp4", info.fps, audio_from=clip) as writer:
@@ -168,10 +167,9 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
 def _shipped_stage(notes: list[str], runtime: str = "auto") -> NeuralStage | None:
     """The shipped model as a stage, or None (the reason added to ``notes``) when it cannot load."""
     from facereenact.model.inference import load_stage
-    from facereenact.model.release import shipped_checkpoint
 
     try:
-        return load_stage(shipped_checkpoint(), runtime=runtime)
+        return load_stage(resolve_checkpoint(None), runtime=runtime)
     except FaceReenactError as error:
         notes.append(f"the neural rows are left out: {error}")
         return None

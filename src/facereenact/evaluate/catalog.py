@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 SELF = "self_reenactment"
 CROSS = "cross_identity"
-PROTOCOLS = (SELF, CROSS)
+NATIVE = "native_resolution"
+PROTOCOLS = (SELF, CROSS, NATIVE)
 
 #: A blendshape counts as "on" above this score. MediaPipe's scores sit below it on most
 #: neutral frames (medians ≤ 0.15 on this project's clips, except the eye squints), while an
@@ -42,6 +43,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("jitter_ratio", "Jitter ratio", "", "", (SELF,),
            "landmark jitter (mean |x(t+1) − 2x(t) + x(t−1)| of MediaPipe's landmarks over consecutive frames) of the output over that of "
            "the real clip: above 1 the method adds shake; the source baseline is 0 because it does not move"),
+    Metric("native_psnr", "PSNR (native)", "dB", "higher", (NATIVE,),
+           "to the real frame in the source's face box (its 68 landmarks' extent), pasted back at the clip's own resolution, before any "
+           "video encoding; the source method is the still first frame"),
+    Metric("sharpness_ratio", "Sharpness ratio", "", "higher", (NATIVE,),
+           "fine detail (mean |Laplacian|) of the output over the real frame's, in the face box: 1 keeps as much as the real frame; "
+           "the source method shows how much the first frame itself has"),
+    Metric("frame0_psnr", "Frame-0 PSNR", "dB", "higher", (NATIVE,),
+           "the output for the source frame itself (no motion yet) against it, in the face box; identical gives inf"),
     Metric("frechet_dlib", "Fréchet dist. (dlib descriptors)", "", "lower", (SELF,),
            "Fréchet distance between Gaussians fitted to dlib face descriptors of all outputs and of all real frames (pooled over clips; "
            "its interval is a leave-one-clip-out jackknife, as resampling with replacement biases it)"),

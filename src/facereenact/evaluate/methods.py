@@ -19,7 +19,7 @@ import torch
 from facereenact.errors import InputError, NotAvailableError
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.model.checkpoint import check_checkpoint
-from facereenact.model.release import shipped_checkpoint
+from facereenact.pipeline.request import resolve_checkpoint
 from facereenact.stage import StageMethod, WarpResult, WarpTargets
 
 NEURAL_PREFIX = "neural:"
@@ -38,7 +38,7 @@ class SourceStage:
         empty = torch.zeros(batch, 1, height, width, device=source_crop.device)
         ys, xs = torch.meshgrid(torch.arange(height, device=source_crop.device), torch.arange(width, device=source_crop.device), indexing="ij")
         field = torch.stack([xs, ys], -1).float().expand(batch, -1, -1, -1)
-        return WarpResult(images=images, holes=empty, mouth=empty, face=empty, field=field)
+        return WarpResult(images=images, holes=empty, mouth=empty, face=empty, field=field, sampled=torch.ones_like(empty))
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def parse_methods(spec: str, device: str = "cpu") -> list[Method]:
         elif name == "warp":
             methods.append(Method(name, None))
         elif name == "neural":
-            methods.append(Method("neural", load_neural_stage(shipped_checkpoint(), device)))
+            methods.append(Method("neural", load_neural_stage(resolve_checkpoint(None), device)))
         elif name.startswith(NEURAL_PREFIX) and len(name) > len(NEURAL_PREFIX):
             path = Path(name[len(NEURAL_PREFIX) :]).expanduser()
             methods.append(Method(f"{NEURAL_PREFIX}{path.name}", load_neural_stage(path, device)))

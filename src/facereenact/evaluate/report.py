@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from facereenact.errors import OutputError
-from facereenact.evaluate.catalog import BY_KEY, CROSS, PROTOCOLS, SELF
+from facereenact.evaluate.catalog import BY_KEY, CROSS, NATIVE, PROTOCOLS, SELF
 from facereenact.io.atomic import atomic_output
 
 #: Side of each picture in an image strip.
 THUMBNAIL = 128
-PROTOCOL_TITLES = {SELF: "Self-reenactment", CROSS: "Cross-identity"}
+PROTOCOL_TITLES = {SELF: "Self-reenactment", CROSS: "Cross-identity", NATIVE: "Self-reenactment at native resolution"}
 
 
 # ---- image strips ---------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def _protocol_html(result: dict[str, Any], protocol: str) -> str:
     part = result[protocol]
     methods = result["methods"]
     keys = _metric_keys(result, protocol)
-    rows = part["clips"] if protocol == SELF else part["pairs"]
+    rows = part["clips"] if protocol != CROSS else part["pairs"]
     counts = f"{part['counts']['ok']} of {part['counts']['total']} {part['unit']} evaluated"
     out = [f"<h2>{PROTOCOL_TITLES[protocol]}</h2>", f"<p>{counts}; mean over them, with the 95% bootstrap interval (resampling them).</p>"]
     out.append("<table><tr><th>metric</th>" + "".join(f"<th>{e(m)}</th>" for m in methods) + "<th>n</th></tr>")

@@ -27,7 +27,7 @@ from facereenact import __version__
 from facereenact.errors import FaceReenactError
 from facereenact.evaluate import metrics
 from facereenact.evaluate.analysis import FaceAnalyser
-from facereenact.evaluate.catalog import BY_KEY, CROSS, EXPRESSION_THRESHOLD, PROTOCOLS, SELF, metrics_for
+from facereenact.evaluate.catalog import BY_KEY, CROSS, EXPRESSION_THRESHOLD, NATIVE, PROTOCOLS, SELF, metrics_for
 from facereenact.evaluate.dataset import EvaluationData
 from facereenact.evaluate.identity import DescriptorService, DescriptorWorkerError, identity_validation
 from facereenact.evaluate.lpips import LearnedPerceptualDistance
@@ -37,6 +37,7 @@ from facereenact.evaluate.protocols import (
     CrossIdentity,
     DrivingClip,
     Finisher,
+    NativeResolution,
     Outcome,
     Sampling,
     SelfReenactment,
@@ -124,6 +125,9 @@ def clip_outcomes(protocols: dict[str, Any], name: str, clip: DrivingClip | Exce
     if SELF in protocols:
         base = {"clip": name}
         started.append((SELF, base, _start(base, clip, protocols[SELF].start)))
+    if NATIVE in protocols:
+        base = {"clip": name}
+        started.append((NATIVE, base, _start(base, clip, protocols[NATIVE].start)))
     if CROSS in protocols:
         bases = [{"source": source, "driving": name} for source in sources]
         try:
@@ -158,6 +162,8 @@ class _Instruments:
         self.protocols: dict[str, Any] = {}
         if SELF in work.protocols:
             self.protocols[SELF] = SelfReenactment(methods, tools, work.sampling)
+        if NATIVE in work.protocols:
+            self.protocols[NATIVE] = NativeResolution(methods, tools)
         if CROSS in work.protocols:
             self.protocols[CROSS] = CrossIdentity(methods, tools, work.sampling, SourceBank({n: Path(p) for n, p in work.sources}, methods, tools))
 
@@ -205,8 +211,9 @@ def _write_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, .
 def _lost_clip(protocols: Sequence[str], name: str, sources: Sequence[str], reason: str) -> dict[str, list[Outcome]]:
     """The records of a clip whose task failed outright (its worker kept dying)."""
     outcomes: dict[str, list[Outcome]] = {}
-    if SELF in protocols:
-        outcomes[SELF] = [Outcome({"clip": name, "status": "failed", "reason": reason})]
+    for per_clip in (SELF, NATIVE):
+        if per_clip in protocols:
+            outcomes[per_clip] = [Outcome({"clip": name, "status": "failed", "reason": reason})]
     if CROSS in protocols:
         outcomes[CROSS] = [Outcome({"source": source, "driving": name, "status": "failed", "reason": reason}) for source in sources]
     return outcomes
@@ -324,6 +331,10 @@ def _describe_metric(key: str) -> dict[str, str]:
     return {"label": metric.label, "unit": metric.unit, "better": metric.better, "description": metric.description}
 
 
+#: The file-name prefix of each protocol's image strips.
+STRIP_PREFIX = {SELF: "self", CROSS: "cross", NATIVE: "native"}
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
@@ -341,8 +352,8 @@ def _protocol_result(
     for outcome in outcomes:
         record = dict(outcome.record)
         if outcome.strip is not None:
-            name = record["clip"] if protocol == SELF else f"{record['source']}__{record['driving']}"
-            record["strip"] = f"strips/{'self' if protocol == SELF else 'cross'}_{_safe_name(name)}.jpg"
+            name = record["clip"] if protocol != CROSS else f"{record['source']}__{record['driving']}"
+            record["strip"] = f"strips/{STRIP_PREFIX[protocol]}_{_safe_name(name)}.jpg"
             strips[record["strip"]] = outcome.strip
         records.append(record)
     ok = [r for r in records if r["status"] == "ok"]
@@ -354,9 +365,9 @@ def _protocol_result(
             groups = [(o.descriptors["real"], o.descriptors[method.name]) for o in good]
             aggregate[method.name]["frechet_dlib"] = _frechet_summary(groups)
     return {
-        "unit": "clips" if protocol == SELF else "pairs",
+        "unit": "clips" if protocol != CROSS else "pairs",
         "counts": {"ok": len(ok), "total": len(records)},
-        "clips" if protocol == SELF else "pairs": records,
+        "clips" if protocol != CROSS else "pairs": records,
         "aggregate": aggregate,
     }
 

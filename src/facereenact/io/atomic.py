@@ -31,7 +31,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes it owner-only; outputs are not
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it owner-only; outputs are not
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -51,7 +51,7 @@ def remove_partial(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

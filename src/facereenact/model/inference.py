@@ -106,7 +106,8 @@ class BoundNeuralStage:
             synthesis, blend = _upsample(synthesis, size), _upsample(blend, size)
             warp_images = warped.images.to(self.device)
             images = warp_images + blend * (synthesis - warp_images)
-            return WarpResult(images.clamp(0, 1), warped.holes, warped.mouth, face, warped.field)
+            sampled = warped.sampled * (1 - blend.to(warped.sampled.device)) if warped.sampled is not None else None
+            return WarpResult(images.clamp(0, 1), warped.holes, warped.mouth, face, warped.field, sampled)
         out = self.generator(self.source, self.source_pncc, driving_pncc, source=self.features)
         flow = F.interpolate(out.flow, size=(size, size), mode="bilinear", align_corners=False)
         field = ((flow + 1) * size / 2 - 0.5).permute(0, 2, 3, 1)  # grid coordinates → source-crop pixels

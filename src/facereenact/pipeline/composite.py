@@ -1,4 +1,11 @@
-"""Crop the source face for generation, and paste generated crops back into the full frame."""
+"""Crop the source face for generation, and paste the result back into the full frame.
+
+Pasting does not scale the generated crop up where it can avoid it: wherever the generation
+stage sampled the source along its warp field, the field is carried to the photo's resolution
+and the photo itself is resampled there, once (bicubic), so the output keeps the photo's
+sharpness. The generated crop, scaled up, is used only where the stage made pixels up (filled
+holes, a borrowed mouth), blended in over a pixel or two.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,13 @@ from facereenact.face3d.regressor import crop_faces
 
 #: Share of the crop side over which the pasted crop fades into the original frame.
 FEATHER = 0.08
+#: Motion smaller than this many photo pixels moves nothing, and motion is taken whole from the
+#: second value on (a smooth ramp between): tracking noise around a still pose leaves the photo
+#: exactly as it is.
+DEADBAND = (0.25, 0.75)
+#: The stage's own pixels (holes, a borrowed mouth) are widened by this many crop pixels and
+#: their edge softened over as many again, so the seam with the sampled photo does not show.
+MADE_MARGIN = 1.0
 
 
 def reenactment_box(landmarks: np.ndarray, scale: float) -> np.ndarray:
@@ -44,13 +58,70 @@ class Paster:
         alpha = np.minimum.outer(ramp, ramp)
         self.alpha = np.ascontiguousarray(self._to_region(alpha))
         self.beta = np.ascontiguousarray(1 - self.alpha)
+        # Each region pixel's place in the crop (the inverse of ``matrix``), and in the photo.
+        columns = np.arange(self.out_size[0], dtype=np.float32) + left
+        rows = np.arange(self.out_size[1], dtype=np.float32) + top
+        self._crop_x = np.ascontiguousarray(np.broadcast_to((columns + 0.5 - box[0]) / scale - 0.5, (len(rows), len(columns))), np.float32)
+        self._crop_y = np.ascontiguousarray(np.broadcast_to(((rows + 0.5 - box[1]) / scale - 0.5)[:, None], (len(rows), len(columns))), np.float32)
+        self._photo_x, self._photo_y = (np.ascontiguousarray(a) for a in np.meshgrid(columns, rows))
+        self._box_origin, self._scale = (float(box[0]), float(box[1])), float(scale)
 
     def _to_region(self, picture: np.ndarray) -> np.ndarray:
         return cv2.warpAffine(picture, self.matrix, self.out_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    def paste(self, crop_rgb: np.ndarray) -> np.ndarray:
-        """The full frame with ``crop_rgb`` (S, S, 3) uint8 blended into the box."""
-        placed = self._to_region(crop_rgb)
+    def paste(self, crop_rgb: np.ndarray, field: np.ndarray | None = None, sampled: np.ndarray | None = None) -> np.ndarray:
+        """The full frame with ``crop_rgb`` (S, S, 3) uint8 blended into the box. With the stage's
+        ``field`` (S, S, 2, source-crop pixels) and ``sampled`` (S, S) weights, the photo is
+        resampled along the field at full resolution wherever the stage sampled it."""
+        if field is None or sampled is None:
+            placed = self._to_region(crop_rgb)
+            frame = self.background.copy()
+            frame[self.region] = cv2.blendLinear(placed, np.ascontiguousarray(self.background[self.region]), self.alpha, self.beta)
+            return frame
+        return self._resampled(crop_rgb, np.asarray(field, np.float32), np.asarray(sampled, np.float32))
+
+    def _resampled(self, crop_rgb: np.ndarray, field: np.ndarray, sampled: np.ndarray) -> np.ndarray:
+        """The frame with the photo resampled along ``field`` where ``sampled`` says, and the crop
+        scaled up elsewhere; only the part of the box where something moved or was made is
+        touched (the rest is the photo, as the deadband leaves it)."""
         frame = self.background.copy()
-        frame[self.region] = cv2.blendLinear(placed, np.ascontiguousarray(self.background[self.region]), self.alpha, self.beta)
+        size = field.shape[0]
+        grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0)
+        moving = np.hypot(*(field - grid).transpose(2, 0, 1)) * self._scale > DEADBAND[0]
+        made: np.ndarray = 1 - sampled
+        touched = moving | (made > 0)
+        if not touched.any():
+            return frame
+        # The touched crop pixels' bounds, widened by the interpolation's reach, in region pixels.
+        rows, columns = np.flatnonzero(touched.any(1)), np.flatnonzero(touched.any(0))
+        reach = 3 + MADE_MARGIN * 3
+        (x0, y0), (x1, y1) = (self._to_region_point(columns[0] - reach, rows[0] - reach), self._to_region_point(columns[-1] + reach, rows[-1] + reach))
+        width, height = self.out_size
+        x0, y0, x1, y1 = max(int(x0), 0), max(int(y0), 0), min(int(np.ceil(x1)) + 1, width), min(int(np.ceil(y1)) + 1, height)
+        if x1 <= x0 or y1 <= y0:
+            return frame
+        part = (slice(y0, y1), slice(x0, x1))
+        crop_x, crop_y = self._crop_x[part], self._crop_y[part]
+        in_crop = cv2.remap(field, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        (left, top), scale = self._box_origin, self._scale
+        photo_x, photo_y = self._photo_x[part], self._photo_y[part]
+        dx = left + (in_crop[..., 0] + 0.5) * scale - 0.5 - photo_x
+        dy = top + (in_crop[..., 1] + 0.5) * scale - 0.5 - photo_y
+        low, high = DEADBAND
+        keep = np.clip((np.hypot(dx, dy) - low) / (high - low), 0.0, 1.0)
+        keep = keep * keep * (3 - 2 * keep)  # smoothstep: the motion fades in without a kink
+        sharp = cv2.remap(self.background, photo_x + dx * keep, photo_y + dy * keep, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        if made.any():
+            spread = max(1, round(MADE_MARGIN))
+            made = cv2.dilate(made, np.ones((2 * spread + 1, 2 * spread + 1), np.uint8))
+            made = cv2.GaussianBlur(made, (0, 0), MADE_MARGIN)
+            weight = cv2.remap(1 - made, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            placed = cv2.remap(crop_rgb, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            sharp = cv2.blendLinear(sharp, placed, weight, 1 - weight)
+        region = frame[self.region]
+        region[part] = cv2.blendLinear(sharp, np.ascontiguousarray(region[part]), self.alpha[part], self.beta[part])
         return frame
+
+    def _to_region_point(self, u: float, v: float) -> tuple[float, float]:
+        """A crop pixel's place in region pixels."""
+        return self.matrix[0, 0] * u + self.matrix[0, 2], self.matrix[1, 1] * v + self.matrix[1, 2]

@@ -123,8 +123,16 @@ class Reenactor:
         inputs = WarpTargets(self._to_crop(self.model.vertices(targets)), landmarks, head, mouths)
         result = self.stage(self.source_crop, inputs)
         crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return ReenactedBatch(crops, self.paste(crops) if paste else None, result, targets)
+        batch = ReenactedBatch(crops, None, result, targets)
+        if paste:
+            batch.frames = self.paste(batch)
+        return batch
 
-    def paste(self, crops: np.ndarray) -> np.ndarray:
-        """Generated crops (B, S, S, 3) uint8 → full source frames (B, H, W, 3) uint8."""
-        return np.stack([self.paster.paste(c) for c in crops])
+    def paste(self, batch: ReenactedBatch) -> np.ndarray:
+        """Full source frames (B, H, W, 3) uint8 for a batch: the photo resampled at its own
+        resolution where the stage sampled the source, the generated crop where it did not."""
+        if batch.stage.sampled is None:
+            return np.stack([self.paster.paste(c) for c in batch.crops])
+        fields = batch.stage.field.float().cpu().numpy()
+        sampled = batch.stage.sampled[:, 0].float().cpu().numpy()
+        return np.stack([self.paster.paste(c, f, s) for c, f, s in zip(batch.crops, fields, sampled)])

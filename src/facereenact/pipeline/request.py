@@ -29,6 +29,10 @@ class GenerationMethod(str, Enum):
 
 #: Sides of the generated face crop, in pixels (inclusive).
 CROP_SIZES = (64, 1024)
+#: H.264 quality: 0 is lossless, 51 the worst (inclusive).
+CRF_RANGE = (0, 51)
+#: The smallest cap on the output's long side.
+MIN_OUTPUT_SIDE = 16
 #: The pipeline's own defaults, which the request's repeat rather than restate.
 _PIPELINE = ReenactOptions()
 
@@ -58,6 +62,10 @@ class AnimateRequest:
     #: Fill a mouth opening wider than the source shows with the driving frame's own teeth and
     #: tongue (otherwise a dark cavity).
     driving_mouth: bool = _PIPELINE.driving_mouth
+    #: H.264 quality of a video output (lower is better and larger; 18 looks like the input).
+    crf: int = 18
+    #: Scale the output down so its longer side is at most this many pixels (None: as made).
+    max_size: int | None = None
 
     def __post_init__(self) -> None:
         # Values may arrive as plain strings (a CSV cell, a JSON body): take them as the types.
@@ -68,6 +76,10 @@ class AnimateRequest:
             raise OptionError(("crop_size",), f"is outside {low}–{high}", self.crop_size)
         if self.max_frames is not None and self.max_frames < 1:
             raise OptionError(("max_frames",), "is below 1", self.max_frames)
+        if not CRF_RANGE[0] <= self.crf <= CRF_RANGE[1]:
+            raise OptionError(("crf",), f"is outside {CRF_RANGE[0]}–{CRF_RANGE[1]}", self.crf)
+        if self.max_size is not None and self.max_size < MIN_OUTPUT_SIDE:
+            raise OptionError(("max_size",), f"is below {MIN_OUTPUT_SIDE}", self.max_size)
         if self.face_index < 0:
             raise OptionError(("face_index",), "is below 0", self.face_index)
         if self.expression_only and self.pose_only:

@@ -119,7 +119,7 @@ class GeometricWarp:
         images = fill_holes(images, holes, mouth)
         if targets.mouths is not None:
             images, holes, mouth = self._driving_mouth(images, holes, mouth, raster, target_area, targets.mouths)
-        return WarpResult(images, holes, mouth, face, field.permute(0, 2, 3, 1))
+        return WarpResult(images, holes, mouth, face, field.permute(0, 2, 3, 1), 1 - torch.maximum(holes, mouth))
 
     def _driving_mouth(
         self, images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor, raster: Rasterization, target_area: torch.Tensor, donor: DrivingMouths
