@@ -73,3 +73,27 @@ def test_a_folder_of_frames_capped_in_size(fitter, data_dir: Path, tmp_path: Pat
     assert report.frames == len(written) == 5
     assert max(read_image(written[0]).shape[:2]) == 300
     assert any("audio is not in them" in note for note in report.notes("")), "the clip's audio could not come along: said"
+
+
+@pytest.mark.slow
+def test_a_36_megapixel_portrait_animates_in_under_4_gb(data_dir: Path, tmp_path: Path) -> None:
+    """The paste-back works band by band and frame by frame, and the encoder keeps few huge
+    frames: a 6000² portrait animates with the command's defaults in a bounded memory."""
+    import resource
+    import subprocess
+    import sys
+
+    import cv2
+
+    from facereenact.io.image import read_image, write_image
+
+    portrait = tmp_path / "huge.jpg"
+    write_image(portrait, cv2.resize(read_image(data_dir / "portraits" / "lp_s1.jpg"), (6000, 6000), interpolation=cv2.INTER_CUBIC))
+    output = tmp_path / "huge.mp4"
+    command = [sys.executable, "-m", "facereenact", "animate", "-s", str(portrait), "-d", str(data_dir / "clips" / "hdtf_aoc.mp4"), "--max-frames", "16", "-o", str(output)]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    peak_bytes = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    assert peak_bytes < 4e9, f"peak RSS {peak_bytes / 1e9:.2f} GB"
+    info = probe_video(output)
+    assert (info.width, info.height, info.frame_count) == (6000, 6000, 16)

@@ -82,7 +82,8 @@ def animate_file(
         frame = media
         driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params
         batch = reenactor.reenact(driving_params, driving_params, paste=not request.crop_only, frames=frame[None])
-        write_image(output, _fit_size(_output_frames(reenactor, request, batch, frame[None], None), request.max_size)[0])
+        produced = batch.crops[0] if request.crop_only else next(reenactor.pasted(batch))
+        write_image(output, _fit_size(_shown(reenactor, request, produced, (frame, None)), request.max_size))
         report.frames = 1
         return report
 
@@ -114,9 +115,10 @@ def animate_file(
             stop = 0
             for shown, batch in prefetch(generate(), depth=2):
                 start, stop = stop, stop + len(batch.crops)
-                if not request.crop_only:
-                    batch.frames = reenactor.paste(batch)
-                writer.write_batch(_fit_size(_output_frames(reenactor, request, batch, shown, fit.landmarks[start:stop]), request.max_size))
+                results = batch.crops if request.crop_only else reenactor.pasted(batch)
+                for offset, produced in enumerate(results):  # one frame at a time: a huge photo's frames are large
+                    shown_driving = (shown[offset], fit.landmarks[start + offset]) if shown is not None else None
+                    writer.write(_fit_size(_shown(reenactor, request, produced, shown_driving), request.max_size))
                 tick(stop - 1)
     finally:
         if frames is not None:
@@ -136,33 +138,26 @@ def _writer(output: Path, fps: float, audio: AudioTrack | None, request: Animate
     return VideoWriter(output, fps, audio_from=audio, crf=request.crf)
 
 
-def _fit_size(frames: np.ndarray, max_size: int | None) -> np.ndarray:
-    """Frames (B, H, W, 3) scaled down (area-averaged) so the longer side is at most ``max_size``."""
-    height, width = frames.shape[1:3]
+def _fit_size(frame: np.ndarray, max_size: int | None) -> np.ndarray:
+    """A frame (H, W, 3) scaled down (area-averaged) so its longer side is at most ``max_size``."""
+    height, width = frame.shape[:2]
     if max_size is None or max(height, width) <= max_size:
-        return frames
+        return frame
     scale = max_size / max(height, width)
-    size = (max(2, round(width * scale)), max(2, round(height * scale)))
-    return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+    return cv2.resize(frame, (max(2, round(width * scale)), max(2, round(height * scale))), interpolation=cv2.INTER_AREA)
 
 
-def _output_frames(
-    reenactor: Reenactor, request: AnimateRequest, batch: ReenactedBatch, driving_frames: np.ndarray | None, driving_landmarks: np.ndarray | None
-) -> np.ndarray:
-    """The result frames, or with ``compare`` the panel source | driving | result."""
-    result = batch.crops if request.crop_only else batch.frames
-    assert result is not None
-    if not request.compare or driving_frames is None:
-        return result
-    height = result.shape[1]
+def _shown(reenactor: Reenactor, request: AnimateRequest, produced: np.ndarray, driving: tuple[np.ndarray, np.ndarray | None] | None) -> np.ndarray:
+    """The result frame, or with ``compare`` the panel source | driving | result. ``driving`` is
+    the driving frame and its landmarks (None for a still driving image's)."""
+    if not request.compare or driving is None:
+        return produced
+    height = produced.shape[0]
     source = reenactor.source_crop_uint8() if request.crop_only else reenactor.source_image
-    panels = []
-    for index, produced in enumerate(result):
-        frame = driving_frames[index]
-        if request.crop_only and driving_landmarks is not None:  # the driving face framed like the source's
-            frame = crop_image(frame, reenactment_box(driving_landmarks[index], reenactor.options.crop_scale), height)
-        panels.append(np.concatenate([_fit_height(source, height), _fit_height(frame, height), produced], axis=1))
-    return np.stack(panels)
+    frame, landmarks = driving
+    if request.crop_only and landmarks is not None:  # the driving face framed like the source's
+        frame = crop_image(frame, reenactment_box(landmarks, reenactor.options.crop_scale), height)
+    return np.concatenate([_fit_height(source, height), _fit_height(frame, height), produced], axis=1)
 
 
 def _fit_height(image: np.ndarray, height: int) -> np.ndarray:

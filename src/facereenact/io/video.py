@@ -34,6 +34,11 @@ _PathLike = str | os.PathLike[str]
 _CONTAINER_FORMATS: dict[str, str] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 """Output extension -> FFmpeg muxer name."""
 
+#: Frames larger than 4K UHD are encoded with a shorter look-ahead and queue, which bound the
+#: encoder's memory (a 36-megapixel frame is 54 MB in 4:2:0, and x264 keeps tens of them).
+HUGE_FRAME_PIXELS = 3840 * 2160
+HUGE_FRAME_LOOKAHEAD = 3
+
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 """Sample rates the AAC encoder accepts; other sources are resampled to 48 kHz."""
 
@@ -461,8 +466,11 @@ class VideoWriter:
         video.height = height + height % 2
         video.pix_fmt = "yuv420p"
         video.options = {"crf": str(self.crf), "preset": self.preset}
+        huge = width * height > HUGE_FRAME_PIXELS
+        if huge:  # x264 holds its look-ahead frames in memory: fewer of a huge one
+            video.options["rc-lookahead"] = str(HUGE_FRAME_LOOKAHEAD)
         self._video = video
-        self._encoder = _BackgroundEncoder(self._container, video, self.rate)
+        self._encoder = _BackgroundEncoder(self._container, video, self.rate, depth=1 if huge else 4)
         if self._audio is not None:
             audio = self._container.add_stream("aac", rate=self._audio.out_rate)
             audio.layout = self._audio.out_layout

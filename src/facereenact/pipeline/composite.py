@@ -23,6 +23,8 @@ DEADBAND = (0.25, 0.75)
 #: The stage's own pixels (holes, a borrowed mouth) are widened by this many crop pixels and
 #: their edge softened over as many again, so the seam with the sampled photo does not show.
 MADE_MARGIN = 1.0
+#: Rows of the box resampled at a time.
+BAND_ROWS = 256
 
 
 def reenactment_box(landmarks: np.ndarray, scale: float) -> np.ndarray:
@@ -57,13 +59,12 @@ class Paster:
         ramp = np.clip(np.minimum(np.arange(size), np.arange(size)[::-1]) / (FEATHER * size), 0, 1).astype(np.float32)
         alpha = np.minimum.outer(ramp, ramp)
         self.alpha = np.ascontiguousarray(self._to_region(alpha))
-        self.beta = np.ascontiguousarray(1 - self.alpha)
-        # Each region pixel's place in the crop (the inverse of ``matrix``), and in the photo.
-        columns = np.arange(self.out_size[0], dtype=np.float32) + left
-        rows = np.arange(self.out_size[1], dtype=np.float32) + top
-        self._crop_x = np.ascontiguousarray(np.broadcast_to((columns + 0.5 - box[0]) / scale - 0.5, (len(rows), len(columns))), np.float32)
-        self._crop_y = np.ascontiguousarray(np.broadcast_to(((rows + 0.5 - box[1]) / scale - 0.5)[:, None], (len(rows), len(columns))), np.float32)
-        self._photo_x, self._photo_y = (np.ascontiguousarray(a) for a in np.meshgrid(columns, rows))
+        # Each region column's and row's place in the photo and in the crop (the inverse of
+        # ``matrix``); the 2-D maps are made band by band, so a huge photo needs little memory.
+        self._photo_x = np.arange(self.out_size[0], dtype=np.float32) + left
+        self._photo_y = np.arange(self.out_size[1], dtype=np.float32) + top
+        self._crop_x = ((self._photo_x + 0.5 - box[0]) / scale - 0.5).astype(np.float32)
+        self._crop_y = ((self._photo_y + 0.5 - box[1]) / scale - 0.5).astype(np.float32)
         self._box_origin, self._scale = (float(box[0]), float(box[1])), float(scale)
 
     def _to_region(self, picture: np.ndarray) -> np.ndarray:
@@ -76,7 +77,7 @@ class Paster:
         if field is None or sampled is None:
             placed = self._to_region(crop_rgb)
             frame = self.background.copy()
-            frame[self.region] = cv2.blendLinear(placed, np.ascontiguousarray(self.background[self.region]), self.alpha, self.beta)
+            frame[self.region] = cv2.blendLinear(placed, np.ascontiguousarray(self.background[self.region]), self.alpha, 1 - self.alpha)
             return frame
         return self._resampled(crop_rgb, np.asarray(field, np.float32), np.asarray(sampled, np.float32))
 
@@ -100,11 +101,24 @@ class Paster:
         x0, y0, x1, y1 = max(int(x0), 0), max(int(y0), 0), min(int(np.ceil(x1)) + 1, width), min(int(np.ceil(y1)) + 1, height)
         if x1 <= x0 or y1 <= y0:
             return frame
-        part = (slice(y0, y1), slice(x0, x1))
-        crop_x, crop_y = self._crop_x[part], self._crop_y[part]
+        if made.any():
+            spread = max(1, round(MADE_MARGIN))
+            made = cv2.dilate(made, np.ones((2 * spread + 1, 2 * spread + 1), np.uint8))
+            made = cv2.GaussianBlur(made, (0, 0), MADE_MARGIN)
+        region = frame[self.region]
+        for top in range(y0, y1, BAND_ROWS):  # bands bound the temporaries of a huge photo
+            part = (slice(top, min(top + BAND_ROWS, y1)), slice(x0, x1))
+            region[part] = self._resampled_part(part, region[part], crop_rgb, field, made)
+        return frame
+
+    def _resampled_part(self, part: tuple[slice, slice], original: np.ndarray, crop_rgb: np.ndarray, field: np.ndarray, made: np.ndarray) -> np.ndarray:
+        """One rectangle of the region: the photo resampled along the field, the crop where the
+        stage made the pixels, faded into ``original`` at the box's edge."""
+        rows, columns = part
+        crop_x, crop_y = np.meshgrid(self._crop_x[columns], self._crop_y[rows])
+        photo_x, photo_y = np.meshgrid(self._photo_x[columns], self._photo_y[rows])
         in_crop = cv2.remap(field, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         (left, top), scale = self._box_origin, self._scale
-        photo_x, photo_y = self._photo_x[part], self._photo_y[part]
         dx = left + (in_crop[..., 0] + 0.5) * scale - 0.5 - photo_x
         dy = top + (in_crop[..., 1] + 0.5) * scale - 0.5 - photo_y
         low, high = DEADBAND
@@ -112,15 +126,11 @@ class Paster:
         keep = keep * keep * (3 - 2 * keep)  # smoothstep: the motion fades in without a kink
         sharp = cv2.remap(self.background, photo_x + dx * keep, photo_y + dy * keep, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         if made.any():
-            spread = max(1, round(MADE_MARGIN))
-            made = cv2.dilate(made, np.ones((2 * spread + 1, 2 * spread + 1), np.uint8))
-            made = cv2.GaussianBlur(made, (0, 0), MADE_MARGIN)
             weight = cv2.remap(1 - made, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             placed = cv2.remap(crop_rgb, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             sharp = cv2.blendLinear(sharp, placed, weight, 1 - weight)
-        region = frame[self.region]
-        region[part] = cv2.blendLinear(sharp, np.ascontiguousarray(region[part]), self.alpha[part], self.beta[part])
-        return frame
+        alpha = self.alpha[part]
+        return cv2.blendLinear(sharp, np.ascontiguousarray(original), alpha, 1 - alpha)
 
     def _to_region_point(self, u: float, v: float) -> tuple[float, float]:
         """A crop pixel's place in region pixels."""

@@ -9,6 +9,7 @@ source photo.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,10 +130,17 @@ class Reenactor:
         return batch
 
     def paste(self, batch: ReenactedBatch) -> np.ndarray:
-        """Full source frames (B, H, W, 3) uint8 for a batch: the photo resampled at its own
-        resolution where the stage sampled the source, the generated crop where it did not."""
+        """Full source frames (B, H, W, 3) uint8 for a batch (see :meth:`pasted`)."""
+        return np.stack(list(self.pasted(batch)))
+
+    def pasted(self, batch: ReenactedBatch) -> Iterator[np.ndarray]:
+        """The batch's full source frames (H, W, 3) uint8, one at a time (a huge photo's frames
+        need not all be in memory): the photo resampled at its own resolution where the stage
+        sampled the source, the generated crop where it did not."""
         if batch.stage.sampled is None:
-            return np.stack([self.paster.paste(c) for c in batch.crops])
+            yield from (self.paster.paste(c) for c in batch.crops)
+            return
         fields = batch.stage.field.float().cpu().numpy()
         sampled = batch.stage.sampled[:, 0].float().cpu().numpy()
-        return np.stack([self.paster.paste(c, f, s) for c, f, s in zip(batch.crops, fields, sampled)])
+        for crop_rgb, field_of, sampled_of in zip(batch.crops, fields, sampled):
+            yield self.paster.paste(crop_rgb, field_of, sampled_of)
