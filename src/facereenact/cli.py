@@ -27,7 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from facereenact.app import examples as sample_data
+from facereenact.app import examples
 from facereenact.app.animate import CROP_SIZES, AnimateRequest, GenerationMethod, MotionMode, animate_file, check_checkpoint, resolve_checkpoint
 from facereenact.app.batch import animate_batch, read_batch
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
@@ -61,7 +61,7 @@ SmoothOption = Annotated[bool, typer.Option("--smooth/--no-smooth", help="Tempor
 MaxFramesOption = Annotated[int | None, typer.Option(min=1, help="Stop after this many video frames.")]
 DataOption = Annotated[
     Path | None,
-    typer.Option("--data", envvar=sample_data.ENV_VAR, help="Example-data folder used for defaults (default: ../shared/data).", show_default=False),
+    typer.Option("--data", envvar=examples.ENV_VAR, help="Example-data folder used for defaults (default: ../shared/data).", show_default=False),
 ]
 
 WorkersOption = Annotated[
@@ -192,8 +192,8 @@ def pncc(
 ) -> None:
     """Render the identity-matched PNCC (SOURCE identity + DRIVING pose and expression) beside
     each driving frame."""
-    source = source or sample_data.default_portrait(data)
-    driving = driving or sample_data.default_clip(data)
+    source = source or examples.default_portrait(data)
+    driving = driving or examples.default_clip(data)
     fitter = _fitter(assets, device)
     with _progress() as progress:
         written = pncc_file(fitter, source, driving, output, smooth, max_frames, face_index, progress)
@@ -246,8 +246,8 @@ def animate(
         return
     if out is not None or backend is not BackendName.local or address is not None or workers is not None:
         raise InputError("--out, --backend, --address and --workers are for --batch runs")
-    source = source or sample_data.default_portrait(data)
-    driving = driving or sample_data.default_clip(data)
+    source = source or examples.default_portrait(data)
+    driving = driving or examples.default_clip(data)
     output = output or Path("animated.mp4")
     checkpoint = request.checkpoint()
     if checkpoint is not None:
@@ -373,9 +373,9 @@ def bench(
     from facereenact.app import bench as bench_module
 
     resolved = resolve_assets(assets)
-    clip = clip or sample_data.default_clip(data)
+    clip = clip or examples.default_clip(data)
     bench_module.print_report(bench_module.run(resolved, clip, frames), console)
-    source = source or sample_data.default_portrait(data)
+    source = source or examples.default_portrait(data)
     bench_module.print_report(bench_module.run_animate(resolved, source, clip, frames), console)
 
 
@@ -389,7 +389,7 @@ PARTIAL = ".partial"
 def evaluate(
     data: Annotated[
         Path | None,
-        typer.Option("--data", envvar=sample_data.ENV_VAR, help="Talking-head clips (in DIR/clips or DIR) and optional portraits (DIR/portraits) (default: ../shared/data).", show_default=False),
+        typer.Option("--data", envvar=examples.ENV_VAR, help="Talking-head clips (in DIR/clips or DIR) and optional portraits (DIR/portraits) (default: ../shared/data).", show_default=False),
     ] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated methods: source, warp, neural:CHECKPOINT.safetensors.")] = "source,warp",
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder: metrics.json, report.html, strips/.")] = Path("evaluation"),
@@ -426,7 +426,7 @@ def evaluate(
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-linear")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder")
-    found = dataset.discover(sample_data.data_dir(data), [c.strip() for c in clips.split(",") if c.strip()] if clips else None)
+    found = dataset.discover(examples.data_dir(data), [c.strip() for c in clips.split(",") if c.strip()] if clips else None)
     sampling = Sampling(every=every, max_frames=max_frames, sources=sources, window=window, cross_frames=cross_frames, cross_sources=cross_sources)
     lpips = (lpips_alexnet, lpips_linear) if lpips_alexnet and lpips_linear else None
     resolved = resolve_assets(assets)

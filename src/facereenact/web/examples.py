@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from facereenact.app import examples as sample_data
+from facereenact.app.examples import data_dir
 from facereenact.app.media import probe_video
 from facereenact.errors import FaceReenactError
 
@@ -38,7 +38,7 @@ class ExampleClips:
     @property
     def folder(self) -> Path | None:
         try:
-            folder = sample_data.data_dir(self.data) / "clips"
+            folder = data_dir(self.data) / "clips"
         except FaceReenactError:
             return None
         return folder if folder.is_dir() else None
