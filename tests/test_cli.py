@@ -262,3 +262,10 @@ def test_options_are_named_as_flags_in_errors(arguments: tuple[str, ...], messag
     """The request and the lower layers name options by field; the command line words them as flags."""
     result = _run(*arguments)
     assert result.exit_code == 1 and _error_line(result).startswith(message), result.output
+
+
+def test_version() -> None:
+    from facereenact import __version__
+
+    result = _run("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"facereenact {__version__}"

@@ -27,6 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from facereenact import __version__
 from facereenact.app import examples
 from facereenact.app.animate import CROP_SIZES, AnimateRequest, GenerationMethod, MotionMode, animate_file, check_checkpoint, resolve_checkpoint
 from facereenact.app.batch import animate_batch, read_batch
@@ -51,6 +52,19 @@ app = typer.Typer(
     help="One-shot face reenactment with identity-matched 3D correspondence (PNCC).",
 )
 console = Console(stderr=True)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"facereenact {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)] = False,
+) -> None:
+    """One-shot face reenactment with identity-matched 3D correspondence (PNCC)."""
 
 AssetsOption = Annotated[
     Path | None,
