@@ -32,8 +32,9 @@ LAYER_OF = {
     "cli": 10,
     "__main__": 11,
 }
-#: What the interfaces may import: the use cases, and the evaluation and training entry points.
-INTERFACE_MAY_IMPORT = {"app", "evaluate", "train", "execute", "errors", "cli", "web"}
+#: What the interfaces may import: the use cases, the evaluation and training entry points, the
+#: execution backends, the errors and the package version.
+INTERFACE_MAY_IMPORT = {"app", "evaluate", "train", "execute", "errors", "__init__", "cli", "web"}
 #: Parts that must know nothing of faces (and so of anything above the errors and io).
 FACELESS = {"io": {"io", "errors"}, "execute": {"execute", "errors"}}
 

@@ -29,10 +29,11 @@ def _identity_field(offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
 
 
 @settings(max_examples=15, deadline=None)
-@given(noise=st.floats(0.0, DEADBAND[0] / 2 * 0.99))
+@given(noise=st.floats(0.0, DEADBAND[0] / 2 / np.sqrt(2) * 0.99))
 def test_motion_below_the_deadband_leaves_the_photo_exactly_as_it_is(noise: float) -> None:
-    """Tracking noise around a still pose (field offsets under the deadband, here in crop pixels of
-    a 2× crop) moves nothing: the output is the photo, to the bit."""
+    """Tracking noise around a still pose (motion under the deadband: each offset at most
+    ``noise`` crop pixels, a crop pixel being 2 photo pixels here) moves nothing: the output is
+    the photo, to the bit."""
     photo = _photo()
     paster = Paster(photo, BOX, SIZE)
     rng = np.random.default_rng(2)

@@ -59,13 +59,12 @@ class Paster:
         ramp = np.clip(np.minimum(np.arange(size), np.arange(size)[::-1]) / (FEATHER * size), 0, 1).astype(np.float32)
         alpha = np.minimum.outer(ramp, ramp)
         self.alpha = np.ascontiguousarray(self._to_region(alpha))
-        # Each region column's and row's place in the photo and in the crop (the inverse of
-        # ``matrix``); the 2-D maps are made band by band, so a huge photo needs little memory.
+        # Each region column's and row's place in the photo; the 2-D sampling maps are made band
+        # by band from these, so a huge photo needs little memory.
         self._photo_x = np.arange(self.out_size[0], dtype=np.float32) + left
         self._photo_y = np.arange(self.out_size[1], dtype=np.float32) + top
-        self._crop_x = ((self._photo_x + 0.5 - box[0]) / scale - 0.5).astype(np.float32)
-        self._crop_y = ((self._photo_y + 0.5 - box[1]) / scale - 0.5).astype(np.float32)
-        self._box_origin, self._scale = (float(box[0]), float(box[1])), float(scale)
+        self._crop_grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)  # (S, S, 2): x, y
+        self._scale = float(scale)
 
     def _to_region(self, picture: np.ndarray) -> np.ndarray:
         return cv2.warpAffine(picture, self.matrix, self.out_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -86,51 +85,68 @@ class Paster:
         scaled up elsewhere; only the part of the box where something moved or was made is
         touched (the rest is the photo, as the deadband leaves it)."""
         frame = self.background.copy()
-        size = field.shape[0]
-        grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0)
-        moving = np.hypot(*(field - grid).transpose(2, 0, 1)) * self._scale > DEADBAND[0]
+        # The motion in photo pixels, through the deadband, at the crop's resolution (cheap);
+        # scaled up to the photo's only where it is needed.
+        motion = (field - self._crop_grid) * self._scale
+        low, high = DEADBAND
+        keep = np.clip((np.hypot(motion[..., 0], motion[..., 1]) - low) / (high - low), 0.0, 1.0)
+        motion *= (keep * keep * (3 - 2 * keep))[..., None]  # smoothstep: the motion fades in without a kink
         made: np.ndarray = 1 - sampled
-        touched = moving | (made > 0)
-        if not touched.any():
+        touched = (keep > 0) | (made > 0)
+        bounds = self._region_bounds(touched, reach=3 + MADE_MARGIN * 3)  # widened by the interpolation's reach
+        if bounds is None:
             return frame
-        # The touched crop pixels' bounds, widened by the interpolation's reach, in region pixels.
-        rows, columns = np.flatnonzero(touched.any(1)), np.flatnonzero(touched.any(0))
-        reach = 3 + MADE_MARGIN * 3
-        (x0, y0), (x1, y1) = (self._to_region_point(columns[0] - reach, rows[0] - reach), self._to_region_point(columns[-1] + reach, rows[-1] + reach))
-        width, height = self.out_size
-        x0, y0, x1, y1 = max(int(x0), 0), max(int(y0), 0), min(int(np.ceil(x1)) + 1, width), min(int(np.ceil(y1)) + 1, height)
-        if x1 <= x0 or y1 <= y0:
-            return frame
+        x0, y0, x1, y1 = bounds
+        made_box = None
         if made.any():
             spread = max(1, round(MADE_MARGIN))
             made = cv2.dilate(made, np.ones((2 * spread + 1, 2 * spread + 1), np.uint8))
             made = cv2.GaussianBlur(made, (0, 0), MADE_MARGIN)
+            made_box = self._region_bounds(made > 0, reach=2)
         region = frame[self.region]
         for top in range(y0, y1, BAND_ROWS):  # bands bound the temporaries of a huge photo
             part = (slice(top, min(top + BAND_ROWS, y1)), slice(x0, x1))
-            region[part] = self._resampled_part(part, region[part], crop_rgb, field, made)
+            region[part] = self._resampled_part(part, region[part], crop_rgb, motion, made, made_box)
         return frame
 
-    def _resampled_part(self, part: tuple[slice, slice], original: np.ndarray, crop_rgb: np.ndarray, field: np.ndarray, made: np.ndarray) -> np.ndarray:
-        """One rectangle of the region: the photo resampled along the field, the crop where the
-        stage made the pixels, faded into ``original`` at the box's edge."""
+    def _resampled_part(
+        self, part: tuple[slice, slice], original: np.ndarray, crop_rgb: np.ndarray, motion: np.ndarray, made: np.ndarray, made_box: tuple[int, int, int, int] | None
+    ) -> np.ndarray:
+        """One rectangle of the region: the photo resampled along the motion, the crop where the
+        stage made the pixels (inside ``made_box``, region pixels), faded into ``original`` at the
+        box's edge."""
         rows, columns = part
-        crop_x, crop_y = np.meshgrid(self._crop_x[columns], self._crop_y[rows])
-        photo_x, photo_y = np.meshgrid(self._photo_x[columns], self._photo_y[rows])
-        in_crop = cv2.remap(field, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        (left, top), scale = self._box_origin, self._scale
-        dx = left + (in_crop[..., 0] + 0.5) * scale - 0.5 - photo_x
-        dy = top + (in_crop[..., 1] + 0.5) * scale - 0.5 - photo_y
-        low, high = DEADBAND
-        keep = np.clip((np.hypot(dx, dy) - low) / (high - low), 0.0, 1.0)
-        keep = keep * keep * (3 - 2 * keep)  # smoothstep: the motion fades in without a kink
-        sharp = cv2.remap(self.background, photo_x + dx * keep, photo_y + dy * keep, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        if made.any():
-            weight = cv2.remap(1 - made, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            placed = cv2.remap(crop_rgb, crop_x, crop_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            sharp = cv2.blendLinear(sharp, placed, weight, 1 - weight)
+        moved = self._scaled_up(motion, rows, columns, cv2.BORDER_REPLICATE)
+        sharp = cv2.remap(
+            self.background, self._photo_x[columns][None, :] + moved[..., 0], self._photo_y[rows][:, None] + moved[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+        )
+        if made_box is not None:  # only where the stage made pixels: a mouth, a hole
+            left, top, right, bottom = made_box
+            inner_rows = slice(max(top, rows.start), min(bottom, rows.stop))
+            inner_columns = slice(max(left, columns.start), min(right, columns.stop))
+            if inner_rows.start < inner_rows.stop and inner_columns.start < inner_columns.stop:
+                weight = self._scaled_up(1 - made, inner_rows, inner_columns, cv2.BORDER_REPLICATE)
+                placed = self._scaled_up(crop_rgb, inner_rows, inner_columns, cv2.BORDER_CONSTANT)
+                at = (slice(inner_rows.start - rows.start, inner_rows.stop - rows.start), slice(inner_columns.start - columns.start, inner_columns.stop - columns.start))
+                sharp[at] = cv2.blendLinear(np.ascontiguousarray(sharp[at]), placed, weight, 1 - weight)
         alpha = self.alpha[part]
         return cv2.blendLinear(sharp, np.ascontiguousarray(original), alpha, 1 - alpha)
+
+    def _scaled_up(self, picture: np.ndarray, rows: slice, columns: slice, border: int) -> np.ndarray:
+        """Crop-resolution ``picture``, bilinearly scaled onto the region's ``rows`` × ``columns``."""
+        to_part = self.matrix - np.array([[0, 0, columns.start], [0, 0, rows.start]])
+        return cv2.warpAffine(picture, to_part, (columns.stop - columns.start, rows.stop - rows.start), flags=cv2.INTER_LINEAR, borderMode=border)
+
+    def _region_bounds(self, mask: np.ndarray, reach: float) -> tuple[int, int, int, int] | None:
+        """(left, top, right, bottom) in region pixels of a crop-resolution ``mask``'s pixels,
+        widened by ``reach`` crop pixels; None when it has none in the region."""
+        rows, columns = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if not len(rows):
+            return None
+        (x0, y0), (x1, y1) = self._to_region_point(columns[0] - reach, rows[0] - reach), self._to_region_point(columns[-1] + reach, rows[-1] + reach)
+        width, height = self.out_size
+        left, top, right, bottom = max(int(x0), 0), max(int(y0), 0), min(int(np.ceil(x1)) + 1, width), min(int(np.ceil(y1)) + 1, height)
+        return (left, top, right, bottom) if right > left and bottom > top else None
 
     def _to_region_point(self, u: float, v: float) -> tuple[float, float]:
         """A crop pixel's place in region pixels."""
