@@ -18,7 +18,7 @@ finishing this one, so dlib's descriptors (in a worker process) overlap the rest
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from facereenact.face3d.transfer import MotionMode, MotionOptions
 from facereenact.io.media import read_still
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.pipeline.composite import crop, reenactment_box
-from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions, Reenactor
+from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactedBatch, ReenactOptions, Reenactor
 
 CROP_SIZE = 256
 #: Self-reenactment never fills the mouth from the driving frame: there the driving frame is the
@@ -146,14 +146,17 @@ def load_clip(path: Path, fitter: FaceFitter, sampling: Sampling) -> DrivingClip
     return DrivingClip(path.stem, frames, fit, driving)
 
 
-def _generate(reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """Output crops (B, S, S, 3) uint8, in batches like ``animate``; ``frames`` are the driving
-    frames (for their mouths, where the reenactor's options use them)."""
-    crops = []
+def _batches(reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None) -> Iterator[ReenactedBatch]:
+    """The outputs in batches like ``animate``'s; ``frames`` are the driving frames (for their
+    mouths, where the reenactor's options use them)."""
     for i in range(0, len(driving), ANIMATE_BATCH):
         shown = np.stack(frames[i : i + ANIMATE_BATCH]) if frames is not None else None
-        crops.append(reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference, paste=False, frames=shown).crops)
-    return np.ascontiguousarray(np.concatenate(crops))
+        yield reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference, paste=False, frames=shown)
+
+
+def _generate(reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Output crops (B, S, S, 3) uint8."""
+    return np.ascontiguousarray(np.concatenate([batch.crops for batch in _batches(reenactor, driving, reference, frames)]))
 
 
 def _crops(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> np.ndarray:
@@ -191,13 +194,8 @@ def _evenly(items: Sequence[int], count: int) -> list[int]:
 
 
 def _paste_all(reenactor: Reenactor, driving: FaceParams, reference: FaceParams) -> np.ndarray:
-    """Output frames (B, H, W, 3) uint8 pasted back into the source photo, in batches like ``animate``."""
-    pasted = []
-    for i in range(0, len(driving), ANIMATE_BATCH):
-        frames = reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference).frames
-        assert frames is not None
-        pasted.append(frames)
-    return np.concatenate(pasted)
+    """Output frames (B, H, W, 3) uint8 pasted back into the source photo."""
+    return np.concatenate([reenactor.paste(batch) for batch in _batches(reenactor, driving, reference)])
 
 
 def _detail(images: np.ndarray) -> np.ndarray:

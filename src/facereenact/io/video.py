@@ -595,13 +595,18 @@ class AudioTrack:
         return track
 
     def decode_packet(self, packet: av.Packet) -> None:
+        """Keep the audio frames of ``packet`` (met in the pass that decodes the video)."""
+        for frame in self._frames_of(packet):
+            self._frames.append(frame)
+            self._samples += frame.samples
+
+    def _frames_of(self, packet: av.Packet) -> list[av.AudioFrame]:
         try:
-            for frame in packet.decode():
-                assert isinstance(frame, av.AudioFrame)
-                self._frames.append(frame)
-                self._samples += frame.samples
+            frames = packet.decode()
         except av.error.FFmpegError as error:
             raise InputError(f"could not read the audio of {self.origin}: {_reason(error)}") from None
+        assert all(isinstance(frame, av.AudioFrame) for frame in frames)
+        return frames  # type: ignore[return-value]  # an audio stream's packets decode to audio frames
 
     def read_until(self, packets: Iterator[av.Packet], video_seconds: float) -> None:
         """Decode further packets until the audio covers ``video_seconds`` of the video (and a
@@ -619,13 +624,7 @@ class AudioTrack:
         source = _open_input(self.origin)
         try:
             for packet in source.demux(source.streams.audio[0]):
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError as error:
-                    raise InputError(f"could not read the audio of {self.origin}: {_reason(error)}") from None
-                for frame in frames:
-                    assert isinstance(frame, av.AudioFrame)
-                    yield frame
+                yield from self._frames_of(packet)
         finally:
             source.close()
 

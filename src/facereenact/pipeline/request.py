@@ -71,17 +71,11 @@ class AnimateRequest:
         # Values may arrive as plain strings (a CSV cell, a JSON body): take them as the types.
         object.__setattr__(self, "method", _choice(GenerationMethod, "method", self.method))
         object.__setattr__(self, "mode", _choice(MotionMode, "mode", self.mode))
-        low, high = CROP_SIZES
-        if not low <= self.crop_size <= high:
-            raise OptionError(("crop_size",), f"is outside {low}–{high}", self.crop_size)
-        if self.max_frames is not None and self.max_frames < 1:
-            raise OptionError(("max_frames",), "is below 1", self.max_frames)
-        if not CRF_RANGE[0] <= self.crf <= CRF_RANGE[1]:
-            raise OptionError(("crf",), f"is outside {CRF_RANGE[0]}–{CRF_RANGE[1]}", self.crf)
-        if self.max_size is not None and self.max_size < MIN_OUTPUT_SIDE:
-            raise OptionError(("max_size",), f"is below {MIN_OUTPUT_SIDE}", self.max_size)
-        if self.face_index < 0:
-            raise OptionError(("face_index",), "is below 0", self.face_index)
+        _within("crop_size", self.crop_size, *CROP_SIZES)
+        _within("crf", self.crf, *CRF_RANGE)
+        _at_least("max_frames", self.max_frames, 1)
+        _at_least("max_size", self.max_size, MIN_OUTPUT_SIDE)
+        _at_least("face_index", self.face_index, 0)
         if self.expression_only and self.pose_only:
             raise OptionError(("expression_only", "pose_only"), "exclude each other")
         if self.method is GenerationMethod.warp and self.model is not None:
@@ -104,6 +98,17 @@ OPTION_NAMES = tuple(f.name for f in fields(AnimateRequest))
 def resolve_checkpoint(model: Path | None) -> Path:
     """The network the neural method uses: ``model``, else the shipped model (checked)."""
     return model if model is not None else shipped_checkpoint()
+
+
+def _within(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise OptionError((name,), f"is outside {low}–{high}", value)
+
+
+def _at_least(name: str, value: int | None, low: int) -> None:
+    """``value`` (None: not set) is at least ``low``."""
+    if value is not None and value < low:
+        raise OptionError((name,), f"is below {low}", value)
 
 
 def _choice(kind: type[Enum], name: str, value: object) -> Enum:

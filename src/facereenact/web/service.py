@@ -23,7 +23,7 @@ from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode
 from facereenact.app.fit import FaceFitter
 from facereenact.app.media import probe_video
 from facereenact.app.preview import make_source_preview
-from facereenact.errors import FaceReenactError, InputError, OptionError
+from facereenact.errors import FaceReenactError, InputError
 from facereenact.web.examples import ExampleClips
 from facereenact.web.jobqueue import Job, JobQueue, Outcome
 from facereenact.web.settings import ServerSettings
@@ -178,10 +178,7 @@ class WebService:
 
     def submit(self, choices: JobChoices) -> Job:
         """Check the request, give the job its own folder holding its inputs, and queue it."""
-        try:
-            request = choices.animate_request(self.settings.max_frames)
-        except OptionError as error:
-            raise InputError(error.worded(str)) from None
+        request = choices.animate_request(self.settings.max_frames)  # an OptionError names the fields: a 400
         source = self.uploads.get(choices.source, "source")
         if source is None:
             raise NotFound(f"the portrait is no longer on the server (uploads are kept {self.settings.keep_minutes:g} min); upload it again")
