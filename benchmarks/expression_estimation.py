@@ -113,6 +113,7 @@ def estimate_landmark_basis(
     offset_ridge: float | None = None,
     iterations: int = 5,
     huber: float = 1.5,
+    standardise: bool = True,
 ) -> LandmarkBasisFit:
     """Per landmark k, solve ``residual[f, k] ≈ rows[f] @ (offset_k + B_k @ a_f + N_k @ n_f)``.
 
@@ -128,7 +129,9 @@ def estimate_landmark_basis(
     offset is free unless ``offset_ridge`` is given: a large value forces the expression basis to
     explain the target alone (what a mesh without a landmark offset will do). Robust:
     iteratively reweighted (Huber at ``huber`` × the landmark's robust residual scale), since
-    reference landmarks sometimes fail outright (occlusion, blur).
+    reference landmarks sometimes fail outright (occlusion, blur). ``standardise=False`` puts the
+    ridge on the raw slopes instead: right for regressors on one common scale (scores in [0, 1]),
+    where a rarely active one must get a small response, not its noise divided by a tiny spread.
     """
     residual = np.asarray(residual, np.float64)
     rows = np.asarray(rows, np.float64)
@@ -136,7 +139,7 @@ def estimate_landmark_basis(
     n_frames, n_landmarks = residual.shape[:2]
     extra = np.zeros((n_frames, 0)) if nuisance is None else np.asarray(nuisance, np.float64).reshape(n_frames, -1)
     regressors = np.concatenate([alpha, extra], axis=1)
-    spread = regressors.std(0)
+    spread = regressors.std(0) if standardise else np.ones(regressors.shape[1])
     spread = np.where(spread > 1e-12, spread, 1.0)
     # Scaled, not centred: the intercept is then the offset at zero coefficients, which is what
     # ``offset_ridge`` shrinks (with a free intercept, centring would not change the slopes).
@@ -159,7 +162,7 @@ def estimate_landmark_basis(
     for _ in range(max(1, iterations)):
         for k in range(n_landmarks):
             w = weights[:, k]
-            normal = np.einsum("f,fij->ij", w, gram)
+            normal = np.tensordot(w, gram, axes=1)  # BLAS; einsum's own loop is ~50× slower here
             rhs = np.einsum("f,fai,fa->i", w, design, residual[:, k])
             total = w.sum()
             solutions[k] = np.linalg.solve(normal + np.diag(penalty * total), rhs)
@@ -255,12 +258,12 @@ def extend_to_grid(
     fit_weight: float = 1e3,
     grid: int = 64,
 ) -> np.ndarray:
-    """Spread a landmark basis (68·3, K) over the grid: (N·3, K), rows vertex-major.
+    """Spread a landmark basis (L·3, K) over the grid: (N·3, K), rows vertex-major.
 
     Minimises the squared graph Laplacian of each displacement field over the grid lattice (a
     discrete thin plate, so displacements fade smoothly away from the landmarks) plus
     ``fit_weight`` × the squared miss of the landmarks, each read off the grid through
-    ``landmark_weights`` (68, N): barycentric weights on the grid, best the morphable model's
+    ``landmark_weights`` (L, N): barycentric weights on the grid, best the morphable model's
     own passed through :func:`cut_aware_weights`. Two things make it a face rather than a
     rubber sheet: lattice edges that cross the lips' contact line are removed (the lips part
     independently; an uncut sheet must bend steeply between them and overshoots the lower lip
@@ -271,7 +274,7 @@ def extend_to_grid(
     n = len(mean)
     basis = np.asarray(landmark_basis, np.float64)
     k = basis.shape[1]
-    targets = basis.reshape(N_LANDMARKS, 3 * k)
+    targets = basis.reshape(-1, 3 * k)
     weights = np.asarray(landmark_weights, np.float64)
     if anchors is None:
         anchors = default_anchors(mean, landmarks)

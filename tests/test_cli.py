@@ -253,6 +253,11 @@ def test_animate_method_choices(assets_env, data_dir, tmp_path) -> None:  # type
     [
         (("animate", "--crop-size", "2000"), "error: --crop-size 2000 is outside 64–1024"),
         (("animate", "--max-frames", "0"), "error: --max-frames 0 is below 1"),
+        (("animate", "--expression-scale", "5"), "error: --expression-scale 5.0 is outside 0.0–2.0"),
+        (("animate", "--pose-scale", "-1"), "error: --pose-scale -1.0 is outside 0.0–2.0"),
+        (("animate", "--pose-scale", "nan"), "error: --pose-scale nan is outside 0.0–2.0"),
+        (("animate", "--regions", "eyes,nose"), "error: --regions nose is not one of eyes, gaze, brows, mouth"),
+        (("animate", "--regions", ","), "error: --regions , names no region"),
         (("animate", "--expression-only", "--pose-only"), "error: --expression-only and --pose-only exclude each other"),
         (("animate", "--method", "warp", "--model", "x.safetensors"), "error: --model is a neural checkpoint"),
         (("prepare", "videos", "prepared", "--address", "auto"), "error: --address names a Ray cluster"),

@@ -29,7 +29,17 @@ from rich.progress import (
 
 from facereenact import __version__
 from facereenact.app import examples
-from facereenact.app.animate import CROP_SIZES, AnimateRequest, GenerationMethod, MotionMode, animate_file, check_checkpoint, resolve_checkpoint
+from facereenact.app.animate import (
+    CROP_SIZES,
+    SCALE_RANGE,
+    AnimateRequest,
+    GenerationMethod,
+    MotionMode,
+    animate_file,
+    check_checkpoint,
+    region_list,
+    resolve_checkpoint,
+)
 from facereenact.app.batch import animate_batch, read_batch
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
 from facereenact.app.locations import ASSETS_ENV, assets_dir, resolve_assets
@@ -223,6 +233,9 @@ def animate(
     mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the driving's change since its first frame; absolute: the driving's head orientation and expression as they are.")] = DEFAULTS.mode,
     expression_only: Annotated[bool, typer.Option("--expression-only", help="Keep the source's head pose; transfer expression only.")] = DEFAULTS.expression_only,
     pose_only: Annotated[bool, typer.Option("--pose-only", help="Keep the source's expression; transfer head pose only.")] = DEFAULTS.pose_only,
+    pose_scale: Annotated[float, typer.Option(help=f"Multiplies the head's rotation and movement ({SCALE_RANGE[0]:g}–{SCALE_RANGE[1]:g}; 0 holds the source's pose).")] = DEFAULTS.pose_scale,
+    expression_scale: Annotated[float, typer.Option(help=f"Multiplies the expression ({SCALE_RANGE[0]:g}–{SCALE_RANGE[1]:g}; 0 keeps the source's).")] = DEFAULTS.expression_scale,
+    regions: Annotated[str, typer.Option(help="The face regions whose expression follows the driver, comma-separated: eyes, gaze, brows, mouth; the others keep the source's. 'mouth' alone: lip-sync.")] = region_list(DEFAULTS.regions),
     crop_size: Annotated[int, typer.Option(help=f"Side of the face crop that is generated ({CROP_SIZES[0]}–{CROP_SIZES[1]}).")] = DEFAULTS.crop_size,
     crop_only: Annotated[bool, typer.Option("--crop-only", help="Output the generated face crop instead of the full source frame.")] = DEFAULTS.crop_only,
     compare: Annotated[bool, typer.Option("--compare", help="Side by side: source | driving | result.")] = DEFAULTS.compare,
@@ -247,7 +260,8 @@ def animate(
     head motion and expression, the driving clip's audio, pasted back into the full photo.
     With --batch, many animations (the options above are each row's defaults)."""
     request = AnimateRequest(
-        method=method, model=model, mode=mode, expression_only=expression_only, pose_only=pose_only, crop_size=crop_size,
+        method=method, model=model, mode=mode, expression_only=expression_only, pose_only=pose_only,
+        pose_scale=pose_scale, expression_scale=expression_scale, regions=regions, crop_size=crop_size,  # type: ignore[arg-type]
         crop_only=crop_only, compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, driving_mouth=driving_mouth,
         crf=crf, max_size=max_size,
     )  # fmt: skip

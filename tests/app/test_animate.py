@@ -97,3 +97,11 @@ def test_a_36_megapixel_portrait_animates_in_under_4_gb(data_dir: Path, tmp_path
     assert peak_bytes < 4e9, f"peak RSS {peak_bytes / 1e9:.2f} GB"
     info = probe_video(output)
     assert (info.width, info.height, info.frame_count) == (6000, 6000, 16)
+
+
+def test_frames_whose_eyes_could_not_be_read_are_named_once() -> None:
+    from facereenact.app.animate import AnimateReport
+
+    notes = AnimateReport(Path("out.mp4"), 40, unread_ranges=[(3, 5), (9, 9)]).notes("")
+    said = [note for note in notes if "could not be read" in note]
+    assert len(said) == 1 and "3–5, 9" in said[0]

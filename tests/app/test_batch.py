@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from facereenact.app.batch import read_batch
 from facereenact.cli import app
 from facereenact.errors import InputError
+from facereenact.face3d.blendshapes import Region
 from facereenact.face3d.transfer import MotionMode
 from facereenact.pipeline.request import AnimateRequest
 
@@ -40,6 +41,14 @@ def test_rows_take_the_command_line_defaults_and_override_them(tmp_path: Path) -
     assert first.request.reenact_options().driving_mouth, "the driving mouth is on unless a row turns it off"
 
 
+def test_rows_choose_regions_and_scales(tmp_path: Path) -> None:
+    jobs_file = _csv(tmp_path, "source,driving,regions,expression_scale,pose_scale\nme.jpg,a.mp4,mouth,1.5,0\nme.jpg,b.mp4,,,\n")
+    dubbed, plain = read_batch(jobs_file, tmp_path / "out")
+    motion = dubbed.request.reenact_options().motion
+    assert motion.regions == frozenset({Region.mouth}) and motion.expression_scale == 1.5 and motion.pose_scale == 0.0
+    assert plain.request.reenact_options().motion.regions == frozenset(Region), "an empty cell: every region"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -49,6 +58,8 @@ def test_rows_take_the_command_line_defaults_and_override_them(tmp_path: Path) -
         ("source,driving\nme.jpg,\n", "line 2: source and driving are required"),
         ("source,driving,crop_size\nme.jpg,a.mp4,32\n", "line 2: crop_size 32 is outside 64–1024"),
         ("source,driving,mode\nme.jpg,a.mp4,sideways\n", "line 2: mode"),
+        ("source,driving,expression_scale\nme.jpg,a.mp4,9\n", "line 2: expression_scale 9.0 is outside 0.0–2.0"),
+        ("source,driving,regions\nme.jpg,a.mp4,eyes;mouth\n", "line 2: regions"),
         ("source,driving,pose_only,expression_only\nme.jpg,a.mp4,1,1\n", "exclude each other"),
         ("source,driving,output\nme.jpg,a.mp4,x.mp4\nyou.jpg,b.mp4,x.mp4\n", "line 3: output x.mp4 is also written by line 2"),
         ("source,driving,output\nme.jpg,a.mp4,../x.mp4\n", "must be a name inside --out"),

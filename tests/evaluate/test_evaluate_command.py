@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from facereenact.cli import app
+from facereenact.evaluate.catalog import REGION_SIGNALS
 from facereenact.io.video import VideoWriter
 
 runner = CliRunner()
@@ -86,7 +87,21 @@ def test_evaluate_writes_metrics_and_report(assets_env, tiny_data: Path, tmp_pat
     pairs = report["cross_identity"]["pairs"]
     assert [(p["source"], p["driving"]) for p in pairs] == [("lp_s12", "dpe_s"), ("lp_s12", "grid_bbaf2n"), ("lp_s12", "wall")]
     assert [p["status"] for p in pairs] == ["ok", "ok", "failed"]
-    assert set(pairs[0]["methods"]["warp"]) == {"csim", "pose_rmse_fitter", "pose_rmse_mediapipe", "expression_l1", "expression_agreement", "face_found"}
+    assert set(pairs[0]["methods"]["warp"]) == {
+        "csim", "pose_rmse_fitter", "pose_rmse_mediapipe", "expression_l1", "expression_agreement", "face_found", "expression_regions"
+    }  # fmt: skip
+    window = pairs[0]["expression_window"]
+    assert window["frames"] == [0, 49] and window["pipeline_reads_mediapipe"] is True
+    assert set(window["strip_frames"]) == {"rest", "blink", "brows"} and (out / pairs[0]["expression_strip"]).is_file()
+    warp_regions = pairs[0]["methods"]["warp"]["expression_regions"]
+    assert {instrument: set(signals) for instrument, signals in warp_regions.items()} == {k: set(v) for k, v in REGION_SIGNALS.items()}
+    assert warp_regions["dlib"]["eye_opening"]["frames"] == 50 and -1 <= warp_regions["dlib"]["eye_opening"]["r"] <= 1
+    still = pairs[0]["methods"]["source"]["expression_regions"]["mediapipe"]["eyes"]
+    assert still["r"] is None and still["ratio"] == 0, "the source baseline does not move: no correlation, no amplitude"
+    regions = report["cross_identity"]["expression_regions"]
+    assert regions["pairs"] == 2 and regions["independent_check"] == "dlib"
+    assert regions["methods"]["warp"]["dlib"]["mouth_opening"]["r"]["n"] == 2
+    assert any("dlib's 68 landmarks are the independent check" in note for note in report["notes"])
 
     native = {c["clip"]: c for c in report["native_resolution"]["clips"]}
     assert native["wall"]["status"] == "failed" and native["dpe_s"]["status"] == "ok"
@@ -98,7 +113,9 @@ def test_evaluate_writes_metrics_and_report(assets_env, tiny_data: Path, tmp_pat
     charts = len(report["self_reenactment"]["aggregate"]["warp"]) + 6 + len(report["native_resolution"]["aggregate"]["warp"])
     assert html.count("data:image/png;base64,") == charts
     assert "strips/self_dpe_s.jpg" in html and "strips/native_dpe_s.jpg" in html and "Fréchet" in html and "failed" in html
+    assert "Expression by region" in html and "strips/cross_expression_lp_s12__dpe_s.jpg" in html and "(independent check)" in html
     assert sorted(p.name for p in (out / "strips").iterdir()) == [
+        "cross_expression_lp_s12__dpe_s.jpg", "cross_expression_lp_s12__grid_bbaf2n.jpg",
         "cross_lp_s12__dpe_s.jpg", "cross_lp_s12__grid_bbaf2n.jpg", "native_dpe_s.jpg", "native_grid_bbaf2n.jpg", "self_dpe_s.jpg", "self_grid_bbaf2n.jpg"
     ]  # fmt: skip
 

@@ -67,14 +67,17 @@ def test_source_stage_repeats_the_source_crop() -> None:
 def test_sampling_indices() -> None:
     sampling = Sampling(every=10, max_frames=8, window=16)
     assert sampling.decode_limit == 81
-    assert Sampling(every=10, max_frames=2, window=30).decode_limit == 31
+    assert Sampling(every=10, max_frames=2, window=30, expression_window=0).decode_limit == 31
+    assert Sampling(every=10, max_frames=2, window=30).decode_limit == 51, "the cross protocol's 50 consecutive frames are decoded too"
     assert sampling.driving_indices(200) == [10, 20, 30, 40, 50, 60, 70, 80]
     assert sampling.driving_indices(55) == [10, 20, 30, 40, 50]
     assert sampling.source_indices(80) == [0]
     assert Sampling(sources=3).source_indices(80) == [0, 40, 80]
-    assert Sampling(every=2, max_frames=3, window=16).decode_limit == 17
+    assert Sampling(every=2, max_frames=3, window=16, expression_window=0).decode_limit == 17
     with pytest.raises(ValueError):
         Sampling(every=0)
+    with pytest.raises(ValueError):
+        Sampling(expression_window=-1)
 
 
 def test_cross_pairs_are_balanced_reproducible_and_never_self() -> None:

@@ -82,3 +82,47 @@ def test_tracking_finds_the_face_on_every_clip(fitter, data_dir) -> None:  # typ
         shares[path.stem] = float(fit.found.mean())
     failing = {name: round(share, 3) for name, share in shares.items() if share < 0.98}
     assert not failing, failing
+
+
+def test_blendshapes_are_read_on_images_and_through_videos(fitter, assets, portraits, data_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The source and every driving frame get MediaPipe's scores (in [0, 1], but the eye scores,
+    offset to put the model's lids where the picture's are); eyes hidden for a
+    while hold a steady state; frames MediaPipe cannot read are filled from their neighbours and
+    named; a fitter told not to read them leaves them at zero."""
+    import torch
+
+    from facereenact.face3d import fitter as fitter_module
+    from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES, Region, region_mask
+    from facereenact.face3d.fitter import FaceFitter
+    from facereenact.io.video import iter_frames
+
+    face = fitter.fit_one(portraits["lp_s12"])
+    assert face.params.blendshapes.shape == (1, N_BLENDSHAPES)
+    others = ~torch.from_numpy(region_mask([Region.eyes]))  # eye scores are matched to the photo's lids
+    assert float(face.params.blendshapes.max()) > 0.1 and float(face.params.blendshapes[:, others].min()) >= 0.0
+    frames = list(iter_frames(data_dir / "clips" / "dpe_s.mp4", 30))
+    hidden = [frame.copy() for frame in frames]
+    for frame in hidden[4:14]:
+        frame[: frame.shape[0] // 2] = 0  # the eyes and brows hidden, as by a hand
+    fit = fitter.track(hidden, 25.0)
+    assert fit.params.blendshapes.shape == (30, N_BLENDSHAPES) and fit.read.shape == (30,)
+    eyes = fit.params.blendshapes[:, [CHANNEL_NAMES.index(n) for n in ("eyeBlinkLeft", "eyeBlinkRight", "browInnerUp")]]
+    assert bool(torch.isfinite(eyes).all()) and float(eyes.std()) > 0.0, "the scores move with the driver"
+    flicker = eyes[4:14].diff(n=2, dim=0).abs().max()  # a back-and-forth between frames while hidden
+    assert float(flicker) < 0.2, f"hidden eyes flicker: a second difference of {float(flicker):.2f}"
+
+    real_faces = fitter_module.BlendshapeReader.faces
+    calls = iter(range(10**6))
+
+    def losing_frames_12_to_15(self, rgb):  # type: ignore[no-untyped-def]
+        return [] if 12 <= next(calls) <= 15 else real_faces(self, rgb)
+
+    monkeypatch.setattr(fitter_module.BlendshapeReader, "faces", losing_frames_12_to_15)
+    fit = fitter.track(frames[:20], 25.0)
+    monkeypatch.undo()
+    assert fit.found.all() and fit.unread_ranges() == [(12, 15)]
+    blinks = fit.params.blendshapes[:, CHANNEL_NAMES.index("eyeBlinkLeft")]
+    low, high = float(blinks[[11, 16]].min()), float(blinks[[11, 16]].max())
+    assert all(low - 0.05 <= float(b) <= high + 0.05 for b in blinks[12:16]), "unread frames lie between their neighbours"
+    plain = FaceFitter(assets, blendshapes=False).track(frames[:5], 25.0)
+    assert torch.equal(plain.params.blendshapes, torch.zeros(5, N_BLENDSHAPES))

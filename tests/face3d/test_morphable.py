@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import torch
 
+from facereenact.face3d.blendshapes import N_BLENDSHAPES
 from facereenact.face3d.morphable import identity_matched, load_morphable_model
 from facereenact.face3d.params import FaceParams, angles_to_rotation
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
@@ -20,10 +21,10 @@ def _face_size(vertices: torch.Tensor) -> torch.Tensor:
 
 def test_grid_model_layout(model) -> None:  # type: ignore[no-untyped-def]
     assert model.mean.shape == (4096, 3)
-    assert model.basis.shape == (4096 * 3, 50)
+    assert model.basis.shape == (4096 * 3, 50 + N_BLENDSHAPES)
     assert 7000 < len(model.triangles) < 2 * 63 * 63
     assert model.ncc.min() >= 0 and model.ncc.max() <= 1
-    assert model.landmark_basis.shape == (68 * 3, 50)
+    assert model.landmark_basis.shape == (68 * 3, 50 + N_BLENDSHAPES)
 
 
 def test_rebuilding_with_its_own_identity_is_exact(model, fitter, portraits) -> None:  # type: ignore[no-untyped-def]
@@ -96,3 +97,29 @@ def test_params_to_crop_projects_like_vertices_to_crop(model) -> None:  # type: 
     boxes = torch.tensor([[150.0, 60.0, 450.0, 360.0], [300.0, 200.0, 700.0, 600.0]])
     expected = vertices_to_crop(model.vertices(params), boxes, 128)
     assert torch.allclose(model.vertices(params_to_crop(params, boxes, 128)), expected, atol=1e-3)
+
+
+def test_blendshape_components_move_what_they_name(model) -> None:  # type: ignore[no-untyped-def]
+    """The shipped components: a blink closes both eyes, a brow raise lifts the brows, a smile
+    lifts and widens the mouth corners (the unposed model, y up). The smile's components are
+    small: the regressor's 10 coefficients already carry most of a smile (they see the mouth)."""
+    from facereenact.face3d.blendshapes import CHANNEL_NAMES
+
+    def landmarks(**scores: float) -> np.ndarray:
+        values = torch.zeros(1, N_BLENDSHAPES)
+        for name, value in scores.items():
+            values[0, CHANNEL_NAMES.index(name)] = value
+        return model.model_space_landmarks(torch.zeros(1, 40), torch.zeros(1, 10), values)[0].numpy()
+
+    def eye_opening(p: np.ndarray) -> float:
+        return float((p[[37, 38, 43, 44], 1] - p[[41, 40, 47, 46], 1]).mean())
+
+    rest = landmarks()
+    assert eye_opening(landmarks(eyeBlinkLeft=1, eyeBlinkRight=1)) < 0.4 * eye_opening(rest)
+    assert eye_opening(landmarks(eyeWideLeft=1, eyeWideRight=1)) > eye_opening(rest)
+    iod = float(np.linalg.norm(rest[36:42].mean(0) - rest[42:48].mean(0)))
+    assert (landmarks(browInnerUp=1)[[20, 21, 22, 23], 1] - rest[[20, 21, 22, 23], 1]).mean() > 0.02 * iod
+    assert (landmarks(browDownLeft=1, browDownRight=1)[17:27, 1] - rest[17:27, 1]).mean() < -0.02 * iod
+    smile = landmarks(mouthSmileLeft=1, mouthSmileRight=1)
+    assert (smile[[48, 54], 1] - rest[[48, 54], 1]).mean() > 0
+    assert np.linalg.norm(smile[54] - smile[48]) > np.linalg.norm(rest[54] - rest[48])

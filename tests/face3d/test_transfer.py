@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES, Region
 from facereenact.face3d.params import FaceParams, angles_to_rotation
-from facereenact.face3d.transfer import MotionMode, MotionOptions, keep_lips_apart, lip_gap, target_params
+from facereenact.face3d.transfer import (
+    MotionMode,
+    MotionOptions,
+    keep_lips_apart,
+    lip_gap,
+    neutral_reference,
+    rotation_power,
+    target_params,
+)
 
 
 def _params(yaw: float, tx: float, scale: float, expression: float, shape: float = 0.0) -> FaceParams:
@@ -78,3 +88,69 @@ def test_lips_never_pass_through_each_other(fitter, seed: int, spread: float) ->
         change = kept.expression[crossed] - params.expression[crossed]
         direction = torch.nn.functional.normalize(change, dim=1)
         assert bool((direction - direction[:1]).abs().max() < 1e-3)
+
+
+def _with_scores(params: FaceParams, **scores: float) -> FaceParams:
+    values = torch.zeros(len(params), N_BLENDSHAPES)
+    for name, value in scores.items():
+        values[:, CHANNEL_NAMES.index(name)] = value
+    return params.replace(blendshapes=values)
+
+
+def test_blendshapes_follow_the_driver_relatively_and_stay_in_range() -> None:
+    source = _with_scores(SOURCE, eyeBlinkLeft=0.1, browInnerUp=0.9)
+    reference = _with_scores(REFERENCE, eyeBlinkLeft=0.2)
+    driving = FaceParams.cat([_with_scores(DRIVING[0], eyeBlinkLeft=0.2), _with_scores(DRIVING[1], eyeBlinkLeft=0.9, browInnerUp=0.5)])
+    out = target_params(source, driving, reference, MotionOptions(MotionMode.relative))
+    blink, brows = CHANNEL_NAMES.index("eyeBlinkLeft"), CHANNEL_NAMES.index("browInnerUp")
+    assert torch.allclose(out.blendshapes[:, blink], torch.tensor([0.1, 0.8]))
+    assert torch.allclose(out.blendshapes[:, brows], torch.tensor([0.9, 1.0])), "scores stay within [0, 1]"
+    wide_open = source.replace(blendshapes=source.blendshapes.clone())
+    wide_open.blendshapes[0, CHANNEL_NAMES.index("eyeBlinkLeft")] = -0.4  # matched to a photo's eyelids
+    out = target_params(wide_open, driving, reference, MotionOptions())
+    assert torch.allclose(out.blendshapes[:, CHANNEL_NAMES.index("eyeBlinkLeft")], torch.tensor([-0.4, 0.3])), "a source's own score stays reachable"
+
+
+def test_scales_multiply_the_driven_change() -> None:
+    half = target_params(SOURCE, DRIVING, REFERENCE, MotionOptions(MotionMode.relative, pose_scale=0.5, expression_scale=0.5))
+    assert torch.allclose(half.angles()[:, 0], torch.tensor([10.0, 20.0]), atol=1e-3), "half the yaw change (+20° → +10°)"
+    assert torch.allclose(half.translation[:, 0], torch.tensor([100.0, 110.0]))
+    assert torch.allclose(half.expression[:, 0], torch.tensor([0.5, 1.0]))
+    held = target_params(SOURCE, DRIVING, REFERENCE, MotionOptions(MotionMode.relative, pose_scale=0.0, expression_scale=0.0))
+    assert torch.allclose(held.rotation, SOURCE.rotation.expand(2, -1, -1), atol=1e-6)
+    assert torch.allclose(held.scale, SOURCE.scale.expand(2))
+    assert torch.allclose(held.expression, SOURCE.expression.expand(2, -1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(yaw=st.floats(-60, 60), pitch=st.floats(-40, 40), roll=st.floats(-40, 40), power=st.floats(0.0, 2.0))
+def test_a_rotation_scaled_turns_about_the_same_axis(yaw: float, pitch: float, roll: float, power: float) -> None:
+    rotation = angles_to_rotation(torch.tensor([[yaw, pitch, roll]], dtype=torch.float64))
+    scaled = rotation_power(rotation, power)
+    assert torch.allclose(scaled @ scaled.transpose(-1, -2), torch.eye(3, dtype=torch.float64)[None], atol=1e-9), "still a rotation"
+    half = rotation_power(rotation, 0.5)
+    if power == 1.0:
+        assert torch.equal(scaled, rotation)
+    assert torch.allclose(half @ half, rotation, atol=1e-6), "two half turns make the whole"
+
+
+def test_regions_left_out_keep_the_source() -> None:
+    source = _with_scores(SOURCE, eyeBlinkLeft=0.1, mouthSmileLeft=0.3)
+    driving = FaceParams.cat([_with_scores(DRIVING[0]), _with_scores(DRIVING[1], eyeBlinkLeft=0.9, mouthSmileLeft=0.8)])
+    reference = _with_scores(REFERENCE)
+    lip_sync = target_params(source, driving, reference, MotionOptions(MotionMode.relative, regions=frozenset({Region.mouth})))
+    blink, smile = CHANNEL_NAMES.index("eyeBlinkLeft"), CHANNEL_NAMES.index("mouthSmileLeft")
+    assert torch.allclose(lip_sync.blendshapes[:, blink], torch.tensor([0.1, 0.1])), "eyes kept from the source"
+    assert torch.allclose(lip_sync.blendshapes[:, smile], torch.tensor([0.3, 1.0]))
+    assert torch.allclose(lip_sync.expression[:, 0], torch.tensor([0.5, 1.5])), "the regressor's coefficients are the mouth's"
+    eyes = target_params(source, driving, reference, MotionOptions(MotionMode.relative, regions=frozenset({Region.eyes})))
+    assert torch.allclose(eyes.expression, SOURCE.expression.expand(2, -1))
+    assert torch.allclose(eyes.blendshapes[:, blink], torch.tensor([0.1, 1.0]))
+
+
+def test_a_driver_starting_mid_blink_is_measured_from_rest() -> None:
+    blink = CHANNEL_NAMES.index("eyeBlinkLeft")
+    frames = FaceParams.cat([_with_scores(DRIVING[0], eyeBlinkLeft=value) for value in (0.9, 0.1, 0.12, 0.1, 0.8, 0.1)])
+    assert float(neutral_reference(frames).blendshapes[0, blink]) == pytest.approx(0.1), "a closed first frame is not the rest"
+    at_rest = FaceParams.cat([_with_scores(DRIVING[0], eyeBlinkLeft=value) for value in (0.15, 0.1, 0.12, 0.1, 0.8, 0.1)])
+    assert torch.equal(neutral_reference(at_rest).blendshapes, at_rest.blendshapes[:1]), "a first frame at rest is kept whole"

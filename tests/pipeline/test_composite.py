@@ -59,12 +59,14 @@ def test_a_moved_field_moves_the_photo_at_full_resolution() -> None:
     assert np.array_equal(sharp[outside], photo[outside]), "nothing outside the box changes"
 
 
-@pytest.mark.parametrize("made", [0.0, 1.0])
-def test_the_stages_own_pixels_come_from_the_crop(made: float) -> None:
-    """Where the stage made the pixels (``sampled`` 0), the crop is pasted as before."""
+@pytest.mark.parametrize("shift", [0.0, 2.0])
+def test_the_stages_own_pixels_come_from_the_crop_where_something_moved(shift: float) -> None:
+    """Where the stage made the pixels (``sampled`` 0) and the field moves, the crop is pasted as
+    before; where nothing moved, the photo stays, holes or not (still means still)."""
     photo = _photo()
     paster = Paster(photo, BOX, SIZE)
     generated = np.full((SIZE, SIZE, 3), 200, np.uint8)
-    out = paster.paste(generated, _identity_field(), np.full((SIZE, SIZE), 1 - made, np.float32))
-    expected = paster.paste(generated) if made else photo
+    field = _identity_field() + np.float32(shift)
+    out = paster.paste(generated, field, np.zeros((SIZE, SIZE), np.float32))
+    expected = paster.paste(generated) if shift else photo
     assert np.array_equal(out, expected)

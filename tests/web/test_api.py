@@ -80,6 +80,18 @@ def test_the_page_starts_at_the_defaults_every_interface_shares(client: TestClie
     assert defaults["mode"] == shared.mode.value and defaults["crop_size"] == shared.crop_size
     assert defaults["paste_back"] is not shared.crop_only and defaults["driving_mouth"] is shared.driving_mouth
     assert defaults["transfer"] == "both" and defaults["compare"] is shared.compare
+    assert defaults["pose_scale"] == shared.pose_scale and defaults["expression_scale"] == shared.expression_scale
+    assert defaults["regions"] == ["eyes", "gaze", "brows", "mouth"] and set(defaults["regions"]) == {r.value for r in shared.regions}
+
+
+def test_expression_controls_reach_the_request_and_bad_ones_are_refused(client: TestClient, portrait_id: str) -> None:
+    from facereenact.web.service import JobChoices
+
+    request = JobChoices(source="x", regions=["mouth"], expression_scale=1.5, pose_scale=0.0).animate_request(None)
+    assert {r.value for r in request.regions} == {"mouth"} and request.expression_scale == 1.5 and request.pose_scale == 0.0
+    for body, message in (({"expression_scale": 3}, "expression_scale 3.0 is outside 0.0–2.0"), ({"regions": ["nose"]}, "regions nose is not one of")):
+        answer = client.post("/api/jobs", json={"source": portrait_id, "example": CLIP, **body})
+        assert answer.status_code == 400 and message in answer.json()["error"], answer.json()
 
 
 def test_a_non_image_portrait_is_refused_by_its_content_not_its_name(client: TestClient, data_dir: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import torch
 from facereenact.app.progress import ProgressFactory, no_progress
 from facereenact.app.tracking import track
 from facereenact.face3d.fitter import FaceFitter
-from facereenact.face3d.transfer import MotionMode
+from facereenact.face3d.transfer import MotionMode, neutral_reference
 from facereenact.io.image import write_image
 from facereenact.io.media import open_media, read_still
 from facereenact.io.prefetch import prefetch
@@ -25,11 +25,14 @@ from facereenact.pipeline.cache import worker_network
 from facereenact.pipeline.composite import crop as crop_image
 from facereenact.pipeline.composite import reenactment_box
 from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactedBatch, Reenactor
-from facereenact.pipeline.request import CROP_SIZES, AnimateRequest, GenerationMethod, resolve_checkpoint
+from facereenact.pipeline.request import CROP_SIZES, SCALE_RANGE, AnimateRequest, GenerationMethod, region_list, resolve_checkpoint
 from facereenact.stage import StageMethod
 
 #: What the interfaces build requests from (they import this layer only).
-__all__ = ["CROP_SIZES", "AnimateReport", "AnimateRequest", "GenerationMethod", "MotionMode", "StageMethod", "animate_file", "check_checkpoint", "resolve_checkpoint", "worker_network"]
+__all__ = [
+    "CROP_SIZES", "SCALE_RANGE", "AnimateReport", "AnimateRequest", "GenerationMethod", "MotionMode", "StageMethod",
+    "animate_file", "check_checkpoint", "region_list", "resolve_checkpoint", "worker_network",
+]  # fmt: skip
 
 
 @dataclass
@@ -43,6 +46,8 @@ class AnimateReport:
     face_index: int = 0
     #: Inclusive driving-frame ranges where the face was lost (those frames hold the last pose).
     lost_ranges: list[tuple[int, int]] = field(default_factory=list)
+    #: Ranges where the face was tracked but its eyes, brows and mouth could not be read.
+    unread_ranges: list[tuple[int, int]] = field(default_factory=list)
     #: The driving clip had audio that a folder of frames could not carry.
     audio_left_out: bool = False
 
@@ -54,6 +59,9 @@ class AnimateReport:
         if self.lost_ranges:
             spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in self.lost_ranges)
             notes.append(f"the driving face was lost in frames {spans}; those frames hold the last good pose and expression")
+        if self.unread_ranges:
+            spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in self.unread_ranges)
+            notes.append(f"the driving eyes, brows and mouth could not be read in frames {spans}; they move from the frames before to those after")
         if self.audio_left_out:
             notes.append("the frames are PNG images: the driving clip's audio is not in them")
         return notes
@@ -92,7 +100,8 @@ def animate_file(
         tracked = track(fitter, reader, request.smooth, request.max_frames, progress, keep_frames)
     fit, frames = tracked.fit, tracked.frames
     report.lost_ranges = fit.lost_ranges()
-    reference = fit.params[int(np.flatnonzero(fit.found)[0])]
+    report.unread_ranges = fit.unread_ranges()
+    reference = neutral_reference(fit.params, int(np.flatnonzero(fit.found)[0]))
     tick = progress("animating", len(fit))
 
     # generate() runs in another thread, which needs the CUDA device made current there.

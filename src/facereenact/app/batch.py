@@ -67,6 +67,8 @@ def _parsers(base: Path) -> dict[str, Callable[[str], Any]]:
             parsers[option.name] = _boolean
         elif kind.startswith("int"):
             parsers[option.name] = int
+        elif kind == "float":
+            parsers[option.name] = float
         else:
             parsers[option.name] = str
     return parsers

@@ -115,6 +115,9 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
         end_to_end = report.add("animate, end to end", result.frames, seconds, "decode + fit + warp + paste + encode")
         result, seconds = _timed(animate_file, fitter, replace(warp, crop_only=True), source, clip, output)
         report.add("animate --crop-only, end to end", result.frames, seconds, "256² output: decode + fit + warp + encode")
+        without_blendshapes = FaceFitter(assets, blendshapes=False)
+        result, seconds = _timed(animate_file, without_blendshapes, replace(warp, crop_only=True), source, clip, output)
+        report.add_baseline("  the same, without blendshapes (no MediaPipe)", result.frames, seconds)
         stage = _shipped_stage(report.notes)
         if stage is not None:
             neural = AnimateRequest(max_frames=frames)
@@ -132,7 +135,7 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
         decoded, seconds = _timed(lambda: list(iter_frames(clip, frames)))
         report.add("  decode", len(decoded), seconds, "once: tracking, driving mouths and audio share the pass")
         fit, seconds = _timed(fitter.track, decoded, info.fps)
-        report.add("  fit (tracking)", len(decoded), seconds)
+        report.add("  fit (tracking)", len(decoded), seconds, "3D regressor + MediaPipe's blendshapes")
         reenactor, seconds = _timed(Reenactor, source_image, fitter, options)
         report.rows.append(("  source fit + crop (once)", 1 / seconds, "per source, not per frame"))
         batches, seconds = _timed(

@@ -59,5 +59,29 @@ METRICS: tuple[Metric, ...] = (
 BY_KEY = {metric.key: metric for metric in METRICS}
 
 
+#: The cross-identity protocol's expression-by-region signals, by instrument: each is one number a
+#: frame, followed over consecutive frames of the driver and of the output (see
+#: :func:`facereenact.evaluate.metrics.signal_agreement`). Two instruments, because the pipeline
+#: may be driven by one of them: the other is then the independent check.
+INSTRUMENTS = {"mediapipe": "MediaPipe's blendshapes", "dlib": "dlib's 68 landmarks"}
+REGION_SIGNALS: dict[str, dict[str, str]] = {
+    "mediapipe": {
+        "eyes": "blink: mean of eyeBlinkLeft and eyeBlinkRight",
+        "gaze_horizontal": "gaze toward the subject's left: (eyeLookOutLeft + eyeLookInRight − eyeLookInLeft − eyeLookOutRight) / 2",
+        "gaze_vertical": "gaze up: mean of eyeLookUpLeft/Right − mean of eyeLookDownLeft/Right",
+        "brows": "brows raised: browInnerUp + mean of browOuterUpLeft/Right − mean of browDownLeft/Right (a frown is negative)",
+        "mouth_open": "jawOpen",
+        "smile": "mean of mouthSmileLeft and mouthSmileRight",
+        "active_blendshapes": "every blendshape the driver moves (std > 0.02 over the window): mean r and median ratio over them",
+    },
+    "dlib": {
+        "eye_opening": "mean over both eyes of (|37−41| + |38−40|) / 2, over the inter-ocular distance (between the eye centres)",
+        "brow_height": "mean distance of each brow's points (17–21, 22–26) to its eye's centre, over the inter-ocular distance",
+        "mouth_opening": "|62−66| (inner lips), over the inter-ocular distance",
+        "mouth_width": "|48−54| (mouth corners), over the inter-ocular distance",
+    },
+}
+
+
 def metrics_for(protocol: str, with_lpips: bool) -> list[Metric]:
     return [m for m in METRICS if protocol in m.protocols and (with_lpips or m.key != "lpips")]

@@ -129,6 +129,12 @@ class DescriptorService:
             self._thread = threading.Thread(target=self._pump, name="dlib-descriptors", daemon=True)
             self._thread.start()
 
+    @property
+    def landmarks(self) -> DlibLandmarks:
+        """dlib's 68-point predictor, already loaded in this process: other measurements share it
+        rather than load its 100 MB again."""
+        return self._inline.landmarks
+
     def submit(self, images: Sequence[np.ndarray] | np.ndarray, boxes: np.ndarray) -> PendingDescriptors:
         """Start describing ``images`` (faces located by ``boxes`` (N, 4), NaN = no face)."""
         boxes = np.asarray(boxes, np.float64).reshape(len(images), 4)

@@ -4,10 +4,16 @@ Image fidelity takes (B, 3, H, W) images in [0, 1]: SSIM and MS-SSIM come from p
 maintained implementation); PSNR is its one-line definition, with identical images reported as
 +inf rather than a division error. The geometry metrics (pose, blendshapes, landmarks) take what
 the face analysers measured, with NaN rows where no face was found; they return NaN for those
-frames so callers can leave them out instead of scoring them as zero.
+frames so callers can leave them out instead of scoring them as zero. The expression-by-region
+signals are per-frame scalars over a run of consecutive frames, compared between the driver and
+the output as a correlation over time and an amplitude ratio.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -114,3 +120,101 @@ def landmark_jitter(track: torch.Tensor) -> float:
     acceleration = (track[2:] - 2 * track[1:-1] + track[:-2]).norm(dim=-1).mean(-1)
     finite = acceleration[torch.isfinite(acceleration)]
     return float(finite.mean()) if finite.numel() else float("nan")
+
+
+# ---- expression by region, over time -------------------------------------------------------------
+#: Below this standard deviation a signal is constant: it has no correlation with anything.
+CONSTANT_STD = 1e-6
+#: A blendshape counts among the "active" ones when the driver's score varies this much (std)
+#: over the window; MediaPipe's scores on a still face wander by less.
+ACTIVE_STD = 0.02
+#: Fewest frames (with a face in both series) for a correlation: with two, r is always ±1.
+MIN_SIGNAL_FRAMES = 3
+
+
+def blendshape_region_signals(scores: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Per-frame signals (T,) of the face regions from MediaPipe's blendshape scores (T, K), whose
+    columns are named ``names``: left and right averaged, so that a region is one number a frame.
+    The gaze's sign is the subject's left (both eyes turned that way) and up; it only has to be
+    the same for the driver and the output."""
+    column = dict(zip(names, scores.unbind(-1)))
+
+    def mean(*keys: str) -> torch.Tensor:
+        return torch.stack([column[k] for k in keys]).mean(0)
+
+    return {
+        "eyes": mean("eyeBlinkLeft", "eyeBlinkRight"),
+        "gaze_horizontal": (column["eyeLookOutLeft"] + column["eyeLookInRight"] - column["eyeLookInLeft"] - column["eyeLookOutRight"]) / 2,
+        "gaze_vertical": mean("eyeLookUpLeft", "eyeLookUpRight") - mean("eyeLookDownLeft", "eyeLookDownRight"),
+        "brows": column["browInnerUp"] + mean("browOuterUpLeft", "browOuterUpRight") - mean("browDownLeft", "browDownRight"),
+        "mouth_open": column["jawOpen"],
+        "smile": mean("mouthSmileLeft", "mouthSmileRight"),
+    }
+
+
+def landmark_region_signals(points: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-frame signals (T,) of the face regions from dlib's 68 landmarks (T, 68, 2) (iBUG
+    order), in inter-ocular distances (between the eye centres) so that the face's size and
+    distance do not count."""
+    right_eye, left_eye = points[:, 36:42].mean(1), points[:, 42:48].mean(1)
+    inter_ocular = (left_eye - right_eye).norm(dim=-1)
+
+    def gap(a: int, b: int) -> torch.Tensor:
+        return (points[:, a] - points[:, b]).norm(dim=-1)
+
+    eye_opening = ((gap(37, 41) + gap(38, 40)) / 2 + (gap(43, 47) + gap(44, 46)) / 2) / 2
+    brow_height = ((points[:, 17:22] - right_eye[:, None]).norm(dim=-1).mean(1) + (points[:, 22:27] - left_eye[:, None]).norm(dim=-1).mean(1)) / 2
+    return {
+        "eye_opening": eye_opening / inter_ocular,
+        "brow_height": brow_height / inter_ocular,
+        "mouth_opening": gap(62, 66) / inter_ocular,
+        "mouth_width": gap(48, 54) / inter_ocular,
+    }
+
+
+@dataclass(frozen=True)
+class SignalAgreement:
+    """How an output's signal follows the driver's over time: Pearson ``r`` (NaN where either is
+    constant: no correlation is defined, and 0 would read as "measured, unrelated"), the
+    amplitude ``ratio`` std(output) / std(driver) (NaN where the driver is constant; 0 where the
+    output does not move), and the ``frames`` both series had a face in."""
+
+    r: float
+    ratio: float
+    frames: int
+
+
+def signal_agreement(output: torch.Tensor, driver: torch.Tensor) -> SignalAgreement:
+    """Agreement of two signals (T,) over the frames where both are finite (NaN = no face)."""
+    both = torch.isfinite(output) & torch.isfinite(driver)
+    frames = int(both.sum())
+    if frames < MIN_SIGNAL_FRAMES:
+        return SignalAgreement(math.nan, math.nan, frames)
+    x, y = output[both].double(), driver[both].double()
+    x, y = x - x.mean(), y - y.mean()
+    spread_x, spread_y = float(x.pow(2).mean().sqrt()), float(y.pow(2).mean().sqrt())
+    ratio = spread_x / spread_y if spread_y >= CONSTANT_STD else math.nan
+    if spread_x < CONSTANT_STD or spread_y < CONSTANT_STD:
+        return SignalAgreement(math.nan, ratio, frames)
+    r = float((x * y).mean()) / (spread_x * spread_y)
+    return SignalAgreement(min(max(r, -1.0), 1.0), ratio, frames)
+
+
+def active_blendshape_agreement(output: torch.Tensor, driver: torch.Tensor) -> SignalAgreement:
+    """Every expression at once: the mean r and the median amplitude ratio over the blendshapes
+    (T, K) whose driver score varies by more than :data:`ACTIVE_STD` over the frames where both
+    have a face (a blendshape the driver does not move has nothing to follow). Blendshapes the
+    output holds constant have no r and are left out of its mean; their ratio, 0, counts."""
+    both = torch.isfinite(output).all(-1) & torch.isfinite(driver).all(-1)
+    output, driver = output[both].double(), driver[both].double()
+    frames = len(driver)
+    if frames < MIN_SIGNAL_FRAMES:
+        return SignalAgreement(math.nan, math.nan, frames)
+    active = (driver.std(0, unbiased=False) > ACTIVE_STD).nonzero().flatten().tolist()
+    each = [signal_agreement(output[:, k], driver[:, k]) for k in active]
+    correlations = [a.r for a in each if not math.isnan(a.r)]
+    return SignalAgreement(
+        float(np.mean(correlations)) if correlations else math.nan,
+        float(np.median([a.ratio for a in each])) if each else math.nan,
+        frames,
+    )

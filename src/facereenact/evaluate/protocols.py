@@ -8,6 +8,10 @@
   the clip's sampled frames, in absolute mode (the output should take the driving head pose and
   expression, so pose and expression errors measure the transfer). There is no ground truth:
   identity (against the source), pose and expression (against the driving frame) are measured.
+  A run of consecutive frames from the clip's first tracked one also drives each source, for
+  expression by region over time (eyes, gaze, brows, mouth: does the output blink when the
+  driver blinks, and as far?), read by two instruments (MediaPipe's blendshapes, dlib's 68
+  landmarks).
 
 The driving clip is decoded once (only the prefix the sampling needs), tracked and smoothed as
 ``animate`` does, and shared by both protocols and every method. Each protocol runs in two
@@ -18,6 +22,7 @@ finishing this one, so dlib's descriptors (in a worker process) overlap the rest
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +35,16 @@ import torch
 from facereenact.errors import FaceReenactError, NoFaceError
 from facereenact.evaluate import metrics
 from facereenact.evaluate.analysis import FaceAnalyser, FaceMeasurements
-from facereenact.evaluate.identity import DescriptorService, PendingDescriptors
+from facereenact.evaluate.catalog import REGION_SIGNALS
+from facereenact.evaluate.identity import DescriptorService, PendingDescriptors, image_key
 from facereenact.evaluate.lpips import LearnedPerceptualDistance
 from facereenact.evaluate.methods import Method
+from facereenact.evaluate.references import DlibLandmarks
 from facereenact.evaluate.report import THUMBNAIL, make_strip
 from facereenact.evaluate.stats import mean_or_none
 from facereenact.face3d.fitter import FaceFitter, VideoFit
 from facereenact.face3d.params import FaceParams
-from facereenact.face3d.transfer import MotionMode, MotionOptions
+from facereenact.face3d.transfer import MotionMode, MotionOptions, neutral_reference
 from facereenact.io.media import read_still
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.pipeline.composite import crop, reenactment_box
@@ -64,6 +71,9 @@ class Sampling:
     max_frames: int = 6
     sources: int = 1
     window: int = 12
+    #: Cross-identity: consecutive driving frames for expression by region over time (2 s at 25
+    #: fps: long enough to hold a blink or two).
+    expression_window: int = 50
     cross_frames: int = 3
     cross_sources: int = 2
     strip_frames: int = 3
@@ -72,13 +82,13 @@ class Sampling:
         for name in ("every", "max_frames", "sources", "cross_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.window < 0 or self.cross_sources < 0 or self.strip_frames < 0:
-            raise ValueError("window, cross_sources and strip_frames cannot be negative")
+        if self.window < 0 or self.expression_window < 0 or self.cross_sources < 0 or self.strip_frames < 0:
+            raise ValueError("window, expression_window, cross_sources and strip_frames cannot be negative")
 
     @property
     def decode_limit(self) -> int:
         """Frames of each clip to decode and track."""
-        return max(self.every * self.max_frames, self.window) + 1
+        return max(self.every * self.max_frames, self.window, self.expression_window) + 1
 
     def driving_indices(self, frame_count: int) -> list[int]:
         """Every ``every``-th frame after the first, at most ``max_frames``."""
@@ -93,10 +103,15 @@ class Sampling:
         sources = "frame 0" if self.sources == 1 else f"{self.sources} frames evenly spaced over the sampled span"
         cross = "every source" if self.cross_sources == 0 else f"{self.cross_sources} source(s), dealt evenly from a seeded shuffle"
         window = f"temporal stability over frames 1–{self.window} after the source" if self.window >= 3 else "no temporal stability"
+        expression = (
+            f"; expression by region over {self.expression_window} consecutive frames from the clip's first tracked one"
+            if self.expression_window >= metrics.MIN_SIGNAL_FRAMES
+            else ""
+        )
         return (
             f"self-reenactment: source = {sources}; driving = frames {self.every}, {2 * self.every}, … (every {self.every} frames), "
             f"at most {self.max_frames} per clip, skipping frames where the tracker lost the face; {window}. "
-            f"Cross-identity: each driving clip drives {cross}, with {self.cross_frames} of its sampled frames, absolute motion. "
+            f"Cross-identity: each driving clip drives {cross}, with {self.cross_frames} of its sampled frames, absolute motion{expression}. "
             f"All comparisons on {CROP_SIZE}² face crops, except at native resolution: the self-reenactment's frames pasted back into "
             "the first frame at the clip's own resolution, compared in the source's face box"
         )
@@ -111,6 +126,7 @@ class Tools:
     descriptors: DescriptorService
     lpips: LearnedPerceptualDistance | None
     expression_threshold: float
+    landmarks: DlibLandmarks
 
 
 @dataclass
@@ -125,12 +141,14 @@ class DrivingClip:
 
 @dataclass
 class Outcome:
-    """One protocol's result for one clip or pair: its JSON record, an image strip, and (self
-    only) the descriptors pooled for the Fréchet distance: "real" and one entry per method."""
+    """One protocol's result for one clip or pair: its JSON record, an image strip, (self only)
+    the descriptors pooled for the Fréchet distance: "real" and one entry per method, and (cross
+    only) the strip of the expression window's rest, blink and brow frames."""
 
     record: dict[str, Any]
     strip: bytes | None = None
     descriptors: dict[str, np.ndarray] = field(default_factory=dict)
+    expression_strip: bytes | None = None
 
 
 def load_clip(path: Path, fitter: FaceFitter, sampling: Sampling) -> DrivingClip:
@@ -408,6 +426,91 @@ def assign_cross_pairs(drivers: Sequence[str], sources: Sequence[str], per_drive
     return assignment
 
 
+@dataclass
+class RegionSignals:
+    """Expression by region over a run of face crops: each instrument's signals (T,) by name (no
+    MediaPipe signals until MediaPipe has named its blendshapes, i.e. seen a face), and
+    MediaPipe's blendshapes (T, 51); NaN where that instrument found no face."""
+
+    signals: dict[str, dict[str, torch.Tensor]]
+    blendshapes: torch.Tensor
+
+    def agreement(self, driver: RegionSignals) -> dict[str, dict[str, dict[str, float | int | None]]]:
+        """Per instrument and signal, how these (the output's) follow the driver's: r, ratio, frames."""
+        result: dict[str, dict[str, dict[str, float | int | None]]] = {}
+        for instrument, names in REGION_SIGNALS.items():
+            ours, theirs = self.signals[instrument], driver.signals[instrument]
+            result[instrument] = {}
+            for name in names:
+                if name == "active_blendshapes":
+                    found = metrics.active_blendshape_agreement(self.blendshapes, driver.blendshapes)
+                elif name in ours and name in theirs:
+                    found = metrics.signal_agreement(ours[name], theirs[name])
+                else:
+                    found = metrics.SignalAgreement(math.nan, math.nan, 0)
+                result[instrument][name] = {"r": _value(found.r), "ratio": _value(found.ratio), "frames": found.frames}
+        return result
+
+    def spread(self) -> dict[str, dict[str, float | None]]:
+        """Each signal's standard deviation over its frames with a face: how much the driver
+        moved that region in the window (an r over a region that hardly moves says little)."""
+        return {
+            instrument: {name: _spread(signal[torch.isfinite(signal)]) for name, signal in signals.items()} for instrument, signals in self.signals.items()
+        }
+
+
+def _spread(values: torch.Tensor) -> float | None:
+    return float(values.std(unbiased=False)) if len(values) else None
+
+
+@dataclass
+class ExpressionWindow:
+    """The driver's side of expression by region: consecutive frames, their crops (as the cross
+    protocol crops the driving frames), their signals, and the window positions shown in the
+    strip: a rest frame, the strongest blink, the largest brow movement."""
+
+    frames: list[int]
+    crops: np.ndarray
+    signals: RegionSignals
+    shown: dict[str, int]
+
+
+def _dlib_points(landmarks: DlibLandmarks, images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """dlib's 68 points (N, 68, 2) of each image, looked for in MediaPipe's face box (dlib's own
+    detector where MediaPipe found none); NaN where neither finds a face. dlib refines the box
+    from its own first answer, so the box only says where the face is. A repeated image (the
+    ``source`` baseline's output every frame) is measured once."""
+    points = np.full((len(images), 68, 2), np.nan)
+    seen: dict[bytes, int] = {}
+    for index, (image, box) in enumerate(zip(images, boxes)):
+        key = image_key(image, box)
+        if key in seen:
+            points[index] = points[seen[key]]
+            continue
+        seen[key] = index
+        hint = (float(box[0]), float(box[1]), float(box[2]), float(box[3])) if np.isfinite(box).all() else None
+        found = landmarks.landmarks(image, box_hint=hint)
+        if found is not None:
+            points[index] = found
+    return points
+
+
+def strip_frames(eyes: np.ndarray, brows: np.ndarray) -> dict[str, int]:
+    """Positions of a rest frame (eyes and brows nearest their medians), the strongest blink
+    (the eyes' maximum) and the largest brow movement (a raise or a frown), from the driver's
+    MediaPipe signals; none when MediaPipe found no face in the window."""
+    valid = np.isfinite(eyes) & np.isfinite(brows)
+    if not valid.any():
+        return {}
+    eyes_off = np.where(valid, eyes - np.median(eyes[valid]), np.nan)
+    brows_off = np.where(valid, brows - np.median(brows[valid]), np.nan)
+    return {
+        "rest": int(np.nanargmin(np.abs(eyes_off) + np.abs(brows_off))),
+        "blink": int(np.nanargmax(eyes_off)),
+        "brows": int(np.nanargmax(np.abs(brows_off))),
+    }
+
+
 class CrossIdentity:
     def __init__(self, methods: Sequence[Method], tools: Tools, sampling: Sampling, bank: SourceBank):
         self.methods = methods
@@ -420,7 +523,9 @@ class CrossIdentity:
         picks = _evenly(clip.driving, self.sampling.cross_frames)
         driving_crops = _crops([clip.frames[i] for i in picks], [reenactment_box(fit.landmarks[i], CROSS_OPTIONS.crop_scale) for i in picks])
         driving_faces = self.tools.analyser.measure(driving_crops)
-        reference = fit.params[int(np.flatnonzero(fit.found)[0])]
+        first = int(np.flatnonzero(fit.found)[0])
+        reference = neutral_reference(fit.params, first)
+        window = self._driver_window(clip, first)
         finishers = []
         for source in sources:
             base = {"source": source, "driving": clip.name}
@@ -438,8 +543,68 @@ class CrossIdentity:
             rows = range(min(CROSS_STRIP_FRAMES, len(picks)))
             strip = make_strip([[source_crop, driving_crops[r]] + [produced[m.name][r] for m in self.methods] for r in rows],
                                ["input", "driving frame"] + [m.name for m in self.methods])  # fmt: skip
-            finishers.append(self._finisher({**base, "status": "ok", "frames": picks}, measured, driving_faces, pending_source, strip))
+            record: dict[str, Any] = {**base, "status": "ok", "frames": picks}
+            regions: dict[str, Any] = {}
+            expression_strip = None
+            if window is not None:
+                regions, expression_strip = self._expression(clip, window, reenactors, reference, source_crop)
+                record["expression_window"] = {
+                    "frames": [window.frames[0], window.frames[-1]],
+                    "pipeline_reads_mediapipe": self.tools.fitter.reads_blendshapes,
+                    "driver_std": window.signals.spread(),
+                    "strip_frames": {role: window.frames[position] for role, position in window.shown.items()},
+                }
+            finishers.append(self._finisher(record, measured, driving_faces, pending_source, strip, regions, expression_strip))
         return finishers
+
+    def _driver_window(self, clip: DrivingClip, first: int) -> ExpressionWindow | None:
+        """The consecutive frames from the first tracked one, cropped and measured once for every
+        source; None when the clip (or the setting) leaves too few. Frames where the tracker lost
+        the face hold another frame's motion, so their signals are left out."""
+        frames = list(range(first, min(first + self.sampling.expression_window, len(clip.frames))))
+        if len(frames) < metrics.MIN_SIGNAL_FRAMES:
+            return None
+        crops = _crops([clip.frames[i] for i in frames], [reenactment_box(clip.fit.landmarks[i], CROSS_OPTIONS.crop_scale) for i in frames])
+        signals = self._region_signals(crops)
+        lost = torch.from_numpy(~clip.fit.found[frames])
+        signals = RegionSignals(
+            {instrument: {name: s.masked_fill(lost, math.nan) for name, s in named.items()} for instrument, named in signals.signals.items()},
+            signals.blendshapes.masked_fill(lost[:, None], math.nan),
+        )
+        mediapipe = signals.signals["mediapipe"]
+        shown = strip_frames(mediapipe["eyes"].numpy(), mediapipe["brows"].numpy()) if mediapipe else {}
+        return ExpressionWindow(frames, crops, signals, shown)
+
+    def _region_signals(self, crops: np.ndarray) -> RegionSignals:
+        """Both instruments over a run of crops: MediaPipe alone through the analyser (its
+        cache makes a still output cost one frame), dlib's landmarks placed by MediaPipe's box."""
+        faces = self.tools.analyser.measure(crops, fitter=False)
+        blendshapes = torch.from_numpy(faces.blendshapes)
+        names = self.tools.analyser.blendshape_names
+        points = torch.from_numpy(_dlib_points(self.tools.landmarks, crops, faces.boxes))
+        return RegionSignals(
+            {
+                "mediapipe": metrics.blendshape_region_signals(blendshapes, names) if names is not None else {},
+                "dlib": metrics.landmark_region_signals(points),
+            },
+            blendshapes,
+        )
+
+    def _expression(
+        self, clip: DrivingClip, window: ExpressionWindow, reenactors: dict[str, Reenactor], reference: FaceParams, source_crop: np.ndarray
+    ) -> tuple[dict[str, Any], bytes | None]:
+        """Each method's outputs over the window, their agreement with the driver by region, and
+        the strip of the rest, blink and brow frames (driver beside outputs)."""
+        shown = [clip.frames[i] for i in window.frames]
+        regions: dict[str, Any] = {}
+        rows: list[list[np.ndarray]] = [[source_crop, window.crops[position]] for position in window.shown.values()]
+        for method in self.methods:
+            produced = _generate(reenactors[method.name], clip.fit.params[window.frames], reference, shown)
+            regions[method.name] = self._region_signals(produced).agreement(window.signals)
+            for row, position in zip(rows, window.shown.values()):
+                row.append(produced[position])
+        strip = make_strip(rows, ["input", "driving frame"] + [m.name for m in self.methods]) if rows else None
+        return regions, strip
 
     def _finisher(
         self,
@@ -448,6 +613,8 @@ class CrossIdentity:
         driving_faces: FaceMeasurements,
         pending_source: PendingDescriptors,
         strip: bytes,
+        regions: dict[str, Any],
+        expression_strip: bytes | None,
     ) -> Finisher:
         def finish() -> Outcome:
             source_descriptor = pending_source.result()
@@ -455,7 +622,9 @@ class CrossIdentity:
             for name, (faces, pending) in measured.items():
                 scores[name] = {"csim": _identity_score(pending.result(), source_descriptor)}
                 scores[name].update(_geometry_scores(faces, driving_faces, self.tools.expression_threshold))
-            return Outcome({**record, "methods": scores}, strip)
+                if name in regions:
+                    scores[name]["expression_regions"] = regions[name]
+            return Outcome({**record, "methods": scores}, strip, expression_strip=expression_strip)
 
         return finish
 

@@ -264,7 +264,7 @@ class MediaPipeFace:
             from mediapipe.tasks.python import vision  # noqa: PLC0415 (optional dependency)
             from mediapipe.tasks.python.core.base_options import BaseOptions  # noqa: PLC0415
         except ImportError:
-            raise AssetError("package mediapipe is not installed (pip install 'facereenact[eval]')") from None
+            raise AssetError("package mediapipe is not installed (pip install mediapipe)") from None
         model = (assets or Assets.resolve()).path(MEDIAPIPE_MODEL)
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model)),

@@ -1,5 +1,5 @@
 """The evaluation's outputs: ``metrics.json``, ``report.html`` (tables, one bar chart per metric,
-image strips) and a table in the terminal.
+image strips, expression by region) and a table in the terminal.
 
 Everything is rendered from the JSON-ready result, so a report can be rebuilt from its
 ``metrics.json``; image strips are JPEG files under ``strips/`` beside it.
@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from facereenact.errors import OutputError
-from facereenact.evaluate.catalog import BY_KEY, CROSS, NATIVE, PROTOCOLS, SELF
+from facereenact.evaluate.catalog import BY_KEY, CROSS, INSTRUMENTS, NATIVE, PROTOCOLS, SELF
 from facereenact.io.atomic import atomic_output
 
 #: Side of each picture in an image strip.
@@ -64,6 +64,20 @@ def format_summary(summary: dict[str, Any] | None, key: str) -> str:
         low, high = summary["ci95"]
         text += f" [{format_value(low, key)}, {format_value(high, key)}]"
     return text
+
+
+def expression_instruments_note(regions: dict[str, Any]) -> str:
+    """Which instrument checks expression by region independently of the pipeline: one that
+    drives the pipeline would partly grade its own signal."""
+    if regions["driven_by"] == "mediapipe":
+        return (
+            "Expression by region: the pipeline drives eyes, gaze, brows and mouth corners with MediaPipe's blendshapes, so MediaPipe "
+            "partly grades its own signal; dlib's 68 landmarks are the independent check. r is left out (None) where a signal is constant."
+        )
+    return (
+        "Expression by region: the pipeline's fitter reads neither instrument, so MediaPipe and dlib are both independent checks. "
+        "r is left out (None) where a signal is constant."
+    )
 
 
 def _metric_label(key: str) -> str:
@@ -207,6 +221,43 @@ def _protocol_html(result: dict[str, Any], protocol: str) -> str:
     if strips:
         out.append(f"<details><summary>Image strips ({len(strips)})</summary>")
         out.extend(f"<div class='strip'><p>{e(_row_name(r))}</p><img loading='lazy' src='{e(r['strip'])}' alt='{e(_row_name(r))}'></div>" for r in strips)
+        out.append("</details>")
+    if part.get("expression_regions"):
+        out.append(_expression_html(part["expression_regions"], methods, rows))
+    return "\n".join(out)
+
+
+def _expression_html(regions: dict[str, Any], methods: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """The cross-identity protocol's expression by region: r and amplitude ratio per signal and
+    method, and the strips of each pair's rest, blink and brow frames."""
+    e = html.escape
+    out = [
+        "<h3>Expression by region over consecutive frames</h3>",
+        (
+            f"<p>{regions['pairs']} pairs, each driven by up to {regions['frames']} consecutive frames from the clip's first tracked "
+            "frame. <b>r</b>: Pearson correlation over time between the driver's and the output's signal, mean over pairs "
+            "[95% bootstrap interval]; <b>ratio</b>: its amplitude, std(output) / std(driver), median over pairs (1: as far as "
+            "the driver; 0: still). Frames where an instrument found no face are left out of its signals. "
+            f"{e(expression_instruments_note(regions))}</p>"
+        ),
+        "<table><tr><th>signal</th>" + "".join(f"<th>{e(m)}: r</th><th>{e(m)}: ratio</th>" for m in methods) + "<th>n</th><th>what it follows</th></tr>",
+    ]
+    for instrument, names in regions["signals"].items():
+        check = " (independent check)" if regions["independent_check"] in (instrument, "both") else ""
+        out.append(f"<tr><th colspan='{2 * len(methods) + 3}'>{e(INSTRUMENTS[instrument])}{check}</th></tr>")
+        for name, description in names.items():
+            summaries = [regions["methods"][m][instrument][name] for m in methods]
+            cells = "".join(f"<td>{e(format_summary(s['r'], name))}</td><td>{e(format_value(s['ratio']['median']))}</td>" for s in summaries)
+            counts = "/".join(sorted({str(s["r"]["n"]) for s in summaries}))
+            out.append(f"<tr><td>{e(name)}</td>{cells}<td>{e(counts)}</td><td style='text-align:left'>{e(description)}</td></tr>")
+    out.append("</table>")
+    strips = [r for r in rows if r.get("expression_strip")]
+    if strips:
+        out.append(f"<details><summary>Expression strips ({len(strips)}): the driver resting, blinking and moving its brows, beside each output</summary>")
+        for row in strips:
+            shown = ", ".join(f"{role} (frame {frame})" for role, frame in row["expression_window"]["strip_frames"].items())
+            out.append(f"<div class='strip'><p>{e(_row_name(row))}; rows: {e(shown)}</p>"
+                       f"<img loading='lazy' src='{e(row['expression_strip'])}' alt='{e(_row_name(row))}'></div>")  # fmt: skip
         out.append("</details>")
     return "\n".join(out)
 

@@ -27,7 +27,7 @@ from facereenact import __version__
 from facereenact.errors import FaceReenactError
 from facereenact.evaluate import metrics
 from facereenact.evaluate.analysis import FaceAnalyser
-from facereenact.evaluate.catalog import BY_KEY, CROSS, EXPRESSION_THRESHOLD, NATIVE, PROTOCOLS, SELF, metrics_for
+from facereenact.evaluate.catalog import BY_KEY, CROSS, EXPRESSION_THRESHOLD, INSTRUMENTS, NATIVE, PROTOCOLS, REGION_SIGNALS, SELF, metrics_for
 from facereenact.evaluate.dataset import EvaluationData
 from facereenact.evaluate.identity import DescriptorService, DescriptorWorkerError, identity_validation
 from facereenact.evaluate.lpips import LearnedPerceptualDistance
@@ -47,6 +47,7 @@ from facereenact.evaluate.protocols import (
     load_clip,
 )
 from facereenact.evaluate.references import MediaPipeFace
+from facereenact.evaluate.report import expression_instruments_note
 from facereenact.evaluate.stats import jackknife_statistic, jsonable, summarize
 from facereenact.execute import Backend, LocalBackend, Resources, RunSummary, Task, TaskOutput, TaskResult, run_all, worker_cache
 from facereenact.io.assets import Assets
@@ -158,7 +159,8 @@ class _Instruments:
         methods = parse_methods(work.methods, work.device)
         lpips = LearnedPerceptualDistance.from_files(Path(work.lpips[0]), Path(work.lpips[1])) if work.lpips else None
         descriptors = DescriptorService(work.background_descriptors)
-        tools = Tools(self.fitter, FaceAnalyser(self.fitter, MediaPipeFace(assets)), descriptors, lpips, work.expression_threshold)
+        analyser = FaceAnalyser(self.fitter, MediaPipeFace(assets))
+        tools = Tools(self.fitter, analyser, descriptors, lpips, work.expression_threshold, descriptors.landmarks)
         self.protocols: dict[str, Any] = {}
         if SELF in work.protocols:
             self.protocols[SELF] = SelfReenactment(methods, tools, work.sampling)
@@ -351,10 +353,13 @@ def _protocol_result(
     records = []
     for outcome in outcomes:
         record = dict(outcome.record)
+        name = record["clip"] if protocol != CROSS else f"{record['source']}__{record['driving']}"
         if outcome.strip is not None:
-            name = record["clip"] if protocol != CROSS else f"{record['source']}__{record['driving']}"
             record["strip"] = f"strips/{STRIP_PREFIX[protocol]}_{_safe_name(name)}.jpg"
             strips[record["strip"]] = outcome.strip
+        if outcome.expression_strip is not None:
+            record["expression_strip"] = f"strips/{STRIP_PREFIX[protocol]}_expression_{_safe_name(name)}.jpg"
+            strips[record["expression_strip"]] = outcome.expression_strip
         records.append(record)
     ok = [r for r in records if r["status"] == "ok"]
     keys = [m.key for m in metrics_for(protocol, with_lpips) if m.key != "frechet_dlib"]
@@ -364,11 +369,45 @@ def _protocol_result(
         for method in methods:
             groups = [(o.descriptors["real"], o.descriptors[method.name]) for o in good]
             aggregate[method.name]["frechet_dlib"] = _frechet_summary(groups)
-    return {
+    part: dict[str, Any] = {
         "unit": "clips" if protocol != CROSS else "pairs",
         "counts": {"ok": len(ok), "total": len(records)},
         "clips" if protocol != CROSS else "pairs": records,
         "aggregate": aggregate,
+    }
+    if protocol == CROSS:
+        part["expression_regions"] = _expression_summary([r for r in ok if "expression_window" in r], methods, settings, rng)
+    return part
+
+
+def _expression_summary(pairs: list[dict[str, Any]], methods: Sequence[Method], settings: EvaluationSettings, rng: np.random.Generator) -> dict[str, Any] | None:
+    """Expression by region over the pairs' consecutive frames: per method, instrument and
+    signal, the mean r over pairs (bootstrap interval) and the median amplitude ratio (a median:
+    one pair whose driver hardly moves a region gives a huge or tiny ratio). Which instrument
+    is the independent check: the one the pipeline does not read."""
+    if not pairs:
+        return None
+    reads_mediapipe = any(p["expression_window"]["pipeline_reads_mediapipe"] for p in pairs)
+    summary: dict[str, Any] = {}
+    for method in methods:
+        summary[method.name] = {}
+        for instrument, names in REGION_SIGNALS.items():
+            summary[method.name][instrument] = {}
+            for name in names:
+                values = [p["methods"][method.name]["expression_regions"][instrument][name] for p in pairs]
+                ratios = [v["ratio"] for v in values if v["ratio"] is not None]
+                summary[method.name][instrument][name] = {
+                    "r": summarize([v["r"] for v in values], settings.bootstrap, rng),
+                    "ratio": {"median": float(np.median(ratios)) if ratios else None, "n": len(ratios)},
+                }
+    return {
+        "frames": settings.sampling.expression_window,
+        "pairs": len(pairs),
+        "instruments": INSTRUMENTS,
+        "driven_by": "mediapipe" if reads_mediapipe else None,
+        "independent_check": "dlib" if reads_mediapipe else "both",
+        "signals": REGION_SIGNALS,
+        "methods": summary,
     }
 
 
@@ -414,6 +453,8 @@ def _notes(result: dict[str, Any], with_lpips: bool, source_kind: str) -> list[s
         )
     if CROSS in result:
         notes.append(f"Cross-identity sources: {source_kind}.")
+        if result[CROSS].get("expression_regions"):
+            notes.append(expression_instruments_note(result[CROSS]["expression_regions"]))
     for protocol in PROTOCOLS:
         if protocol in result and result[protocol]["counts"]["ok"] < result[protocol]["counts"]["total"]:
             counts = result[protocol]["counts"]

@@ -17,6 +17,7 @@ from typing import cast
 
 import numpy as np
 
+from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES
 from facereenact.face3d.params import N_EXPRESSION
 
 N_LANDMARKS = 68
@@ -110,6 +111,22 @@ def load_landmark_expression_basis(path: str | Path | None = None) -> np.ndarray
     basis = tensors[LANDMARK_KEY]
     if basis.shape != (N_LANDMARKS * 3, N_EXPRESSION):
         raise ValueError(f"{path}: landmark basis has shape {basis.shape}, expected (204, 10)")
+    return basis
+
+
+#: The blendshape components (a derived model, estimated by ``benchmarks/estimate_blendshape_basis.py``).
+BLENDSHAPE_BASIS_PATH = DEFAULT_BASIS_PATH.with_name("grid_blendshape_basis.safetensors")
+BLENDSHAPE_KEY = "blendshape_basis"
+
+
+def load_blendshape_basis(path: str | Path | None = None) -> np.ndarray:
+    """The grid's blendshape components (4096·3, N_BLENDSHAPES) float32, one column per
+    :data:`blendshapes.CHANNEL_NAMES` entry, checked against the names stored with them."""
+    path = Path(path) if path is not None else BLENDSHAPE_BASIS_PATH
+    tensors, metadata = _read(path)
+    basis = tensors[BLENDSHAPE_KEY]
+    if basis.shape != (N_GRID_VERTICES * 3, N_BLENDSHAPES) or metadata.get("channels") != ",".join(CHANNEL_NAMES):
+        raise ValueError(f"{path}: blendshape basis of shape {basis.shape} does not match this version's channels")
     return basis
 
 

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from facereenact.errors import FaceIndexError, NoFaceError
+from facereenact.face3d.blendshapes import N_BLENDSHAPES, BlendshapeReader, fill_gaps, nearest_face
 from facereenact.face3d.detector import Detection, FaceDetector
+from facereenact.face3d.eyelids import match_eyelids, measured_gaps
 from facereenact.face3d.morphable import MorphableModel, load_morphable_model
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.regressor import (
@@ -30,6 +32,8 @@ from facereenact.io.assets import Assets
 
 #: A tracked crop whose detector score falls below this has lost the face.
 TRACK_SCORE_THRESHOLD = 0.3
+#: Frames of a video whose eyelids set the clip's eye-score offset (see FaceFitter._eyelid_offset).
+EYELID_SAMPLES = 24
 
 
 @dataclass
@@ -44,7 +48,9 @@ class FaceFit:
 @dataclass
 class VideoFit:
     """A tracked face through T frames. Frames where the face was lost (``found`` False) hold
-    the parameters of the nearest frame where it was found."""
+    the parameters of the nearest frame where it was found; frames whose blendshapes could not be
+    read (``read`` False: eyes hidden, face turned away) hold scores interpolated between their
+    neighbours'."""
 
     params: FaceParams
     landmarks: np.ndarray  # (T, 68, 3)
@@ -52,29 +58,36 @@ class VideoFit:
     found: np.ndarray  # (T,) bool
     detections: int  # how many times the full-frame detector ran
     fps: float
+    read: np.ndarray  # (T,) bool
+
+    def unread_ranges(self) -> list[tuple[int, int]]:
+        """Inclusive frame ranges where the face was tracked but its blendshapes were not read."""
+        return _ranges(self.found & ~self.read)
 
     def __len__(self) -> int:
         return len(self.found)
 
     def lost_ranges(self) -> list[tuple[int, int]]:
         """Inclusive frame ranges where the face was lost."""
-        ranges, start = [], None
-        for index, ok in enumerate(self.found):
-            if not ok and start is None:
-                start = index
-            if ok and start is not None:
-                ranges.append((start, index - 1))
-                start = None
-        if start is not None:
-            ranges.append((start, len(self.found) - 1))
-        return ranges
+        return _ranges(~self.found)
+
+
+def _ranges(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) index ranges of the True runs in ``mask``."""
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)]
 
 
 class FaceFitter:
-    """Detector + regressor + morphable model, loaded once and reused for many images."""
+    """Detector + regressor + morphable model (+ MediaPipe for the blendshapes), loaded once and
+    reused for many images. ``blendshapes=False`` leaves the blendshapes at zero (what the
+    regressor alone sees) and skips MediaPipe's cost."""
 
-    def __init__(self, assets: Assets, device: str | torch.device = "cpu", model: MorphableModel | None = None):
+    def __init__(self, assets: Assets, device: str | torch.device = "cpu", model: MorphableModel | None = None, blendshapes: bool = True):
         self.device = torch.device(device)
+        self.assets = assets
+        self.reads_blendshapes = blendshapes
+        self._image_reader: BlendshapeReader | None = None
         self.detector = FaceDetector(assets, device=self.device)
         self.regressor = FaceRegressor(assets, device=self.device)
         self.model = (model or load_morphable_model(assets)).to(self.device)
@@ -94,6 +107,20 @@ class FaceFitter:
         # between an image's fit and its mirror's).
         boxes = box_from_landmarks(self.model.landmarks(params).cpu().numpy())
         params = self.regressor.regress(image_rgb, boxes)
+        if self.reads_blendshapes:
+            if self._image_reader is None:
+                self._image_reader = BlendshapeReader(self.assets, video=False)
+            read = self._image_reader.faces(image_rgb)
+            centres, sizes = _centres_and_sizes(self.model.landmarks(params).cpu().numpy())
+            scores = [nearest_face(read, centre, size) for centre, size in zip(centres, sizes, strict=True)]
+            params.blendshapes = torch.from_numpy(
+                np.stack([face[0] if face else np.zeros(N_BLENDSHAPES, np.float32) for face in scores])
+            ).to(self.device)
+            # A photo's eyelids as MediaPipe's landmarks place them, so that a blink closes them.
+            for i, face in enumerate(scores):
+                if face is not None:
+                    gaps = measured_gaps(face[1], params[i], self.model)
+                    params.blendshapes[i] = match_eyelids(self.model, params[i], gaps).blendshapes[0]
         landmarks = self.model.landmarks(params).cpu().numpy()
         return [FaceFit(params[i], landmarks[i], d) for i, d in enumerate(detections)]
 
@@ -125,8 +152,12 @@ class FaceFitter:
         params_list: list[FaceParams | None] = []
         landmarks_list: list[np.ndarray | None] = []
         boxes: list[np.ndarray] = []
+        scores: list[np.ndarray | None] = []
+        eyelid_points: list[np.ndarray | None] = []  # MediaPipe's landmarks where read
         box: np.ndarray | None = None
         detections = 0
+        # A fresh reader per video: MediaPipe's own tracking and clock start again.
+        reader = BlendshapeReader(self.assets, video=True) if self.reads_blendshapes else None
         for index, frame in enumerate(frames):
             fitted = None
             if box is not None:
@@ -145,15 +176,45 @@ class FaceFitter:
                 params_list.append(None)
                 landmarks_list.append(None)
                 boxes.append(np.full(4, np.nan))
+                if reader is not None:
+                    reader.faces(frame)  # keeps MediaPipe's tracking in step with the video
+                scores.append(None)
+                eyelid_points.append(None)
             else:
                 params, landmarks, used_box = fitted
                 params_list.append(params)
                 landmarks_list.append(landmarks)
                 boxes.append(used_box)
                 box = box_from_landmarks(landmarks)
+                if reader is not None:
+                    centres, sizes = _centres_and_sizes(landmarks[None])
+                    face = nearest_face(reader.faces(frame), centres[0], sizes[0])
+                    scores.append(face[0] if face else None)
+                    eyelid_points.append(face[1] if face else None)
+                else:
+                    scores.append(np.zeros(N_BLENDSHAPES, np.float32))
+                    eyelid_points.append(None)
             if on_frame is not None:
                 on_frame(index)
-        return self._assemble(params_list, landmarks_list, boxes, detections, fps, smoothing)
+        if reader is not None:
+            reader.close()
+        fit = self._assemble(params_list, landmarks_list, boxes, scores, detections, fps, smoothing)
+        fit.params.blendshapes += self._eyelid_offset(fit.params, eyelid_points)
+        return fit
+
+    def _eyelid_offset(self, params: FaceParams, points: list[np.ndarray | None]) -> torch.Tensor:
+        """(1, K) the change of the eye scores that puts the model's eyelids where MediaPipe's
+        landmarks see them, as the median over up to EYELID_SAMPLES read frames of the clip: one
+        offset for the whole clip, so that the frame-to-frame motion is MediaPipe's scores' own."""
+        read = [(i, p) for i, p in enumerate(points) if p is not None]
+        if not read:
+            return torch.zeros_like(params.blendshapes[:1])
+        chosen = [read[int(j)] for j in np.linspace(0, len(read) - 1, min(EYELID_SAMPLES, len(read)))]
+        offsets = [
+            match_eyelids(self.model, params[i], measured_gaps(p, params[i], self.model)).blendshapes - params.blendshapes[i : i + 1]
+            for i, p in chosen
+        ]
+        return torch.cat(offsets).median(dim=0, keepdim=True).values
 
     def _fit_in_box(self, frame: np.ndarray, box: np.ndarray) -> tuple[FaceParams, np.ndarray, np.ndarray]:
         """Parameters, landmarks (68, 3) and the 120² crop the regressor saw (for the face check)."""
@@ -168,6 +229,7 @@ class FaceFitter:
         params_list: list[FaceParams | None],
         landmarks_list: list[np.ndarray | None],
         boxes: list[np.ndarray],
+        scores: list[np.ndarray | None],
         detections: int,
         fps: float,
         smoothing: bool,
@@ -183,6 +245,9 @@ class FaceFitter:
         nearest = good[np.clip(nearest, 0, None)]
         nearest = np.where(np.arange(len(found)) < good[0], good[0], nearest)
         params = FaceParams.cat([params_list[i] for i in nearest])
+        read = np.array([s is not None for s in scores], dtype=bool) & found
+        read_scores = np.stack([s if s is not None else np.zeros(N_BLENDSHAPES, np.float32) for s in scores])
+        params.blendshapes = torch.from_numpy(fill_gaps(read_scores, read)).float().to(self.device)
         if smoothing and len(found) > 1:
             restart = torch.from_numpy(np.r_[False, found[1:] & ~found[:-1]])
             # The filter steps through the frames one by one: many tiny operations, for the CPU.
@@ -190,4 +255,9 @@ class FaceFitter:
             landmarks = self.model.landmarks(params).cpu().numpy()
         else:
             landmarks = np.stack([landmarks_list[i] for i in nearest])
-        return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps)
+        return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps, read)
+
+
+def _centres_and_sizes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (B, 2) and widths (B,) of faces given by their 68 landmarks (B, 68, ≥2)."""
+    return landmarks[:, :, :2].mean(1), np.ptp(landmarks[:, :, 0], axis=1)

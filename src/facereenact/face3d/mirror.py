@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from facereenact.face3d.blendshapes import mirror_order
 from facereenact.face3d.morphable import MorphableModel
-from facereenact.face3d.params import N_SHAPE, FaceParams
+from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams
 
 _X_REFLECTION = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
 
@@ -45,11 +46,12 @@ class ParamMirror:
         reflected_basis = (basis * np.array([-1.0, 1.0, 1.0])[None, :, None])[partners].reshape(3 * n, -1)
         reflected_mean = (mean * np.array([-1.0, 1.0, 1.0]) + np.array([2 * self.plane, 0.0, 0.0]))[partners]
         flat = basis.reshape(3 * n, -1)
-        shape_basis, expression_basis = flat[:, :N_SHAPE], flat[:, N_SHAPE:]
+        shape_basis, expression_basis = flat[:, :N_SHAPE], flat[:, N_SHAPE : N_SHAPE + N_EXPRESSION]
         solve = lambda a, b: np.linalg.lstsq(a, b, rcond=None)[0]  # noqa: E731
         self.shape_map = torch.from_numpy(solve(shape_basis, reflected_basis[:, :N_SHAPE])).float()
         self.shape_offset = torch.from_numpy(solve(shape_basis, (reflected_mean - mean).reshape(-1))).float()
-        self.expression_map = torch.from_numpy(solve(expression_basis, reflected_basis[:, N_SHAPE:])).float()
+        self.expression_map = torch.from_numpy(solve(expression_basis, reflected_basis[:, N_SHAPE : N_SHAPE + N_EXPRESSION])).float()
+        self.blendshape_order = torch.from_numpy(mirror_order())
         self.partners = torch.from_numpy(partners)
 
     def __call__(self, params: FaceParams, width: float) -> FaceParams:
@@ -63,4 +65,5 @@ class ParamMirror:
         )
         shape = params.shape @ self.shape_map.to(device).T + self.shape_offset.to(device)
         expression = params.expression @ self.expression_map.to(device).T
-        return FaceParams(rotation=rotation, scale=params.scale.clone(), translation=translation, shape=shape, expression=expression)
+        blendshapes = params.blendshapes[:, self.blendshape_order.to(device)]
+        return FaceParams(rotation=rotation, scale=params.scale.clone(), translation=translation, shape=shape, expression=expression, blendshapes=blendshapes)

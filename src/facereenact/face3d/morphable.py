@@ -3,7 +3,9 @@
 Two meshes are supported. The default is the 64×64 grid model from ``3ddfa/Model_PAF.pkl``
 (the BFM identity basis at 4,096 face vertices; two triangles per grid cell, dropping the
 stretched cells at the border). That file's expression basis is defective, so the grid model
-uses an expression basis estimated from video, shipped with the package. When a user supplies the dense ``3ddfa/bfm_noneck_v3.pkl`` it is used
+uses an expression basis estimated from video, shipped with the package, and blendshape
+components (eyelids, gaze, brows, mouth corners driven by MediaPipe's scores) estimated the
+same way. When a user supplies the dense ``3ddfa/bfm_noneck_v3.pkl`` it is used
 instead. Both give a mesh whose vertices carry an NCC colour (normalised mean-face position), so
 PNCC renders of either mesh are comparable.
 """
@@ -17,7 +19,13 @@ import numpy as np
 import torch
 
 from facereenact.errors import AssetError
-from facereenact.face3d.expression_basis import load_expression_basis, load_landmark_expression_basis, mouth_gap_triangles
+from facereenact.face3d.blendshapes import N_BLENDSHAPES
+from facereenact.face3d.expression_basis import (
+    load_blendshape_basis,
+    load_expression_basis,
+    load_landmark_expression_basis,
+    mouth_gap_triangles,
+)
 from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams
 from facereenact.io.assets import Assets
 
@@ -29,9 +37,10 @@ _MAX_EDGE_RATIO = 3.0
 
 @dataclass
 class MorphableModel:
-    """Linear face model. Shapes: mean (N, 3); basis (N·3, 50) = 40 identity then 10 expression
-    columns, rows vertex-major (x, y, z of vertex 0 first); triangles (F, 3) wound counter-clockwise
-    when seen from the front; ncc (N, 3) in [0, 1]; landmark_mean (68, 3); landmark_basis (68·3, 50)."""
+    """Linear face model. Shapes: mean (N, 3); basis (N·3, 50 + K) = 40 identity, 10 expression
+    and K blendshape columns, rows vertex-major (x, y, z of vertex 0 first); triangles (F, 3) wound
+    counter-clockwise when seen from the front; ncc (N, 3) in [0, 1]; landmark_mean (68, 3);
+    landmark_basis (68·3, 50 + K). A model without blendshape components has zero columns there."""
 
     mean: torch.Tensor
     basis: torch.Tensor
@@ -65,24 +74,22 @@ class MorphableModel:
         )
 
     # ---- geometry -------------------------------------------------------------------------
-    def model_space(self, shape: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
-        """Unposed vertices (B, N, 3) for identity (B, 40) and expression (B, 10) coefficients."""
-        coefficients = torch.cat([shape, expression], dim=-1)
-        offsets = coefficients @ self.basis.T
-        return self.mean + offsets.view(-1, self.n_vertices, 3)
+    def model_space(self, shape: torch.Tensor, expression: torch.Tensor, blendshapes: torch.Tensor | None = None) -> torch.Tensor:
+        """Unposed vertices (B, N, 3) for identity (B, 40), expression (B, 10) and blendshape
+        (B, K) coefficients (none: the face at zero blendshapes)."""
+        return self.mean + _combine(self.basis, shape, expression, blendshapes).view(-1, self.n_vertices, 3)
 
     def vertices(self, params: FaceParams) -> torch.Tensor:
         """Posed vertices (B, N, 3) in image pixels; z is depth, larger nearer the camera."""
-        return project(self.model_space(params.shape, params.expression), params)
+        return project(self.model_space(params.shape, params.expression, params.blendshapes), params)
 
-    def model_space_landmarks(self, shape: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+    def model_space_landmarks(self, shape: torch.Tensor, expression: torch.Tensor, blendshapes: torch.Tensor | None = None) -> torch.Tensor:
         """Unposed 68 landmarks (B, 68, 3), without building the whole mesh."""
-        coefficients = torch.cat([shape, expression], dim=-1)
-        return self.landmark_mean + (coefficients @ self.landmark_basis.T).view(-1, N_LANDMARKS, 3)
+        return self.landmark_mean + _combine(self.landmark_basis, shape, expression, blendshapes).view(-1, N_LANDMARKS, 3)
 
     def landmarks(self, params: FaceParams) -> torch.Tensor:
         """The 68 landmarks (B, 68, 3) in image pixels, without building the whole mesh."""
-        return project(self.model_space_landmarks(params.shape, params.expression), params)
+        return project(self.model_space_landmarks(params.shape, params.expression, params.blendshapes), params)
 
     def identity_matched_vertices(self, source: FaceParams, driving: FaceParams) -> torch.Tensor:
         """The driving faces rebuilt with the source identity: (B, N, 3) image-space vertices.
@@ -91,6 +98,16 @@ class MorphableModel:
         nothing of the driving identity reaches what is rendered from these vertices.
         """
         return self.vertices(identity_matched(source, driving))
+
+
+def _combine(basis: torch.Tensor, shape: torch.Tensor, expression: torch.Tensor, blendshapes: torch.Tensor | None) -> torch.Tensor:
+    """The offsets ``basis @ [shape, expression, blendshapes]`` (B, rows); the blendshape columns
+    are skipped when there are none, or no scores."""
+    fixed = shape.shape[-1] + expression.shape[-1]
+    offsets = torch.cat([shape, expression], dim=-1) @ basis[:, :fixed].T
+    if blendshapes is not None and basis.shape[1] > fixed:
+        offsets = offsets + blendshapes @ basis[:, fixed:].T
+    return offsets
 
 
 def identity_matched(source: FaceParams, driving: FaceParams) -> FaceParams:
@@ -107,11 +124,13 @@ def project(points: torch.Tensor, params: FaceParams) -> torch.Tensor:
 
 
 # ---- loading ------------------------------------------------------------------------------
-def load_morphable_model(assets: Assets, prefer_dense: bool = True) -> MorphableModel:
-    """The dense model when ``bfm_noneck_v3.pkl`` is present (and preferred), else the grid model."""
+def load_morphable_model(assets: Assets, prefer_dense: bool = True, blendshapes: bool = True) -> MorphableModel:
+    """The dense model when ``bfm_noneck_v3.pkl`` is present (and preferred), else the grid model.
+    ``blendshapes=False``: the grid model without its blendshape components (zero columns), as
+    the script that estimates them needs it."""
     if prefer_dense and assets.has("3ddfa/bfm_noneck_v3.pkl"):
         return _load_dense(assets)
-    return _load_grid(assets)
+    return _load_grid(assets, blendshapes)
 
 
 def _dense_mean_face(assets: Assets) -> np.ndarray:
@@ -190,8 +209,11 @@ def _to_model(
     landmark_interp: np.ndarray,
     landmark_positions: np.ndarray,
     name: str,
+    blendshape_basis: np.ndarray | None = None,
 ) -> MorphableModel:
-    basis = np.concatenate([shape_basis[:, :N_SHAPE], expression_basis[:, :N_EXPRESSION]], axis=1)
+    if blendshape_basis is None:
+        blendshape_basis = np.zeros((len(mean) * 3, N_BLENDSHAPES))
+    basis = np.concatenate([shape_basis[:, :N_SHAPE], expression_basis[:, :N_EXPRESSION], blendshape_basis], axis=1)
     n = len(mean)
     basis_per_vertex = basis.reshape(n, 3, -1)
     landmark_basis = np.einsum("kn,ncj->kcj", landmark_interp, basis_per_vertex).reshape(N_LANDMARKS * 3, -1)
@@ -214,7 +236,7 @@ def expression_basis_is_defective(shape_basis: np.ndarray, expression_basis: np.
     return bool(np.allclose(expression_basis[:, :n], shape_basis[:, :n]))
 
 
-def _load_grid(assets: Assets) -> MorphableModel:
+def _load_grid(assets: Assets, blendshapes: bool) -> MorphableModel:
     data = assets.load_pickle("3ddfa/Model_PAF.pkl")
     try:
         mean = np.asarray(data["mu_filter"], np.float64).reshape(3, -1, order="F").T
@@ -225,6 +247,7 @@ def _load_grid(assets: Assets) -> MorphableModel:
     if mean.shape != (GRID * GRID, 3) or shape_basis.shape[1] < N_SHAPE or expression_basis.shape[1] < N_EXPRESSION:
         raise AssetError("3ddfa/Model_PAF.pkl has unexpected array shapes")
     landmark_expression = None
+    blendshape_basis = None
     name = "grid64"
     if expression_basis_is_defective(shape_basis, expression_basis):
         # The asset's expression columns do nothing; use the basis estimated from video that
@@ -232,18 +255,19 @@ def _load_grid(assets: Assets) -> MorphableModel:
         try:
             expression_basis = load_expression_basis().astype(np.float64)
             landmark_expression = load_landmark_expression_basis().astype(np.float64)
+            blendshape_basis = load_blendshape_basis().astype(np.float64) if blendshapes else None
         except (OSError, ValueError) as error:
             raise AssetError(f"the estimated expression basis could not be read: {error}") from None
-        name = "grid64 + estimated expressions"
+        name = "grid64 + estimated expressions and blendshapes"
     triangles = grid_triangles(mean)
     low, high = _ncc_bounds(assets)
     dense_landmarks = _dense_mean_face(assets)[_dense_landmark_vertices(assets)]
     interp = landmark_weights(dense_landmarks, mean, triangles)
-    model = _to_model(mean, shape_basis, expression_basis, triangles, (mean - low) / (high - low), interp, dense_landmarks, name)
+    model = _to_model(mean, shape_basis, expression_basis, triangles, (mean - low) / (high - low), interp, dense_landmarks, name, blendshape_basis)
     if landmark_expression is not None:
         # Read the landmarks from their own side of the lips (the grid's triangles span the
         # mouth, so interpolating over them would part the lips only partly).
-        model.landmark_basis[:, N_SHAPE:] = torch.from_numpy(landmark_expression).float()
+        model.landmark_basis[:, N_SHAPE : N_SHAPE + N_EXPRESSION] = torch.from_numpy(landmark_expression).float()
     return model
 
 

@@ -7,9 +7,11 @@ depth ``z = s·(r3·m)`` (larger is nearer), with ``R = [r1; r2; r3]`` a proper 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
+
+from facereenact.face3d.blendshapes import N_BLENDSHAPES
 
 N_SHAPE = 40
 N_EXPRESSION = 10
@@ -20,13 +22,19 @@ MODEL_FACE_WIDTH = 1.5e5
 @dataclass
 class FaceParams:
     """A batch of fitted faces. Shapes: rotation (B, 3, 3), scale (B,), translation (B, 2),
-    shape (B, 40), expression (B, 10)."""
+    shape (B, 40), expression (B, 10), blendshapes (B, N_BLENDSHAPES): MediaPipe's scores for
+    eyelids, gaze, brows and mouth (:mod:`blendshapes`); zeros when not read."""
 
     rotation: torch.Tensor
     scale: torch.Tensor
     translation: torch.Tensor
     shape: torch.Tensor
     expression: torch.Tensor
+    blendshapes: torch.Tensor = field(default_factory=lambda: torch.zeros(0, N_BLENDSHAPES))
+
+    def __post_init__(self) -> None:
+        if len(self.blendshapes) == 0 and len(self) > 0:
+            self.blendshapes = self.expression.new_zeros(len(self), N_BLENDSHAPES)
 
     def __len__(self) -> int:
         return self.scale.shape[0]

@@ -63,6 +63,9 @@ def zero_lag(signal: torch.Tensor, fps: float, settings: OneEuroSettings, reset:
 POSE_SETTINGS = OneEuroSettings(min_cutoff=1.5, beta=5.0)
 EXPRESSION_SETTINGS = OneEuroSettings(min_cutoff=2.0, beta=5.0)
 IDENTITY_SETTINGS = OneEuroSettings(min_cutoff=0.3, beta=0.05)
+#: Blendshape scores (in [0, 1]) steady at rest, but a blink closes the eye in ~3 frames: a
+#: high ``beta`` opens the filter fully while they move fast.
+BLENDSHAPE_SETTINGS = OneEuroSettings(min_cutoff=3.0, beta=20.0)
 
 
 def smooth_params(
@@ -84,6 +87,7 @@ def smooth_params(
     pose = zero_lag(pose, fps, POSE_SETTINGS, reset)
     shape = zero_lag(params.shape / coefficient_scale[:40], fps, IDENTITY_SETTINGS, reset) * coefficient_scale[:40]
     expression = zero_lag(params.expression / coefficient_scale[40:], fps, EXPRESSION_SETTINGS, reset) * coefficient_scale[40:]
+    blendshapes = zero_lag(params.blendshapes, fps, BLENDSHAPE_SETTINGS, reset).clamp(0.0, 1.0)
     rotation = orthonormalize_rows(pose[:, 0:3], pose[:, 3:6])
     return FaceParams(
         rotation=rotation,
@@ -91,4 +95,5 @@ def smooth_params(
         translation=pose[:, 7:9] * face_size,
         shape=shape,
         expression=expression,
+        blendshapes=blendshapes,
     )

@@ -1,20 +1,29 @@
 """Which pose and expression the output face takes: motion transfer modes.
 
 ``absolute`` takes the driving head orientation and expression as they are; ``relative`` adds the
-driving's change since its first frame to the source's own pose and expression (the right choice
-when the driving person starts from a different pose than the source). In both modes the head's
-position and size follow the driving's *change* since its first frame, scaled to the source
+driving's change since its reference frame to the source's own pose and expression (the right
+choice when the driving person starts from a different pose than the source). In both modes the
+head's position and size follow the driving's *change* since its reference, scaled to the source
 face, so the head stays where it is in the source photo. The identity is always the source's,
-and the lips never pass through each other (:func:`keep_lips_apart`).
+and the lips never pass through each other (:func:`keep_lips_apart`; the eyelids:
+:mod:`facereenact.face3d.eyelids`).
+
+The reference is the first driving frame, except for a blendshape (eyelids, gaze, brows, mouth
+corners) that the first frame holds well above the clip's median (:func:`neutral_reference`):
+there the median is the reference. A driver who starts mid-blink or frowning would otherwise
+give a portrait that stares wide-eyed or lifts its brows whenever the driver is at rest. Scales multiply the
+driving's change (relative) or the driving's values (absolute); per-region choices keep a
+region of the source as it is (the 10 regressor coefficients belong to the mouth).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import torch
 
+from facereenact.face3d.blendshapes import Region, region_mask
 from facereenact.face3d.expression_basis import LOWER_INNER_LIP, UPPER_INNER_LIP
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
@@ -25,49 +34,104 @@ class MotionMode(str, Enum):
     relative = "relative"
 
 
+#: Every region, the default of :attr:`MotionOptions.regions`.
+ALL_REGIONS = frozenset(Region)
+
+
 @dataclass(frozen=True)
 class MotionOptions:
     mode: MotionMode = MotionMode.relative
     transfer_pose: bool = True
     transfer_expression: bool = True
+    #: Multiplies the head's rotation and movement (1: as driven, 0: held still).
+    pose_scale: float = 1.0
+    #: Multiplies the expression (1: as driven, 0: the source's own).
+    expression_scale: float = 1.0
+    #: The regions whose expression comes from the driver; the others keep the source's.
+    regions: frozenset[Region] = field(default_factory=lambda: ALL_REGIONS)
+
+
+#: A first frame's blendshape score this far above the clip's median is not a resting face.
+NOT_AT_REST = 0.2
+
+
+def neutral_reference(driving: FaceParams, first: int = 0) -> FaceParams:
+    """The reference of relative motion (batch 1): frame ``first`` (the first with a face), with
+    each blendshape score that stands :data:`NOT_AT_REST` above its median over ``driving``
+    replaced by that median (a resting face scores near zero, and most frames of a clip are
+    eyes open, brows at rest). A first frame at rest is kept whole, so a source that is that
+    frame stays still."""
+    reference = driving[first]
+    median = driving.blendshapes.median(dim=0, keepdim=True).values
+    resting = reference.blendshapes - median <= NOT_AT_REST
+    return reference.replace(blendshapes=torch.where(resting, reference.blendshapes, median))
+
+
+def rotation_power(rotation: torch.Tensor, power: float) -> torch.Tensor:
+    """Rotations (B, 3, 3) turned ``power`` times as far about the same axes (axis-angle scaled)."""
+    if power == 1.0:
+        return rotation
+    cos = ((rotation.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1.0, 1.0)
+    angle = torch.acos(cos)
+    axis = torch.stack([rotation[:, 2, 1] - rotation[:, 1, 2], rotation[:, 0, 2] - rotation[:, 2, 0], rotation[:, 1, 0] - rotation[:, 0, 1]], -1)
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    scaled = (angle * power)[:, None, None]
+    cross = torch.zeros_like(rotation)
+    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    cross = cross - cross.transpose(-1, -2)
+    eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device).expand_as(rotation)
+    return eye + scaled.sin() * cross + (1 - scaled.cos()) * (cross @ cross)
 
 
 def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams, options: MotionOptions) -> FaceParams:
     """Parameters of the output faces (B,) from the source (batch 1), the driving frames (B,)
-    and the driving reference frame (batch 1, usually the first frame)."""
+    and the driving reference (batch 1, :func:`neutral_reference`)."""
     batch = len(driving)
+    k = options.pose_scale
     if options.transfer_pose:
         if options.mode is MotionMode.relative:
-            rotation = driving.rotation @ reference.rotation.transpose(-1, -2) @ source.rotation
+            change = driving.rotation @ reference.rotation.transpose(-1, -2)
+            rotation = rotation_power(change, k) @ source.rotation
         else:
-            rotation = driving.rotation
+            rotation = rotation_power(driving.rotation, k)
         size_ratio = source.scale / reference.scale
-        scale = driving.scale * size_ratio
-        translation = source.translation + (driving.translation - reference.translation) * size_ratio[:, None]
+        scale = source.scale * (driving.scale / reference.scale) ** k
+        translation = source.translation + k * (driving.translation - reference.translation) * size_ratio[:, None]
     else:
         rotation = source.rotation.expand(batch, -1, -1)
         scale = source.scale.expand(batch)
         translation = source.translation.expand(batch, -1)
+    expression = source.expression.expand(batch, -1)
+    blendshapes = source.blendshapes.expand(batch, -1)
     if options.transfer_expression:
+        e = options.expression_scale
         if options.mode is MotionMode.relative:
-            expression = source.expression + driving.expression - reference.expression
+            driven_expression = source.expression + e * (driving.expression - reference.expression)
+            driven_blendshapes = source.blendshapes + e * (driving.blendshapes - reference.blendshapes)
         else:
-            expression = driving.expression
-    else:
-        expression = source.expression.expand(batch, -1)
+            driven_expression = e * driving.expression
+            driven_blendshapes = e * driving.blendshapes
+        if Region.mouth in options.regions:
+            expression = driven_expression
+        chosen = torch.from_numpy(region_mask(options.regions)).to(blendshapes.device)
+        # Within the components' range, widened to the source's own scores (matched to the photo's
+        # eyelids, they may lie outside it: see face3d.eyelids).
+        driven_blendshapes = driven_blendshapes.clamp(source.blendshapes.clamp(max=0.0), source.blendshapes.clamp(min=1.0))
+        blendshapes = torch.where(chosen, driven_blendshapes, blendshapes)
     return FaceParams(
         rotation=rotation.contiguous(),
         scale=scale.contiguous(),
         translation=translation.contiguous(),
         shape=source.shape.expand(batch, -1).clone(),
         expression=expression.contiguous(),
+        blendshapes=blendshapes.contiguous(),
     )
 
 
-def lip_gap(model: MorphableModel, shape: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+def lip_gap(model: MorphableModel, shape: torch.Tensor, expression: torch.Tensor, blendshapes: torch.Tensor | None = None) -> torch.Tensor:
     """(B,) how far the inner lips stand apart in the unposed model (its units, y up): zero when
     they touch, negative when the upper lip has passed below the lower one."""
-    landmarks = model.model_space_landmarks(shape, expression)[..., 1]
+    landmarks = model.model_space_landmarks(shape, expression, blendshapes)[..., 1]
     return landmarks[:, torch.from_numpy(UPPER_INNER_LIP)].mean(1) - landmarks[:, torch.from_numpy(LOWER_INNER_LIP)].mean(1)
 
 
@@ -77,7 +141,7 @@ def keep_lips_apart(model: MorphableModel, params: FaceParams) -> FaceParams:
     shut beyond shut: the lips cross and the mouth region crumples. The gap is linear in the
     expression coefficients, so the smallest change of them that brings the lips back to
     touching is one step along the gap's gradient."""
-    gap = lip_gap(model, params.shape, params.expression)
+    gap = lip_gap(model, params.shape, params.expression, params.blendshapes)
     if not bool((gap < 0).any()):
         return params
     count = params.expression.shape[1]
@@ -87,3 +151,6 @@ def keep_lips_apart(model: MorphableModel, params: FaceParams) -> FaceParams:
     gradient = at_steps[1:] - at_steps[0]  # (E,)
     correction = (-gap).clamp(min=0)[:, None] * gradient / gradient.square().sum().clamp(min=1e-12)
     return params.replace(expression=params.expression + correction)
+
+
+#: The upper and lower lid landmarks (iBUG-68) of each eye.

@@ -91,8 +91,10 @@ class Paster:
         low, high = DEADBAND
         keep = np.clip((np.hypot(motion[..., 0], motion[..., 1]) - low) / (high - low), 0.0, 1.0)
         motion *= (keep * keep * (3 - 2 * keep))[..., None]  # smoothstep: the motion fades in without a kink
-        made: np.ndarray = 1 - sampled
-        touched = (keep > 0) | (made > 0)
+        # Where nothing moved the photo is the answer, even in a hole (a surface the source's fit
+        # hides at a silhouette, by a hair).
+        made: np.ndarray = (1 - sampled) * (keep > 0)
+        touched = keep > 0
         bounds = self._region_bounds(touched, reach=3 + MADE_MARGIN * 3)  # widened by the interpolation's reach
         if bounds is None:
             return frame

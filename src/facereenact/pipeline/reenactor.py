@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from facereenact.face3d.blendshapes import Region
+from facereenact.face3d.eyelids import follow_eyelids, keep_eyelids_apart
 from facereenact.face3d.fitter import FaceFit, FaceFitter
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
-from facereenact.face3d.transfer import MotionOptions, keep_lips_apart, target_params
+from facereenact.face3d.transfer import MotionMode, MotionOptions, keep_lips_apart, target_params
 from facereenact.pipeline.composite import Paster, crop, reenactment_box
 from facereenact.stage import GenerationStage, StageMethod, WarpResult, WarpTargets
 from facereenact.warp.geometric import WarpMethod
@@ -113,8 +115,11 @@ class Reenactor:
         the driving frames those parameters were fitted to, for their mouths (see
         :attr:`uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
         driving = driving.to(self.device)
-        targets = target_params(self.source.params.to(self.device), driving, reference.to(self.device), self.options.motion)
-        targets = keep_lips_apart(self.model, targets)
+        source, reference, motion = self.source.params.to(self.device), reference.to(self.device), self.options.motion
+        targets = target_params(source, driving, reference, motion)
+        if motion.mode is MotionMode.relative and motion.transfer_expression and Region.eyes in motion.regions:
+            targets = follow_eyelids(self.model, source, driving, reference, targets, motion.expression_scale)
+        targets = keep_eyelids_apart(self.model, keep_lips_apart(self.model, targets))
         head = head_field(self._head, self._source_in_crop, self._in_crop(targets), self.options.crop_size)
         landmarks = self._to_crop(self.model.landmarks(targets))
         mouths = None

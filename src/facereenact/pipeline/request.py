@@ -8,11 +8,13 @@ field names, which each interface words its own way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 
 from facereenact.errors import OptionError
+from facereenact.face3d.blendshapes import Region
 from facereenact.face3d.transfer import MotionMode, MotionOptions
 from facereenact.model.release import shipped_checkpoint
 from facereenact.pipeline.reenactor import ReenactOptions
@@ -31,6 +33,8 @@ class GenerationMethod(str, Enum):
 CROP_SIZES = (64, 1024)
 #: H.264 quality: 0 is lossless, 51 the worst (inclusive).
 CRF_RANGE = (0, 51)
+#: Multipliers of the driving's pose and expression (inclusive): 0 holds the source's, 2 doubles.
+SCALE_RANGE = (0.0, 2.0)
 #: The smallest cap on the output's long side.
 MIN_OUTPUT_SIDE = 16
 #: The pipeline's own defaults, which the request's repeat rather than restate.
@@ -47,6 +51,13 @@ class AnimateRequest:
     expression_only: bool = False
     #: Keep the source's expression; transfer head pose only.
     pose_only: bool = False
+    #: Multiplies the head's rotation and movement (1: as driven).
+    pose_scale: float = _PIPELINE.motion.pose_scale
+    #: Multiplies the expression (1: as driven).
+    expression_scale: float = _PIPELINE.motion.expression_scale
+    #: The face regions whose expression follows the driver (eyes, gaze, brows, mouth); the
+    #: others keep the source's. Only ``mouth``: lip-sync dubbing.
+    regions: frozenset[Region] = _PIPELINE.motion.regions
     #: Side of the face crop that is generated.
     crop_size: int = _PIPELINE.crop_size
     #: Output the generated face crop instead of the full source frame.
@@ -71,6 +82,9 @@ class AnimateRequest:
         # Values may arrive as plain strings (a CSV cell, a JSON body): take them as the types.
         object.__setattr__(self, "method", _choice(GenerationMethod, "method", self.method))
         object.__setattr__(self, "mode", _choice(MotionMode, "mode", self.mode))
+        object.__setattr__(self, "regions", _regions(self.regions))
+        _within("pose_scale", self.pose_scale, *SCALE_RANGE)
+        _within("expression_scale", self.expression_scale, *SCALE_RANGE)
         _within("crop_size", self.crop_size, *CROP_SIZES)
         _within("crf", self.crf, *CRF_RANGE)
         _at_least("max_frames", self.max_frames, 1)
@@ -83,7 +97,10 @@ class AnimateRequest:
 
     def reenact_options(self) -> ReenactOptions:
         """The part of the request the :class:`~facereenact.pipeline.reenactor.Reenactor` takes."""
-        motion = MotionOptions(mode=self.mode, transfer_pose=not self.expression_only, transfer_expression=not self.pose_only)
+        motion = MotionOptions(
+            mode=self.mode, transfer_pose=not self.expression_only, transfer_expression=not self.pose_only,
+            pose_scale=self.pose_scale, expression_scale=self.expression_scale, regions=self.regions,
+        )  # fmt: skip
         return ReenactOptions(crop_size=self.crop_size, motion=motion, face_index=self.face_index, driving_mouth=self.driving_mouth)
 
     def checkpoint(self) -> Path | None:
@@ -100,8 +117,8 @@ def resolve_checkpoint(model: Path | None) -> Path:
     return model if model is not None else shipped_checkpoint()
 
 
-def _within(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
+def _within(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:  # also refuses NaN
         raise OptionError((name,), f"is outside {low}–{high}", value)
 
 
@@ -109,6 +126,26 @@ def _at_least(name: str, value: int | None, low: int) -> None:
     """``value`` (None: not set) is at least ``low``."""
     if value is not None and value < low:
         raise OptionError((name,), f"is below {low}", value)
+
+
+def region_list(regions: Iterable[Region]) -> str:
+    """Regions as the interfaces write them: comma-separated, in :class:`Region` order."""
+    return ",".join(region.value for region in Region if region in set(regions))
+
+
+def _regions(value: object) -> frozenset[Region]:
+    """Regions from a set of them, their names, or their names comma-separated (a CSV cell,
+    a command-line value); at least one."""
+    if isinstance(value, str):
+        names = [name.strip() for name in value.split(",")]
+    elif isinstance(value, Iterable):
+        names = [str(getattr(name, "value", name)) for name in value]
+    else:
+        raise OptionError(("regions",), "is not a list of face regions", value)
+    chosen = frozenset(_choice(Region, "regions", name) for name in names if name)
+    if not chosen:
+        raise OptionError(("regions",), "names no region (to keep the whole expression, use pose only)", value)
+    return chosen  # type: ignore[return-value]
 
 
 def _choice(kind: type[Enum], name: str, value: object) -> Enum:

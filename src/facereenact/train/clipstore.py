@@ -22,9 +22,9 @@ from facereenact.face3d.params import FaceParams
 from facereenact.io.atomic import atomic_output
 
 #: Bumped when the layout changes; older files are prepared again.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the blendshape scores
 JPEG_QUALITY = 95
-_PARAM_KEYS = ("rotation", "scale", "translation", "shape", "expression")
+_PARAM_KEYS = ("rotation", "scale", "translation", "shape", "expression", "blendshapes")
 
 
 @dataclass

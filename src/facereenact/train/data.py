@@ -38,7 +38,7 @@ from facereenact.train.prepare import MANIFEST
 from facereenact.warp.geometric import GeometricWarp
 from facereenact.warp.head import HeadEllipsoid, head_field
 
-_PARAM_FIELDS = ("rotation", "scale", "translation", "shape", "expression")
+_PARAM_FIELDS = ("rotation", "scale", "translation", "shape", "expression", "blendshapes")
 
 
 def read_manifest(root: Path) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from facereenact.face3d.morphable import MorphableModel
-from facereenact.face3d.params import FaceParams
+from facereenact.face3d.params import N_EXPRESSION, FaceParams
 
 #: The head ellipsoid of the mean face, in units of the mean face's jaw width (landmarks 0–16):
 #: centre (x, y, z) relative to the mean of the eye corners, and semi-axes. A skull is about as
@@ -36,7 +36,7 @@ class HeadEllipsoid:
     def of(model: MorphableModel, shape: torch.Tensor) -> HeadEllipsoid:
         """The head of each identity ``shape`` (B, 40), scaled with its jaw width and placed
         at its eyes (a wider face has a wider skull)."""
-        neutral = torch.zeros(len(shape), model.landmark_basis.shape[1] - shape.shape[1], dtype=shape.dtype, device=shape.device)
+        neutral = torch.zeros(len(shape), N_EXPRESSION, dtype=shape.dtype, device=shape.device)
         points = model.model_space_landmarks(shape, neutral)
         width = (points[:, 16] - points[:, 0]).norm(dim=-1, keepdim=True)
         eyes = points[:, 36:48].mean(1)

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode, StageMethod, animate_file
+from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode, StageMethod, animate_file, region_list
 from facereenact.app.fit import FaceFitter
 from facereenact.app.media import probe_video
 from facereenact.app.preview import make_source_preview
@@ -50,10 +50,13 @@ class JobChoices(BaseModel):
     compare: bool | None = None
     face_index: int | None = None
     driving_mouth: bool | None = Field(default=None, description="fill an opening mouth with the driving frame's own teeth and tongue")
+    pose_scale: float | None = Field(default=None, description="multiplies the head's rotation and movement")
+    expression_scale: float | None = Field(default=None, description="multiplies the expression")
+    regions: list[str] | None = Field(default=None, description="face regions that follow the driver: eyes, gaze, brows, mouth")
 
     def animate_request(self, max_frames: int | None) -> AnimateRequest:
         """The same choices as the request every interface builds."""
-        chosen = self.model_dump(include={"method", "mode", "crop_size", "compare", "face_index", "driving_mouth"}, exclude_none=True)
+        chosen = self.model_dump(include={"method", "mode", "crop_size", "compare", "face_index", "driving_mouth", "pose_scale", "expression_scale", "regions"}, exclude_none=True)
         return AnimateRequest(
             **chosen, expression_only=self.transfer == "expression", pose_only=self.transfer == "pose", crop_only=not self.paste_back, max_frames=max_frames
         )
@@ -276,6 +279,9 @@ def _page_defaults() -> dict[str, Any]:
         "crop_size": defaults.crop_size,
         "compare": defaults.compare,
         "driving_mouth": defaults.driving_mouth,
+        "pose_scale": defaults.pose_scale,
+        "expression_scale": defaults.expression_scale,
+        "regions": region_list(defaults.regions).split(","),
     }
 
 

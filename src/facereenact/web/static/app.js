@@ -147,6 +147,9 @@ function choices() {
     compare: $("compare").checked,
     face_index: Number($("face-index").value || 0),
     driving_mouth: $("driving-mouth").checked,
+    pose_scale: Number($("pose-scale").value),
+    expression_scale: Number($("expression-scale").value),
+    regions: [...document.querySelectorAll("input[name=region]:checked")].map((box) => box.value),
   };
 }
 
@@ -261,6 +264,12 @@ function showDefaults(defaults) {
   $("crop-size").value = String(defaults.crop_size);
   $("compare").checked = defaults.compare;
   $("driving-mouth").checked = defaults.driving_mouth;
+  for (const id of ["pose-scale", "expression-scale"]) {
+    $(id).value = String(defaults[id.replace("-", "_")]);
+    $(`${id}-shown`).textContent = $(id).value;
+    $(id).oninput = () => { $(`${id}-shown`).textContent = $(id).value; };
+  }
+  for (const box of document.querySelectorAll("input[name=region]")) box.checked = defaults.regions.includes(box.value);
 }
 
 async function start() {

@@ -1,0 +1,172 @@
+"""The fine expression signal: MediaPipe's blendshape scores for eyelids, gaze, brows and mouth.
+
+Why: the regressor's 10 expression coefficients carry the mouth's opening and some lip shape,
+and next to nothing of blinks, gaze, brows or mouth corners. MediaPipe's Face Landmarker sees
+all of those (478 landmarks with irises, 52 blendshape scores in [0, 1]) for ~8 ms a frame on
+this CPU. Its scores drive extra deformation components of the morphable model (estimated from
+video by ``benchmarks/estimate_blendshape_basis.py``; see :mod:`morphable`), so the rebuilt
+geometry, its PNCC and the dense correspondence carry them; nothing is pasted on the picture.
+
+This module names the channels the model uses, groups them by face region, and reads them per
+image or video frame (:meth:`BlendshapeReader.faces`, :func:`nearest_face`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import weakref
+from collections.abc import Iterable, Iterator
+from enum import Enum
+
+import numpy as np
+
+from facereenact.errors import AssetError
+from facereenact.io.assets import Assets
+
+MEDIAPIPE_MODEL = "mediapipe/face_landmarker.task"
+
+
+class Region(str, Enum):
+    """Face regions whose motion can be taken from the driver or kept from the source."""
+
+    eyes = "eyes"
+    gaze = "gaze"
+    brows = "brows"
+    mouth = "mouth"
+
+
+#: The MediaPipe blendshapes the model deforms with, in the order of its extra components.
+CHANNELS: dict[Region, tuple[str, ...]] = {
+    Region.eyes: ("eyeBlinkLeft", "eyeBlinkRight", "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight"),
+    Region.gaze: (
+        "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+        "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
+    ),
+    Region.brows: ("browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight"),
+    Region.mouth: (
+        "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
+        "mouthPressLeft", "mouthPressRight", "mouthFrownLeft", "mouthFrownRight",
+        "mouthPucker", "mouthFunnel", "mouthLeft", "mouthRight", "mouthRollLower", "mouthRollUpper",
+        "mouthUpperUpLeft", "mouthUpperUpRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+    ),
+}  # fmt: skip
+CHANNEL_NAMES: tuple[str, ...] = tuple(name for names in CHANNELS.values() for name in names)
+N_BLENDSHAPES = len(CHANNEL_NAMES)
+
+
+def region_mask(regions: Iterable[Region]) -> np.ndarray:
+    """(N_BLENDSHAPES,) bool: the channels that belong to ``regions``."""
+    wanted = {name for region in regions for name in CHANNELS[region]}
+    return np.array([name in wanted for name in CHANNEL_NAMES])
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """MediaPipe's C++ side writes set-up chatter (delegates, feedback tensors) straight to file
+    descriptor 2, past Python's logging; a user of the command line should not see it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def fill_gaps(scores: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Scores with unread frames interpolated linearly between their read neighbours (held at
+    the ends): a lost eye keeps a plausible state instead of snapping open or shut."""
+    if found.all() or not found.any():
+        return scores.copy() if found.any() else np.zeros_like(scores)
+    frames = np.arange(len(found))
+    good = np.flatnonzero(found)
+    return np.stack([np.interp(frames, good, scores[good, k]) for k in range(scores.shape[1])], axis=1)
+
+
+class BlendshapeReader:
+    """MediaPipe's Face Landmarker, loaded once. ``video=True`` tracks between frames (MediaPipe
+    runs its detector only when it loses the face); call :meth:`close` or use ``with``."""
+
+    def __init__(self, assets: Assets, video: bool):
+        try:
+            import mediapipe  # noqa: PLC0415 (heavy import, needed only here)
+            from mediapipe.tasks.python import vision  # noqa: PLC0415
+            from mediapipe.tasks.python.core.base_options import BaseOptions  # noqa: PLC0415
+        except ImportError:
+            raise AssetError("package mediapipe is not installed (pip install mediapipe)") from None
+        model = assets.path(MEDIAPIPE_MODEL)
+        self._video = video
+        self._mp = mediapipe
+        self._clock_ms = 0
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model)),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_faces=4,
+            output_face_blendshapes=True,
+        )
+        try:
+            with _native_stderr_silenced():
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
+                # The first inference logs its delegate choice: run it here, on a blank image.
+                blank = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
+                if video:
+                    self._landmarker.detect_for_video(blank, 0)
+                else:
+                    self._landmarker.detect(blank)
+        except (RuntimeError, ValueError) as error:
+            raise AssetError(f"{model} is not a usable MediaPipe face landmarker ({str(error).splitlines()[0]})") from None
+        # Closed at the latest as the interpreter exits, while MediaPipe's modules still exist.
+        self._closer = weakref.finalize(self, self._landmarker.close)
+
+    def faces(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every face read (at most 4): scores (N_BLENDSHAPES,) in CHANNEL_NAMES order and
+        landmarks (478, 3) in pixels."""
+        height, width = rgb.shape[:2]
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        if self._video:
+            self._clock_ms += 40  # MediaPipe needs rising timestamps; their spacing is not used
+            result = self._landmarker.detect_for_video(image, self._clock_ms)
+        else:
+            result = self._landmarker.detect(image)
+        faces = []
+        for points, categories in zip(result.face_landmarks, result.face_blendshapes, strict=True):
+            by_name = {c.category_name: c.score for c in categories}
+            scores = np.array([by_name.get(name, 0.0) for name in CHANNEL_NAMES], np.float32)
+            faces.append((scores, np.array([[p.x * width, p.y * height, p.z * width] for p in points], np.float32)))
+        return faces
+
+    def close(self) -> None:
+        self._closer()
+
+    def __enter__(self) -> BlendshapeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def nearest_face(faces: list[tuple[np.ndarray, np.ndarray]], centre: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The face whose landmarks' centre lies nearest ``centre`` and within half ``size`` of it
+    (another face is not this one's expression); None when there is none."""
+    if not faces or not np.isfinite(size):
+        return None
+    distances = [float(np.linalg.norm(face[1][:, :2].mean(0) - centre)) for face in faces]
+    best = int(np.argmin(distances))
+    return faces[best] if distances[best] <= 0.5 * size else None
+
+
+def mirror_order() -> np.ndarray:
+    """The channel permutation of a mirrored face: every Left channel trades with its Right one,
+    and mouthLeft with mouthRight."""
+    def partner(name: str) -> str:
+        if name.endswith("Left"):
+            return name[:-4] + "Right"
+        if name.endswith("Right"):
+            return name[:-5] + "Left"
+        return name
+
+    return np.array([CHANNEL_NAMES.index(partner(name)) for name in CHANNEL_NAMES])
