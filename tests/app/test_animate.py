@@ -105,3 +105,33 @@ def test_frames_whose_eyes_could_not_be_read_are_named_once() -> None:
     notes = AnimateReport(Path("out.mp4"), 40, unread_ranges=[(3, 5), (9, 9)]).notes("")
     said = [note for note in notes if "could not be read" in note]
     assert len(said) == 1 and "3–5, 9" in said[0]
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "symlink", "hardlink"])
+@pytest.mark.parametrize("role", ["source", "driving"])
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str, role: str) -> None:
+    import os
+    import shutil
+
+    from facereenact.errors import InputError
+
+    source, driving = tmp_path / "portrait.jpg", tmp_path / "clip.mp4"
+    shutil.copy(data_dir / "portraits" / "lp_s1.jpg", source)
+    shutil.copy(data_dir / "clips" / "hdtf_aoc.mp4", driving)
+    target = source if role == "source" else driving
+    before = target.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    if spelling == "same":
+        output = target
+    elif spelling == "dot":
+        output = Path(".") / target.name
+    elif spelling == "symlink":
+        output = tmp_path / "link"
+        output.symlink_to(target)
+    else:
+        output = tmp_path / "hard"
+        os.link(target, output)
+    request = AnimateRequest(method=GenerationMethod.warp, max_frames=4)
+    with pytest.raises(InputError, match=f"is the {role}"):
+        animate_file(None, request, source, driving, output)  # type: ignore[arg-type]  # refused before any fitting
+    assert target.read_bytes() == before

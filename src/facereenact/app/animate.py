@@ -3,6 +3,7 @@ driving clip's audio. The command line, the batch runner and the web page all co
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 
 from facereenact.app.progress import ProgressFactory, no_progress
 from facereenact.app.tracking import track
+from facereenact.errors import InputError
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.face3d.transfer import MotionMode, neutral_reference
 from facereenact.io.image import write_image
@@ -80,6 +82,7 @@ def animate_file(
     (an already loaded network, say); by default the request's checkpoint is loaded once per
     process. The driving video is opened and decoded once: its frames serve tracking, the
     driving mouths and ``compare``, and its audio comes from the same pass."""
+    refuse_to_overwrite(output, {"source": source, "driving": driving})
     if method is None:
         checkpoint = request.checkpoint()
         method = worker_network(checkpoint, str(fitter.device)) if checkpoint is not None else None
@@ -134,6 +137,15 @@ def animate_file(
             frames.close()
     report.frames = len(fit)
     return report
+
+
+def refuse_to_overwrite(output: Path, inputs: dict[str, Path]) -> None:
+    """Raise :class:`InputError` when writing ``output`` would replace one of ``inputs`` (named by
+    role): the same file under any spelling (``./``, a symlink, a hard link, another case on a
+    case-insensitive disk). (A folder of frames is only ever written where none was.)"""
+    for role, path in inputs.items():
+        if output.exists() and path.exists() and os.path.samefile(output, path):
+            raise InputError(f"the output {output} is the {role} {path}: choose another output name")
 
 
 def _is_frame_folder(output: Path) -> bool:
