@@ -63,6 +63,9 @@ def test_rows_choose_regions_and_scales(tmp_path: Path) -> None:
         ("source,driving,pose_only,expression_only\nme.jpg,a.mp4,1,1\n", "exclude each other"),
         ("source,driving,output\nme.jpg,a.mp4,x.mp4\nyou.jpg,b.mp4,x.mp4\n", "line 3: output x.mp4 is also written by line 2"),
         ("source,driving,output\nme.jpg,a.mp4,../x.mp4\n", "must be a name inside --out"),
+        ("source,driving,output\nme.jpg,a.mp4,dup.mp4\nyou.jpg,b.mp4,./dup.mp4\n", "line 3: output ./dup.mp4 is also written by line 2"),
+        ("source,driving,output\nme.jpg,a.mp4,sub/dup.mp4\nyou.jpg,b.mp4,sub//./DUP.mp4\n", "line 3: output sub//./DUP.mp4 is also written by line 2"),
+        ('source,driving,output\nme.jpg,a.mp4,"a\x1b[2Jb.mp4"\n', "holds a control character"),
     ],
 )
 def test_bad_batch_files_are_refused_before_anything_runs(tmp_path: Path, text: str, message: str) -> None:

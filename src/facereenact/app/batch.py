@@ -15,6 +15,8 @@ already exists is skipped, so running the same batch again finishes what a stopp
 from __future__ import annotations
 
 import csv
+import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -119,9 +121,13 @@ def read_batch(csv_path: Path, out_dir: Path, defaults: AnimateRequest | None = 
         name = row.get("output") or f"{source.stem}__{driving.stem}{'.png' if driving.suffix.lower() in STILL_SUFFIXES else '.mp4'}"
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise InputError(f"{where}: output {name!r} must be a name inside --out")
-        if name in seen:
-            raise InputError(f"{where}: output {name} is also written by line {seen[name]}")
-        seen[name] = number
+        if any(unicodedata.category(character) == "Cc" for character in name):
+            raise InputError(f"{where}: output {name!r} holds a control character")
+        # One file however spelled: `./a.mp4` is `a.mp4`, and `A.mp4` is it on case-insensitive disks.
+        key = os.path.normpath(name).casefold()
+        if key in seen:
+            raise InputError(f"{where}: output {name} is also written by line {seen[key]}")
+        seen[key] = number
         parsed.append(BatchRow(name, source, driving, out_dir / name, request))
     return parsed
 
