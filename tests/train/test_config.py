@@ -38,9 +38,25 @@ def test_yaml_and_toml_give_the_same_config(tmp_path: Path) -> None:
         ("preset: tiny\ndata: {root: d}\nmodel: {resolution: 30}\n", "multiple of 4"),
         ("preset: tiny\ndata: [1, 2]\n", "section data must be a mapping"),
         ("preset: [tiny\n", "not valid YAML"),
+        ("preset: tiny\ndata: {root: d}\noptim: {steps: -5}\n", "optim.steps is -5: it must be at least 1"),
+        ("preset: tiny\ndata: {root: d}\nrun: {checkpoint_every: 0}\n", "run.checkpoint_every is 0: it must be at least 1"),
+        ("preset: tiny\ndata: {root: d, flip: 1.5}\n", "data.flip is 1.5: it must be between 0 and 1"),
+        ("preset: tiny\ndata: {root: d}\nlosses: {l1: -1}\n", "losses.l1 is -1"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         load_config(tmp_path / "c.yaml")
+
+
+def test_every_bound_names_a_numeric_key() -> None:
+    from dataclasses import fields
+
+    from facereenact.train.config import BOUNDS, TrainConfig
+
+    config = TrainConfig()
+    for key in BOUNDS:
+        section, name = key.split(".")
+        assert name in {f.name for f in fields(getattr(config, section))}, key
+        assert isinstance(getattr(getattr(config, section), name), int | float), key

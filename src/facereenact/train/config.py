@@ -178,6 +178,39 @@ def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder:
     return replace(base, **changes)
 
 
+#: Numeric keys outside these bounds (inclusive; None: no upper bound) make no run: a negative
+#: step count would end at once having trained nothing, a zero interval would never fire.
+BOUNDS: dict[str, tuple[float, float | None]] = {
+    "optim.steps": (1, None),
+    "optim.batch_size": (1, None),
+    "optim.lr_generator": (0, None),
+    "optim.lr_discriminator": (0, None),
+    "optim.beta1": (0, 1),
+    "optim.beta2": (0, 1),
+    "optim.grad_clip": (0, None),
+    "optim.ema_decay": (0, 1),
+    "data.val_batch": (1, None),
+    "data.jitter": (0, None),
+    "data.flip": (0, 1),
+    "data.workers": (0, None),
+    "losses.l1": (0, None),
+    "losses.ms_ssim": (0, None),
+    "losses.correspondence": (0, None),
+    "losses.gan": (0, None),
+    "losses.feature_matching": (0, None),
+    "losses.gan_start": (0, None),
+    "losses.vgg": (0, None),
+    "losses.identity": (0, None),
+    "run.log_every": (1, None),
+    "run.image_every": (1, None),
+    "run.val_every": (1, None),
+    "run.checkpoint_every": (1, None),
+    "run.keep_checkpoints": (1, None),
+    "run.threads": (0, None),
+    "run.time_limit_minutes": (0, None),
+}
+
+
 def build_config(values: dict[str, Any], folder: Path) -> TrainConfig:
     """A :class:`TrainConfig` from parsed file contents (``folder`` anchors relative paths)."""
     if not isinstance(values, dict):
@@ -203,6 +236,11 @@ def build_config(values: dict[str, Any], folder: Path) -> TrainConfig:
         raise ConfigError("data.root is required: the folder written by 'facereenact prepare'")
     if config.data.val_count < 1 and not config.data.val_identities:
         raise ConfigError("data.val_count must be at least 1 (training needs held-out identities to validate on)")
+    for key, (low, high) in BOUNDS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value < low or (high is not None and value > high):
+            raise ConfigError(f"{key} is {value}: it must be {f'between {low} and {high}' if high is not None else f'at least {low}'}")
     return config
 
 
