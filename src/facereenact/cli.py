@@ -443,8 +443,8 @@ def evaluate(
     """Measure reenactment methods on a folder of clips: self-reenactment (fidelity, identity,
     pose, expression, keypoints, temporal stability) and cross-identity (identity, pose,
     expression); writes metrics.json and report.html and prints the aggregate table. A clip
-    without a usable face is recorded as failed in the report; the exit code is 1 only when a
-    clip's task itself failed (e.g. its worker kept dying)."""
+    without a usable face is recorded as failed in the report; the exit code is 1 when a clip's
+    task itself failed (e.g. its worker kept dying) or when no clip could be measured at all."""
     chosen = {"self": SELF, "cross": CROSS, "native": NATIVE}
     names = [p.strip() for p in protocols.split(",") if p.strip()]
     unknown = [n for n in names if n not in chosen]
@@ -466,6 +466,9 @@ def evaluate(
     metrics_path, report_path = report.write_report(evaluation.result, evaluation.strips, out)
     shutil.rmtree(out / PARTIAL, ignore_errors=True)  # the report holds it all now
     report.print_tables(evaluation.result, Console())
+    measured = [evaluation.result[key]["counts"]["ok"] for key in ("self_reenactment", "cross_identity", "native_resolution") if key in evaluation.result]
+    if not any(measured):
+        raise InputError(f"no clip could be measured (every one failed; their reasons are in {metrics_path})")
     _finish(evaluation.summary, "clip", f"wrote {metrics_path} and {report_path} ({evaluation.result['seconds']:.0f} s)")
 
 

@@ -154,6 +154,17 @@ def test_evaluate_an_empty_folder(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_evaluate_a_folder_whose_only_clip_is_unreadable(assets_env, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Nothing measured is a failure, not "0 failed": exit 1, the reasons kept in the report."""
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "cut.mp4").write_bytes((data_dir / "clips" / "dpe_s.mp4").read_bytes()[:5000])
+    result = _run("--data", tmp_path, "--out", tmp_path / "out", *TINY)
+    assert result.exit_code == 1, result.output
+    last = [line for line in result.output.splitlines() if line.strip()][-1]
+    assert last.startswith("error: no clip could be measured"), last
+    assert (tmp_path / "out" / "metrics.json").is_file()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
