@@ -47,7 +47,8 @@ def _eye_steps(params: FaceParams) -> torch.Tensor:
 
 
 def _least_norm(gradients: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
-    """The smallest step s (K,) with ``gradients.T @ s == change`` (gradients (K, A))."""
+    """The smallest step s (K,) with ``gradients.T @ s == change`` (gradients (K, A)); for
+    ``change`` (A, B), one step per column (K, B)."""
     return gradients @ torch.linalg.solve(gradients.T @ gradients, change)
 
 
@@ -97,8 +98,7 @@ def follow_eyelids(model: MorphableModel, source: FaceParams, driving: FaceParam
     # Rounding is not motion: a face already as open as wanted stays bit for bit (a still frame is the photo).
     change = torch.where(change.abs() <= STILL * wanted.abs().clamp(min=1e-6), torch.zeros_like(change), change)
     gradients = _gap_gradients(model, targets)
-    steps = change @ torch.linalg.solve(gradients.T @ gradients, gradients.T)  # least norm, every face
-    return targets.replace(blendshapes=targets.blendshapes + steps)
+    return targets.replace(blendshapes=targets.blendshapes + _least_norm(gradients, change.T).T)
 
 
 def _pictured_gaps(landmarks: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
