@@ -472,11 +472,6 @@ def evaluate(
     _finish(evaluation.summary, "clip", f"wrote {metrics_path} and {report_path} ({evaluation.result['seconds']:.0f} s)")
 
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
-#: Host headers accepted when serving on loopback (so other web sites cannot reach the server through DNS rebinding).
-_LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
-
-
 @app.command()
 @_user_errors
 def serve(
@@ -493,15 +488,19 @@ def serve(
     data: DataOption = None,
     assets: AssetsOption = None,
     device: DeviceOption = "cpu",
+    allow_host: Annotated[list[str] | None, typer.Option("--allow-host", help="Another name the page is reached by (a Host header to accept; repeatable). '*' accepts any name.", show_default=False)] = None,
 ) -> None:
     """Start the local web page: upload a portrait and a driving clip (or pick an example motion),
     watch the job's progress, play and download the result."""
     import torch
-    import uvicorn
 
     from facereenact.web.app import create_app
+    from facereenact.web.guard import LOOPBACK_NAMES, allowed_hosts
+    from facereenact.web.server import listening_socket
+    from facereenact.web.server import serve as run_server
     from facereenact.web.settings import ServerSettings
 
+    sock = listening_socket(host, port)  # before the slow loading: a taken port is said at once
     if model is None:
         try:
             model = resolve_checkpoint(None)
@@ -513,13 +512,18 @@ def serve(
     )  # fmt: skip
     # Jobs run in threads of this process: share the cores among them rather than oversubscribe.
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // max_jobs))
-    loopback = host in _LOOPBACK
-    application = create_app(settings, allowed_hosts=_LOOPBACK_HOSTS if loopback else None)
-    if not loopback:
-        console.print(f"[yellow]note:[/] listening on {host}: anyone who can reach this machine can use the page (there is no login)", highlight=False)
-    shown = f"[{host}]" if ":" in host else host
-    console.print(f"facereenact: open http://{shown}:{port}/ (Ctrl+C stops it)", highlight=False, markup=False)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    hosts = allowed_hosts(host, allow_host or ())
+    application = create_app(settings, allowed_hosts=hosts)
+
+    def announce() -> None:
+        if host not in LOOPBACK_NAMES:
+            console.print(f"[yellow]note:[/] listening on {host}: anyone who can reach this machine can use the page (there is no login)", highlight=False)
+        if hosts is None:
+            console.print("[yellow]note:[/] any Host name is accepted (--allow-host '*'): other web sites may reach the page through DNS rebinding", highlight=False)
+        shown = f"[{host}]" if ":" in host else host
+        console.print(f"facereenact: open http://{shown}:{port}/ (Ctrl+C stops it)", highlight=False, markup=False)
+
+    run_server(application, sock, announce)
 
 
 if __name__ == "__main__":

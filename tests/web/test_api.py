@@ -24,6 +24,7 @@ from facereenact.web.settings import ServerSettings  # noqa: E402
 from .conftest import count_frames, video_size  # noqa: E402
 
 MAX_FRAMES = 6
+OCTETS = {"Content-Type": "application/octet-stream"}  # a type another site's page cannot send unasked
 CLIP = "vx_radio10"  # 2.0 s, 61 frames, with audio
 PORTRAIT = "lp_s12"  # 375×500
 
@@ -36,7 +37,7 @@ def client(fitter, data_dir: Path) -> Iterator[TestClient]:  # type: ignore[no-u
 
 
 def _upload(client: TestClient, kind: str, path: Path, name: str | None = None):  # type: ignore[no-untyped-def]
-    return client.post(f"/api/uploads/{kind}", params={"name": name or path.name}, content=path.read_bytes())
+    return client.post(f"/api/uploads/{kind}", params={"name": name or path.name}, content=path.read_bytes(), headers=OCTETS)
 
 
 def _healthy(client: TestClient) -> None:
@@ -106,6 +107,16 @@ def test_a_non_image_portrait_is_refused_by_its_content_not_its_name(client: Tes
     _healthy(client)
 
 
+@pytest.mark.parametrize("name", ["preview.png", "PREVIEW.PNG", "source", "../preview.png"])
+def test_an_upload_named_like_the_servers_own_files_is_kept_as_sent(client: TestClient, data_dir: Path, name: str) -> None:
+    """The server writes the preview next to the upload: a client's name must not make them one file."""
+    portrait = data_dir / "portraits" / f"{PORTRAIT}.jpg"
+    described = _upload(client, "source", portrait, name=name).json()
+    stored = client.app.state.service.uploads.get(described["id"])  # type: ignore[attr-defined]
+    assert stored.path.read_bytes() == portrait.read_bytes() and stored.preview != stored.path
+    assert described["name"] == Path(name.replace("\\", "/")).name
+
+
 def test_the_portrait_preview_shows_the_fitted_face(client: TestClient, data_dir: Path, portrait_id: str) -> None:
     described = _upload(client, "source", data_dir / "portraits" / f"{PORTRAIT}.jpg").json()
     assert (described["width"], described["height"]) == (375, 500) and len(described["faces"]) == 1
@@ -127,14 +138,14 @@ def test_an_over_size_upload_is_refused_and_never_stored(client: TestClient) -> 
     uploads = client.app.state.service.uploads.root  # type: ignore[attr-defined]
     before = sorted(uploads.iterdir())
     body = b"\0" * 1_200_000
-    declared = client.post("/api/uploads/driving", params={"name": "big.mp4"}, content=body)
+    declared = client.post("/api/uploads/driving", params={"name": "big.mp4"}, content=body, headers=OCTETS)
     assert declared.status_code == 413 and declared.json() == {"error": "big.mp4 is larger than the 1 MB upload limit"}
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds while streaming
         for _ in range(12):
             yield b"\0" * 100_000
 
-    streamed = client.post("/api/uploads/source", params={"name": "big.jpg"}, content=chunks())
+    streamed = client.post("/api/uploads/source", params={"name": "big.jpg"}, content=chunks(), headers=OCTETS)
     assert streamed.status_code == 413 and streamed.json() == {"error": "big.jpg is larger than the 1 MB upload limit"}
     assert sorted(uploads.iterdir()) == before
     _healthy(client)
@@ -263,7 +274,7 @@ def test_the_servers_folder_goes_when_it_stops_and_other_hosts_are_refused(fitte
         root = app.state.service.root
         image = io.BytesIO()
         image.write(cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
-        local.post("/api/uploads/source", params={"name": "x.png"}, content=image.getvalue())
+        local.post("/api/uploads/source", params={"name": "x.png"}, content=image.getvalue(), headers=OCTETS)
         assert root.is_dir()
         assert local.get("/api/health").status_code == 200
         assert local.get("/api/health", headers={"host": "attacker.example"}).status_code == 400

@@ -202,3 +202,75 @@ def test_a_second_creator_sees_their_place_in_line_while_the_only_slot_is_busy(b
         for page in (first, second):
             sync_api.expect(page.locator("#result-card")).to_be_visible(timeout=120_000)
             assert page.locator("#result-info").text_content().endswith("20 frames")
+
+
+ATTACK_PAGE = """<!doctype html><html><body><iframe name="sink"></iframe><script>
+async function attack(target, sourceId, example) {
+  const portrait = await (await fetch("/portrait.jpg")).blob();
+  const job = JSON.stringify({source: sourceId, example: example, method: "warp"});
+  const tries = {
+    "upload, simple text body": [target + "/api/uploads/source?name=a.jpg", {method: "POST", mode: "no-cors", body: new Blob([portrait], {type: "text/plain"})}],
+    "upload, untyped body": [target + "/api/uploads/source?name=b.jpg", {method: "POST", mode: "no-cors", body: await portrait.arrayBuffer()}],
+    "upload, as the page sends it": [target + "/api/uploads/source?name=c.jpg", {method: "POST", headers: {"Content-Type": "application/octet-stream"}, body: portrait}],
+    "job, simple text body": [target + "/api/jobs", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: job}],
+    "job, as the page sends it": [target + "/api/jobs", {method: "POST", headers: {"Content-Type": "application/json"}, body: job}],
+  };
+  const outcomes = {};
+  for (const [label, [url, init]] of Object.entries(tries)) {
+    try { const answer = await fetch(url, init); outcomes[label] = answer.type === "opaque" ? "sent, answer hidden" : answer.status; }
+    catch (error) { outcomes[label] = "blocked by the browser"; }
+  }
+  const form = document.createElement("form");  // a plain form post: no script needed at all
+  form.method = "POST"; form.enctype = "text/plain"; form.target = "sink"; form.action = target + "/api/jobs";
+  const field = document.createElement("input");
+  field.name = job.slice(0, -1) + ', "x": "'; field.value = '"}';
+  form.appendChild(field); document.body.appendChild(form); form.submit();
+  await new Promise(resolve => document.querySelector("iframe").onload = resolve);
+  return outcomes;
+}
+</script></body></html>"""
+
+
+def test_another_site_open_in_the_browser_can_neither_upload_nor_start_jobs(browser, fitter, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A page on another origin tries every way a page can send the API's requests (fetch with
+    and without CORS, simple and typed bodies, a plain form post); the server stores nothing and
+    runs nothing, while the same requests from the page itself work."""
+    import http.server
+    import shutil
+
+    site = tmp_path / "attacker"
+    site.mkdir()
+    (site / "attack.html").write_text(ATTACK_PAGE)
+    portrait = data_dir / "portraits" / f"{PORTRAIT}.jpg"
+    shutil.copyfile(portrait, site / "portrait.jpg")
+    class Site(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(site))
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    settings = ServerSettings(max_jobs=1, max_frames=3, data=data_dir)
+    application = create_app(settings, fitter=fitter, allowed_hosts=["127.0.0.1", "localhost"])
+    service = application.state.service
+    try:
+        with _serving(application) as url, _open(browser, url) as own:
+            own.set_input_files("#source-file", str(portrait))  # the user's own upload, which the attacker knows the id of
+            sync_api.expect(own.locator("#source-preview")).to_be_visible()
+            (own_upload,) = service.uploads._uploads.values()
+            example = service.examples.all()[0].name
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{attacker.server_address[1]}/attack.html")
+            outcomes = page.evaluate("([target, id, example]) => attack(target, id, example)", [url, own_upload.id, example])
+            context.close()
+            print(f"\nwhat the other site's requests got: {outcomes}")
+            assert list(service.uploads._uploads.values()) == [own_upload], "nothing the other site sent was stored"
+            assert service.queue.counts() == (0, 0) and not service.queue._jobs, "no job was started"
+            assert outcomes["upload, as the page sends it"] == outcomes["job, as the page sends it"] == "blocked by the browser"
+            mine = own.request.post(f"{url}/api/jobs", data={"source": own_upload.id, "example": example, "method": "warp"})
+            assert mine.status == 202, mine.text()
+    finally:
+        attacker.shutdown()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from facereenact.io.video import VideoInfo, probe_video
+from facereenact.io.video import CountedLength, VideoInfo, count_length, probe_video
 
-__all__ = ["VideoInfo", "probe_video"]
+__all__ = ["CountedLength", "VideoInfo", "count_length", "probe_video"]

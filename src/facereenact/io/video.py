@@ -116,6 +116,52 @@ def probe_video(path: _PathLike) -> VideoInfo:
         container.close()
 
 
+@dataclass(frozen=True)
+class CountedLength:
+    """A video's length as its packets show it, counted up to a bound (see :func:`count_length`)."""
+
+    frames: int
+    seconds: float
+    #: True when counting stopped because ``frames`` or ``seconds`` passed the bound: the file
+    #: holds more than that, however much more.
+    over: bool
+
+
+def count_length(path: _PathLike, max_frames: int, max_seconds: float) -> CountedLength:
+    """Count a video's frames and the time they span by reading its packets (no decoding),
+    stopping as soon as either passes its bound. Unlike :func:`probe_video`, it does not trust
+    the container's declared duration or frame count, so a forged header cannot pass a limit;
+    the work is bounded by ``max_frames`` packets.
+
+    Raises:
+        InputError: as :func:`probe_video`, for a file that is not a readable video.
+    """
+    file = Path(path)
+    container = _open_input(file)
+    try:
+        stream = _video_stream(container, file)
+        time_base = stream.time_base
+        frames, first, last = 0, None, None
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                frames += 1
+                if packet.pts is not None and time_base is not None:
+                    stamp = float(packet.pts * time_base)
+                    first = stamp if first is None else min(first, stamp)
+                    last = stamp if last is None else max(last, stamp)
+                spanned = (last - first) if first is not None and last is not None else 0.0
+                if frames > max_frames or spanned > max_seconds:
+                    return CountedLength(frames, spanned, over=True)
+        except av.error.FFmpegError as error:
+            raise InputError(f"{file} is not a readable video: {_reason(error)}") from None
+        spanned = (last - first) if first is not None and last is not None else 0.0
+        return CountedLength(frames, spanned, over=False)
+    finally:
+        container.close()
+
+
 def iter_frames(path: _PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
     """Yield decoded frames as (H, W, 3) ``uint8`` RGB arrays, at most ``max_frames`` of them.
 

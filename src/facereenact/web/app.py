@@ -1,6 +1,7 @@
 """The HTTP face of :class:`~facereenact.web.service.WebService`: the page and a small JSON API.
 
-Routes (every error is ``{"error": "one line"}`` with a fitting status):
+Routes (every error is ``{"error": "one line"}`` with a fitting status; requests that change
+anything must come from the page itself, see :mod:`facereenact.web.guard`):
 
 - ``GET /``: the page; ``/static/…``: its script and style.
 - ``GET /api/config``: limits and methods; ``GET /api/health``: jobs running and waiting.
@@ -15,7 +16,9 @@ Routes (every error is ``{"error": "one line"}`` with a fitting status):
 
 from __future__ import annotations
 
-import shutil
+import logging
+import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,25 +29,34 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from facereenact.app.animate import StageMethod, worker_network
 from facereenact.app.fit import FaceFitter, load_fitter
 from facereenact.app.locations import resolve_assets
 from facereenact.errors import FaceReenactError, NoFaceError
+from facereenact.web.guard import cross_site_problem, host_allowed
 from facereenact.web.jobqueue import Job, JobState, QueueFull
 from facereenact.web.service import JobChoices, NotFound, WebService
 from facereenact.web.settings import ServerSettings
-from facereenact.web.uploads import UploadTooLarge, receive, safe_name
+from facereenact.web.uploads import StoreFull, UploadTooLarge, receive, safe_name, stored_name
 
 STATIC = Path(__file__).resolve().parent / "static"
+
+log = logging.getLogger("facereenact.web")
 
 _STATUS: tuple[tuple[type[FaceReenactError], int], ...] = (
     (UploadTooLarge, 413),
     (NotFound, 404),
     (QueueFull, 503),
+    (StoreFull, 503),
     (NoFaceError, 422),
 )
+
+#: The cookie that tells one browser's uploads from another's (see :class:`~facereenact.web.uploads.UploadStore`).
+CLIENT_COOKIE = "facereenact_client"
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 #: The page loads nothing from elsewhere and may not be framed by other sites.
 _SECURITY_HEADERS = {
@@ -66,7 +78,7 @@ def create_app(
     """The application. Loads the face fitter (and ``settings.model``'s network) now unless
     given, so a missing model file stops ``serve`` before it listens. ``allowed_hosts``: the Host
     headers accepted (``serve`` passes the loopback names when it binds to loopback, which keeps
-    other web sites from reaching the server through DNS rebinding)."""
+    other web sites from reaching the server through DNS rebinding; None accepts any)."""
     settings = settings or ServerSettings()
     neural_name = None
     if neural is None and settings.model is not None:
@@ -87,20 +99,37 @@ def create_app(
 
     app = FastAPI(title="facereenact", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
-    if allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
 
     @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Refuse other hosts and other sites before any body is read; mark the page's answers."""
+        host = request.headers.get("host", "")
+        if allowed_hosts is not None and not host_allowed(host, allowed_hosts):
+            return JSONResponse({"error": f"refused: this server does not answer to the host name {host[:80]!r} (see --allow-host)"}, status_code=400)
+        problem = cross_site_problem(request.method, request.headers)
+        if problem is not None:
+            return JSONResponse({"error": problem}, status_code=403)
         response = await call_next(request)
         for key, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
+        if request.url.path == "/" and not _CLIENT_ID.fullmatch(request.cookies.get(CLIENT_COOKIE, "")):
+            response.set_cookie(CLIENT_COOKIE, secrets.token_urlsafe(16), httponly=True, samesite="strict")
         return response
 
     @app.exception_handler(FaceReenactError)
     async def user_error(_: Request, error: FaceReenactError) -> JSONResponse:
         status = next((code for kind, code in _STATUS if isinstance(error, kind)), 400)
         return JSONResponse({"error": str(error)}, status_code=status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 404:
+            message = f"not found: {request.url.path}"
+        elif error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(error.detail).lower()
+        return JSONResponse({"error": message}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -137,20 +166,24 @@ def create_app(
             raise NotFound(f"there is no example motion named {name!r}")
         return FileResponse(example.path, media_type="video/mp4" if example.path.suffix == ".mp4" else None)
 
-    @app.post("/api/uploads/{kind}")
-    async def upload(kind: Literal["source", "driving"], request: Request, name: str = "") -> dict:
+    @app.post("/api/uploads/{kind}", response_model=None)
+    async def upload(kind: Literal["source", "driving"], request: Request, name: str = "") -> Response | dict:
         filename = safe_name(name, "portrait" if kind == "source" else "clip")
         declared = request.headers.get("content-length")
         upload_id, folder = service.uploads.new_folder()
         try:
-            path = folder / filename
+            path = folder / stored_name(kind, filename)
             settings = service.settings
             length = int(declared) if declared and declared.isdigit() else None
             await receive(request.stream(), path, filename, settings.max_upload_bytes, settings.max_upload_mb, length)
             accept = service.accept_source if kind == "source" else service.accept_driving
-            stored = await run_in_threadpool(accept, upload_id, folder, path, filename)
+            stored = await run_in_threadpool(accept, _owner(request), upload_id, folder, path, filename)
+        except ClientDisconnect:
+            service.uploads.abandon(folder)
+            log.warning("upload of %s cut off: the client went away", filename)
+            return Response(status_code=400)
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            service.uploads.abandon(folder)
             raise
         described = {"id": stored.id, "kind": kind, "name": stored.name, **stored.info}
         if stored.preview is not None:
@@ -193,3 +226,11 @@ def create_app(
         return Response(status_code=204)
 
     return app
+
+
+def _owner(request: Request) -> str:
+    """Who sent a request, for the per-client upload limit: the page's cookie, else the address."""
+    cookie = request.cookies.get(CLIENT_COOKIE, "")
+    if _CLIENT_ID.fullmatch(cookie):
+        return f"cookie {cookie}"
+    return f"address {request.client.host if request.client else 'unknown'}"

@@ -2,8 +2,9 @@
 
 One :class:`WebService` lives as long as the server. It owns a temporary folder (uploads/ and
 jobs/, each upload and job in a folder of its own) that is deleted when the server stops; a
-janitor thread deletes what has gone unused for the keep time in between. The face fitter (and
-the neural stage) are loaded once and shared by the job threads.
+janitor thread deletes what has gone unused for the keep time in between. A server that was
+killed cannot delete its folder: the next one to start deletes it (:func:`sweep_dead_servers`).
+The face fitter (and the neural stage) are loaded once and shared by the job threads.
 """
 
 from __future__ import annotations
@@ -21,13 +22,20 @@ from pydantic import BaseModel, Field
 
 from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode, StageMethod, animate_file, region_list
 from facereenact.app.fit import FaceFitter
-from facereenact.app.media import probe_video
+from facereenact.app.media import count_length, probe_video
 from facereenact.app.preview import make_source_preview
 from facereenact.errors import FaceReenactError, InputError
 from facereenact.web.examples import ExampleClips
 from facereenact.web.jobqueue import Job, JobQueue, Outcome
-from facereenact.web.settings import ServerSettings
+from facereenact.web.settings import MAX_FPS, ServerSettings
 from facereenact.web.uploads import Upload, UploadStore
+
+#: The server's temporary folder: its name's start, and the file inside that names its process.
+ROOT_PREFIX = "facereenact-web-"
+OWNER_FILE = "server.pid"
+
+#: Seconds a stopping server waits for its running jobs to notice they are cancelled.
+STOP_WAIT_S = 2.0
 
 
 class NotFound(FaceReenactError):
@@ -72,6 +80,8 @@ class JobInputs:
     download_name: str
     #: Folders whose paths are cut out of messages shown to the page.
     private: tuple[Path, ...]
+    #: The inputs' files as the page knows them (the names they were uploaded with).
+    shown_as: dict[Path, str]
 
 
 class WebService:
@@ -93,8 +103,12 @@ class WebService:
     def start(self) -> None:
         if self.settings.work_dir is not None:
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        self._root = Path(tempfile.mkdtemp(prefix="facereenact-web-", dir=self.settings.work_dir))
-        self._uploads = UploadStore(self._root / "uploads", self.settings.max_uploads, self.settings.keep_seconds)
+        parent = Path(self.settings.work_dir or tempfile.gettempdir())
+        sweep_dead_servers(parent)
+        self._root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=parent))
+        (self._root / OWNER_FILE).write_text(str(os.getpid()))
+        settings = self.settings
+        self._uploads = UploadStore(self._root / "uploads", settings.max_uploads, settings.max_stored_uploads, settings.keep_seconds)
         (self._root / "jobs").mkdir()
         self.queue.start()
         # Probe the example clips now, in the background, rather than on the first request.
@@ -105,7 +119,7 @@ class WebService:
     def close(self) -> None:
         """Cancel the jobs, stop the threads, delete the server's temporary folder."""
         self._stop.set()
-        self.queue.close()
+        self.queue.close(timeout=STOP_WAIT_S)
         if self._janitor is not None:
             self._janitor.join(timeout=5)
         if self._uploads is not None:
@@ -151,37 +165,44 @@ class WebService:
         running, waiting = self.queue.counts()
         return {"ok": True, "running": running, "waiting": waiting}
 
-    def accept_source(self, upload_id: str, folder: Path, path: Path, name: str) -> Upload:
+    def accept_source(self, owner: str, upload_id: str, folder: Path, path: Path, name: str) -> Upload:
         """Check a received portrait by decoding it and fitting its faces; keep it with its preview."""
         preview_path = folder / "preview.png"
-        with self._fit_slots, _private(folder):
+        with self._fit_slots, _private((folder,), {path: name}):
             preview = make_source_preview(self.fitter, path, preview_path, name)
-        upload = Upload(upload_id, "source", folder, path, name, preview.describe(), preview_path)
+        upload = Upload(upload_id, "source", owner, folder, path, name, preview.describe(), preview_path)
         self.uploads.add(upload)
         return upload
 
-    def accept_driving(self, upload_id: str, folder: Path, path: Path, name: str) -> Upload:
-        """Check a received clip by opening it as a video (PyAV) and against the duration limit."""
-        with _private(folder):
-            info = probe_video(path)
+    def accept_driving(self, owner: str, upload_id: str, folder: Path, path: Path, name: str) -> Upload:
+        """Check a received clip by opening it as a video (PyAV) and against the length limit,
+        counted from its packets: a header that claims a short clip cannot pass a long one."""
         limit = self.settings.max_seconds
+        with _private((folder,), {path: name}):
+            info = probe_video(path)
+            length = count_length(path, self.settings.frame_limit, limit)
         if info.duration_s > limit:
             raise InputError(f"{name} lasts {info.duration_s:.1f} s; the limit is {limit:g} s")
+        if length.seconds > limit:
+            raise InputError(f"{name} lasts more than {limit:g} s, the limit (counted from its frames; its header says {info.duration_s:.1f} s)")
+        if length.over:
+            raise InputError(f"{name} has more than {self.settings.frame_limit} frames, the limit ({limit:g} s at {MAX_FPS} frames/s)")
+        seconds = max(length.seconds, length.frames / info.fps)
         described = {
-            "frames": info.frame_count,
+            "frames": length.frames,
             "fps": round(info.fps, 3),
-            "seconds": round(info.duration_s, 2),
+            "seconds": round(seconds, 2),
             "width": info.width,
             "height": info.height,
             "has_audio": info.has_audio,
         }
-        upload = Upload(upload_id, "driving", folder, path, name, described)
+        upload = Upload(upload_id, "driving", owner, folder, path, name, described)
         self.uploads.add(upload)
         return upload
 
     def submit(self, choices: JobChoices) -> Job:
         """Check the request, give the job its own folder holding its inputs, and queue it."""
-        request = choices.animate_request(self.settings.max_frames)  # an OptionError names the fields: a 400
+        request = choices.animate_request(self.settings.frames_per_job)  # an OptionError names the fields: a 400
         source = self.uploads.get(choices.source, "source")
         if source is None:
             raise NotFound(f"the portrait is no longer on the server (uploads are kept {self.settings.keep_minutes:g} min); upload it again")
@@ -208,9 +229,9 @@ class WebService:
         folder.mkdir()
         try:
             try:
-                source_path = _link(source.path, folder / "source" / source.name)
+                source_path = _link(source.path, folder / "source" / source.path.name)
                 if driving_upload is not None:
-                    driving_path = _link(driving_upload.path, folder / "driving" / driving_upload.name)
+                    driving_path = _link(driving_upload.path, folder / "driving" / driving_upload.path.name)
             except FileNotFoundError:  # deleted (too many uploads) between the look-up and here
                 raise NotFound("an upload is no longer on the server; upload it again") from None
             payload = JobInputs(
@@ -219,6 +240,7 @@ class WebService:
                 request=request,
                 download_name=f"{Path(source.name).stem}-{Path(driving_name).stem}.mp4",
                 private=(folder / "source", folder / "driving", folder, driving_path.parent),
+                shown_as={source_path: source.name, driving_path: driving_name},
             )
             job = Job(job_id, folder, payload)
             self.queue.submit(job)
@@ -258,9 +280,9 @@ class WebService:
         job.stage = "starting"
         method = self.neural if spec.request.method is GenerationMethod.neural else None
         output = job.folder / "result.mp4"
-        with _private(*spec.private):
+        with _private(spec.private, spec.shown_as):
             report = animate_file(self.fitter, spec.request, spec.source, spec.driving, output, progress=job.progress, method=method)
-        notes = [_scrub(note, spec.private) for note in report.notes("choose another with Face")]
+        notes = [_scrub(note, spec.private, spec.shown_as) for note in report.notes("choose another with Face")]
         limit = self.settings.max_frames
         if limit is not None and report.frames == limit:
             notes.append(f"animated the first {limit} frames of the clip (the server's frame limit)")
@@ -286,24 +308,28 @@ def _page_defaults() -> dict[str, Any]:
 
 
 class _private:
-    """Re-raise a :class:`FaceReenactError` with the server's folders cut out of its message, so
-    the page reads ``clip.mp4 has no video frames`` rather than a temporary path."""
+    """Re-raise a :class:`FaceReenactError` with the server's files named as the page knows them
+    and its folders cut out of the message, so the page reads ``clip.mp4 has no video frames``
+    rather than a temporary path."""
 
-    def __init__(self, *folders: Path):
+    def __init__(self, folders: tuple[Path, ...], shown_as: dict[Path, str]):
         self.folders = folders
+        self.shown_as = shown_as
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> Literal[False]:
         if isinstance(error, FaceReenactError):
-            cleaned = _scrub(str(error), self.folders)
+            cleaned = _scrub(str(error), self.folders, self.shown_as)
             if cleaned != str(error):
                 raise type(error)(cleaned) from None
         return False
 
 
-def _scrub(text: str, folders: tuple[Path, ...]) -> str:
+def _scrub(text: str, folders: tuple[Path, ...], shown_as: dict[Path, str]) -> str:
+    for path, name in shown_as.items():
+        text = text.replace(str(path), name)
     for folder in sorted(folders, key=lambda f: len(str(f)), reverse=True):
         text = text.replace(f"{folder}{os.sep}", "").replace(str(folder), "")
     return text
@@ -317,3 +343,29 @@ def _link(source: Path, target: Path) -> Path:
     except OSError:
         shutil.copyfile(source, target)
     return target
+
+
+def sweep_dead_servers(parent: Path) -> list[Path]:
+    """Delete the temporary folders in ``parent`` of servers that were killed (their process is
+    gone); the folders deleted. Folders of running servers, and anything not made by a server,
+    stay."""
+    swept = []
+    for folder in parent.glob(f"{ROOT_PREFIX}*"):
+        try:
+            pid = int((folder / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pid != os.getpid() and not _process_exists(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            swept.append(folder)
+    return swept
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

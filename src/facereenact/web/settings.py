@@ -6,11 +6,16 @@ disk or run unbounded work.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 MB = 1_000_000
 """Upload limits are in decimal megabytes (what file managers and browsers show)."""
+
+MAX_FPS = 60
+"""Frames per second of a driving clip at most, on average: with ``max_seconds`` it bounds the
+frames a job may decode, whatever the file's header says."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +32,10 @@ class ServerSettings:
     max_frames: int | None = None
     #: How long a result (and an uploaded file) is kept after its last use, in minutes.
     keep_minutes: float = 30.0
-    #: Uploaded files kept at once; the least recently used go first.
-    max_uploads: int = 64
+    #: Uploaded files each client keeps at once; its least recently used go first.
+    max_uploads: int = 16
+    #: Uploaded files the server keeps at once, from all clients; more are refused until some expire.
+    max_stored_uploads: int = 128
     #: Example-data folder whose clips/ are offered as motions (None: the usual lookup).
     data: Path | None = None
     #: A trained network's checkpoint: offers the "neural" method beside the warp.
@@ -50,10 +57,23 @@ class ServerSettings:
             raise ValueError("max_frames must be at least 1")
         if self.max_uploads < 2:
             raise ValueError("max_uploads must be at least 2 (a portrait and a clip)")
+        if self.max_stored_uploads < self.max_uploads:
+            raise ValueError("max_stored_uploads must be at least max_uploads")
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MB)
+
+    @property
+    def frame_limit(self) -> int:
+        """Frames a driving clip may have: ``max_seconds`` at :data:`MAX_FPS`."""
+        return math.ceil(self.max_seconds * MAX_FPS)
+
+    @property
+    def frames_per_job(self) -> int:
+        """Driving frames a job decodes at most: ``max_frames`` when set, and never more than
+        :attr:`frame_limit`, whatever the clip's header says."""
+        return min(self.max_frames or self.frame_limit, self.frame_limit)
 
     @property
     def keep_seconds(self) -> float:

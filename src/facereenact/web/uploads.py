@@ -1,10 +1,12 @@
 """Receiving uploads safely and keeping them while the page uses them.
 
 A body is streamed to disk and refused as soon as it passes the size limit (or at once when its
-declared length already does), so an over-size upload never fills the disk. Names are reduced to
-a harmless file name; what the file *is* is decided later by decoding it, never by its name.
-Each upload lives in its own folder, deleted when it goes unused for the keep time or when too
-many uploads are stored.
+declared length already does), so an over-size upload never fills the disk. The file is stored
+under a name of the server's (:func:`stored_name`); the client's name, reduced to a harmless one,
+is only shown. What the file *is* is decided later by decoding it, never by its name. Each upload
+lives in its own folder, deleted when it goes unused for the keep time. Each client (a browser,
+by its cookie; a tool, by its address) keeps a bounded number: its own oldest go first, so one
+client's flood never pushes out another's files.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class UploadTooLarge(FaceReenactError):
     """The body passed the server's upload limit."""
 
 
+class StoreFull(FaceReenactError):
+    """The server holds as many uploads as it may; they expire with the keep time."""
+
+
 def too_large_message(name: str, limit_mb: float) -> str:
     """The one message for an over-size upload (the page shows the same words before sending)."""
     return f"{name} is larger than the {limit_mb:g} MB upload limit"
@@ -45,6 +51,17 @@ def safe_name(name: str | None, fallback: str) -> str:
         stem, dot, suffix = cleaned.rpartition(".")
         cleaned = f"{stem[: 79 - len(suffix)]}.{suffix}" if dot and len(suffix) <= 10 else cleaned[:80]
     return cleaned
+
+
+_PLAIN_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+
+
+def stored_name(kind: str, name: str) -> str:
+    """The server's own name for an upload's file: ``kind`` plus the client's extension when it
+    is a plain one. Never the client's name, so it cannot collide with what the server writes
+    beside it (the portrait's preview image)."""
+    suffix = Path(name).suffix.lower()
+    return f"{kind}{suffix}" if _PLAIN_SUFFIX.fullmatch(suffix) else kind
 
 
 async def receive(chunks: AsyncIterator[bytes], target: Path, name: str, limit_bytes: int, limit_mb: float, declared: int | None) -> int:
@@ -74,6 +91,8 @@ class Upload:
 
     id: str
     kind: str
+    #: Who sent it (:func:`facereenact.web.app` derives it from a cookie or the address).
+    owner: str
     folder: Path
     path: Path
     name: str
@@ -84,29 +103,50 @@ class Upload:
 
 
 class UploadStore:
-    """Uploads by id, each in its own folder under ``root``; least recently used go first."""
+    """Uploads by id, each in its own folder under ``root``. A client keeps at most
+    ``per_client`` (its least recently used go first); the store holds at most ``total`` folders,
+    received or being received, and refuses more until some expire."""
 
-    def __init__(self, root: Path, max_uploads: int, keep_seconds: float):
+    def __init__(self, root: Path, per_client: int, total: int, keep_seconds: float):
         self.root = root
-        self.max_uploads = max_uploads
+        self.per_client = per_client
+        self.total = total
         self.keep_seconds = keep_seconds
         self._uploads: dict[str, Upload] = {}
+        self._receiving = 0
         self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
 
     def new_folder(self) -> tuple[str, Path]:
-        """A fresh id and its (new, empty) folder for an upload being received."""
+        """A fresh id and its (new, empty) folder for an upload being received; give it back
+        with :meth:`add` or :meth:`abandon`.
+
+        Raises:
+            StoreFull: ``total`` uploads are stored or arriving.
+        """
+        with self._lock:
+            if len(self._uploads) + self._receiving >= self.total:
+                raise StoreFull(f"the server holds {self.total} uploads, its limit; try again in a few minutes (unused uploads expire)")
+            self._receiving += 1
         upload_id = secrets.token_urlsafe(12)
         folder = self.root / upload_id
         folder.mkdir()
         return upload_id, folder
 
     def add(self, upload: Upload) -> None:
+        """Keep a checked upload (its folder came from :meth:`new_folder`)."""
         with self._lock:
+            self._receiving -= 1
             self._uploads[upload.id] = upload
-            while len(self._uploads) > self.max_uploads:
-                oldest = min(self._uploads.values(), key=lambda u: u.last_used)
+            owned = [u for u in self._uploads.values() if u.owner == upload.owner]
+            for oldest in sorted(owned, key=lambda u: u.last_used)[: max(0, len(owned) - self.per_client)]:
                 self._drop(oldest.id)
+
+    def abandon(self, folder: Path) -> None:
+        """Delete the folder of an upload that failed or was cut off."""
+        with self._lock:
+            self._receiving -= 1
+        shutil.rmtree(folder, ignore_errors=True)
 
     def get(self, upload_id: str, kind: str | None = None) -> Upload | None:
         with self._lock:
