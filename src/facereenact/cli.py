@@ -370,7 +370,7 @@ def export(
 @_user_errors
 def release(
     checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (.safetensors).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The release file to write (.safetensors).")] = Path("checkpoints/model.safetensors"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="The release file to write (.safetensors).")] = Path("src/facereenact/checkpoints/model.safetensors"),
     note: Annotated[list[str] | None, typer.Option("--note", help="Provenance recorded in the file, KEY=VALUE (data, split, hardware…); repeatable.", show_default=False)] = None,
 ) -> None:
     """Cut a training checkpoint down to a release: the EMA generator in float16 with its
