@@ -44,6 +44,7 @@ from facereenact.app.animate import (
     resolve_checkpoint,
 )
 from facereenact.app.batch import animate_batch, read_batch
+from facereenact.app.extras import require_extra
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
 from facereenact.app.locations import ASSETS_ENV, assets_dir, resolve_assets
 from facereenact.app.pncc import pncc_file
@@ -186,6 +187,12 @@ def _fitter(assets: Path | None, device: str) -> FaceFitter:
     return load_fitter(resolve_assets(assets), device)
 
 
+def _require_backend(backend: BackendName) -> None:
+    """``--backend ray`` needs the ray extra: checked before any work."""
+    if backend is BackendName.ray:
+        require_extra("ray", "--backend ray")
+
+
 @app.command()
 @_user_errors
 def fit(
@@ -274,6 +281,7 @@ def animate(
             raise InputError("--batch takes sources, drivings and output names from its CSV: leave out --source, --driving and --output")
         if out is None:
             raise InputError("--batch needs --out DIR, the folder for the outputs")
+        _require_backend(backend)
         _animate_batch(batch, out, request, make_backend(backend, address, workers), assets, device)
         return
     if out is not None or backend is not BackendName.local or address is not None or workers is not None:
@@ -323,6 +331,7 @@ def prepare(
     """Prepare training data: stable face crops, per-frame 3DMM fits and landmarks per clip, and a
     manifest (identity, frame count, lost frames). Prepared clips are skipped on a re-run; the
     exit code is 1 when any clip failed (the others are still prepared)."""
+    _require_backend(backend)
     from facereenact.train.prepare import prepare_dataset
 
     resolved = resolve_assets(assets)
@@ -341,6 +350,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in run.out.")] = False,
 ) -> None:
     """Train the network on a prepared dataset (also under torchrun --nproc_per_node=N)."""
+    require_extra("train", "train")  # it logs to TensorBoard
     from facereenact.train.config import load_config
     from facereenact.train.loop import train as run_training
 
@@ -529,6 +539,8 @@ def evaluate(
     expression); writes metrics.json and report.html and prints the aggregate table. A clip
     without a usable face is recorded as failed in the report; the exit code is 1 when a clip's
     task itself failed (e.g. its worker kept dying) or when no clip could be measured at all."""
+    require_extra("eval", "evaluate")
+    _require_backend(backend)
     chosen = {"self": SELF, "cross": CROSS, "native": NATIVE}
     names = [p.strip() for p in protocols.split(",") if p.strip()]
     unknown = [n for n in names if n not in chosen]
@@ -580,6 +592,7 @@ def serve(
 ) -> None:
     """Start the local web page: upload a portrait and a driving clip (or pick an example motion),
     watch the job's progress, play and download the result."""
+    require_extra("web", "serve")
     import torch
     import uvicorn
 
