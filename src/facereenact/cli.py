@@ -38,11 +38,11 @@ from facereenact.app.animate import (
     AnimateRequest,
     GenerationMethod,
     MotionMode,
-    animate_file,
     check_checkpoint,
     region_list,
     resolve_checkpoint,
 )
+from facereenact.app.api import run_animation
 from facereenact.app.batch import animate_batch, read_batch
 from facereenact.app.extras import require_extra
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
@@ -286,16 +286,8 @@ def animate(
         return
     if out is not None or backend is not BackendName.local or address is not None or workers is not None:
         raise InputError("--out, --backend, --address and --workers are for --batch runs")
-    resolved = resolve_assets(assets)  # every missing model file named before anything else
-    source = source or examples.default_portrait(data, assets)
-    driving = driving or examples.default_clip(data, assets)
-    output = output or Path("animated.mp4")
-    checkpoint = request.checkpoint()
-    if checkpoint is not None:
-        check_checkpoint(checkpoint)
-    fitter = load_fitter(resolved, device)
     with _progress() as progress:
-        report = animate_file(fitter, request, source, driving, output, progress)
+        report = run_animation(request, source, driving, output, assets, device, data, progress)
     for note in report.notes("choose with --face-index"):
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
