@@ -485,7 +485,7 @@ def assets_verify(folder: AssetsDirOption = None) -> None:
     checks = asset_files.survey(folder)
     for check in checks:
         detail = f" ({check.detail})" if check.detail else ""
-        print(f"{check.state.value:<28} {check.entry.name}{detail}  {check.path.parent}")
+        print(f"{check.state.value:<28} {check.entry.name}{detail}  {check.path}")
     bad = asset_files.problems(checks)
     if bad:
         where = folder if folder is not None else asset_files.default_destination()

@@ -208,3 +208,14 @@ def test_a_missing_example_says_how_to_get_it(fresh_machine: Path, shared_mirror
     assert _error_line(result).endswith(
         f"the example examples/portrait.jpg is missing from {fresh_machine}: name your own file with --source, or fetch it with: facereenact assets fetch"
     )
+
+
+def test_an_unreachable_origin_is_named_once_for_all_its_files(fresh_machine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalogue = tuple(AssetFile(f"m/{name}", Kind.model, "test", "MIT", f"http://127.0.0.1:9/{name}", 10, "0" * 64) for name in ("a.bin", "b.bin"))
+    monkeypatch.setattr(asset_files, "CATALOG", catalogue)
+    result = _run("assets", "fetch")
+    assert result.exit_code == 1
+    line = _error_line(result)
+    assert line.startswith("error: could not fetch 2 file(s): m/a.bin, m/b.bin (cannot reach 127.0.0.1:9 (")
+    assert line.count("cannot reach") == 1 and line.endswith("fetch from a mirror or a folder with --from)")
+    assert not any(fresh_machine.rglob("*.bin")), "nothing half-written"

@@ -99,7 +99,7 @@ def fetch(
     if destination.exists() and not destination.is_dir():
         raise InputError(f"--dir {destination} is a file; give a folder")
     report = FetchReport(destination)
-    failed = []
+    failed: dict[str, list[str]] = {}  # reason → files (one unreachable host fails them all alike)
     for entry in entries:
         if check_file(entry, destination / entry.name).good:
             report.present.append(entry.name)
@@ -111,12 +111,14 @@ def fetch(
         except OSError as error:  # the folder cannot be made or written
             raise AssetError(f"cannot write into {destination}: {error.strerror or error} (name another folder with --dir)") from None
         except AssetError as error:
-            failed.append(f"{entry.name} ({error})")
+            failed.setdefault(str(error), []).append(entry.name)
             continue
         report.fetched.append(entry.name)
     if failed:
+        count = sum(len(names) for names in failed.values())
+        reasons = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in failed.items())
         done = f"; {len(report.fetched)} other(s) fetched into {destination}" if report.fetched else ""
-        raise AssetError(f"could not fetch {len(failed)} file(s): {'; '.join(failed)}{done}")
+        raise AssetError(f"could not fetch {count} file(s): {reasons}{done}")
     return report
 
 
