@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -34,13 +35,21 @@ def _installed(distribution: str) -> bool:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package built as a wheel; offline when setuptools is installed here (the test extra)."""
+    """The package built as a wheel; offline when setuptools is installed here (the test extra).
+    It is built from a copy of the repository's files (tracked, or new and not ignored), so that
+    no stale ``build/`` folder can add to it and nothing is written into the repository."""
     out = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     if _installed("build") and _installed("setuptools"):
-        command = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(REPO)]
+        command = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)]
     else:  # pip builds it, with the setuptools here, or else one it fetches
         isolation = ["--no-build-isolation"] if _installed("setuptools") else []
-        command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation, "--wheel-dir", str(out), str(REPO)]
+        command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation, "--wheel-dir", str(out), str(source)]
     _run(command, cwd=out)
     (found,) = out.glob("facereenact-*.whl")
     return found
