@@ -124,12 +124,19 @@ def test_a_video_whose_face_is_lost_for_good_leaves_nothing(assets_env, tmp_path
     assert _leftovers(out) == []
 
 
-def test_missing_assets_name_the_file(tmp_path, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_missing_assets_are_named_at_once_with_the_fetch_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.io.assets import MODEL_FILES
+
     (tmp_path / "3ddfa").mkdir()
-    result = _run("fit", data_dir / "portraits" / "lp_s12.jpg", "--assets", tmp_path, "--out", tmp_path / "o")
+    (tmp_path / "3ddfa" / "Model_PAF.pkl").write_bytes(b"present (its content is checked when it is loaded)")
+    photo = tmp_path / "photo.png"
+    write_image(photo, np.zeros((32, 32, 3), np.uint8))
+    result = _run("fit", photo, "--assets", tmp_path, "--out", tmp_path / "o")
     assert result.exit_code == 1
     line = _error_line(result)
-    assert "3ddfa/FaceBoxesProd.pth" in line and "get it from" in line
+    missing = [name for name in MODEL_FILES if name != "3ddfa/Model_PAF.pkl"]
+    assert all(name in line for name in missing) and "Model_PAF" not in line, line
+    assert f"{len(missing)} files are missing" in line and f"facereenact assets fetch --dir {tmp_path}" in line
 
 
 def test_corrupt_checkpoint(tmp_path, assets, data_dir) -> None:  # type: ignore[no-untyped-def]
@@ -137,6 +144,7 @@ def test_corrupt_checkpoint(tmp_path, assets, data_dir) -> None:  # type: ignore
     folder.mkdir(parents=True)
     for file in (assets.root / "3ddfa").iterdir():
         (folder / file.name).symlink_to(file)
+    (folder.parent / "mediapipe").symlink_to(assets.root / "mediapipe")
     (folder / "mb05_120x120.pth").unlink()
     (folder / "mb05_120x120.pth").write_bytes(b"PK\x03\x04 broken")
     result = _run("fit", data_dir / "portraits" / "lp_s12.jpg", "--assets", folder.parent, "--out", tmp_path / "o")

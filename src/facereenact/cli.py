@@ -21,13 +21,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 from facereenact import __version__
+from facereenact.app import assets as asset_files
 from facereenact.app import examples
 from facereenact.app.animate import (
     CROP_SIZES,
@@ -35,18 +38,19 @@ from facereenact.app.animate import (
     AnimateRequest,
     GenerationMethod,
     MotionMode,
-    animate_file,
     check_checkpoint,
     region_list,
     resolve_checkpoint,
 )
+from facereenact.app.api import run_animation
 from facereenact.app.batch import animate_batch, read_batch
+from facereenact.app.extras import require_extra
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
 from facereenact.app.locations import ASSETS_ENV, assets_dir, resolve_assets
 from facereenact.app.pncc import pncc_file
 from facereenact.app.progress import Progress as StageProgress
 from facereenact.app.progress import ProgressFactory
-from facereenact.errors import FaceIndexError, FaceReenactError, InputError, OptionError, OutputError
+from facereenact.errors import AssetError, FaceIndexError, FaceReenactError, InputError, OptionError, OutputError
 from facereenact.evaluate import dataset, report, suite
 from facereenact.evaluate.catalog import CROSS, NATIVE, SELF
 from facereenact.evaluate.protocols import Sampling
@@ -183,6 +187,12 @@ def _fitter(assets: Path | None, device: str) -> FaceFitter:
     return load_fitter(resolve_assets(assets), device)
 
 
+def _require_backend(backend: BackendName) -> None:
+    """``--backend ray`` needs the ray extra: checked before any work."""
+    if backend is BackendName.ray:
+        require_extra("ray", "--backend ray")
+
+
 @app.command()
 @_user_errors
 def fit(
@@ -216,9 +226,10 @@ def pncc(
 ) -> None:
     """Render the identity-matched PNCC (SOURCE identity + DRIVING pose and expression) beside
     each driving frame."""
-    source = source or examples.default_portrait(data)
-    driving = driving or examples.default_clip(data)
-    fitter = _fitter(assets, device)
+    resolved = resolve_assets(assets)  # every missing model file named before anything else
+    source = source or examples.default_portrait(data, assets)
+    driving = driving or examples.default_clip(data, assets)
+    fitter = load_fitter(resolved, device)
     with _progress() as progress:
         written = pncc_file(fitter, source, driving, output, smooth, max_frames, face_index, progress)
     console.print(f"wrote {written}")
@@ -270,19 +281,13 @@ def animate(
             raise InputError("--batch takes sources, drivings and output names from its CSV: leave out --source, --driving and --output")
         if out is None:
             raise InputError("--batch needs --out DIR, the folder for the outputs")
+        _require_backend(backend)
         _animate_batch(batch, out, request, make_backend(backend, address, workers), assets, device)
         return
     if out is not None or backend is not BackendName.local or address is not None or workers is not None:
         raise InputError("--out, --backend, --address and --workers are for --batch runs")
-    source = source or examples.default_portrait(data)
-    driving = driving or examples.default_clip(data)
-    output = output or Path("animated.mp4")
-    checkpoint = request.checkpoint()
-    if checkpoint is not None:
-        check_checkpoint(checkpoint)
-    fitter = _fitter(assets, device)
     with _progress() as progress:
-        report = animate_file(fitter, request, source, driving, output, progress)
+        report = run_animation(request, source, driving, output, assets, device, data, progress)
     for note in report.notes("choose with --face-index"):
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
@@ -318,6 +323,7 @@ def prepare(
     """Prepare training data: stable face crops, per-frame 3DMM fits and landmarks per clip, and a
     manifest (identity, frame count, lost frames). Prepared clips are skipped on a re-run; the
     exit code is 1 when any clip failed (the others are still prepared)."""
+    _require_backend(backend)
     from facereenact.train.prepare import prepare_dataset
 
     resolved = resolve_assets(assets)
@@ -336,6 +342,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in run.out.")] = False,
 ) -> None:
     """Train the network on a prepared dataset (also under torchrun --nproc_per_node=N)."""
+    require_extra("train", "train")  # it logs to TensorBoard
     from facereenact.train.config import load_config
     from facereenact.train.loop import train as run_training
 
@@ -370,7 +377,7 @@ def export(
 @_user_errors
 def release(
     checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint (.safetensors).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The release file to write (.safetensors).")] = Path("checkpoints/model.safetensors"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="The release file to write (.safetensors).")] = Path("src/facereenact/checkpoints/model.safetensors"),
     note: Annotated[list[str] | None, typer.Option("--note", help="Provenance recorded in the file, KEY=VALUE (data, split, hardware…); repeatable.", show_default=False)] = None,
 ) -> None:
     """Cut a training checkpoint down to a release: the EMA generator in float16 with its
@@ -401,10 +408,89 @@ def bench(
     from facereenact.app import bench as bench_module
 
     resolved = resolve_assets(assets)
-    clip = clip or examples.default_clip(data)
+    clip = clip or examples.default_clip(data, assets, footage=True)
     bench_module.print_report(bench_module.run(resolved, clip, frames), console)
-    source = source or examples.default_portrait(data)
+    source = source or examples.default_portrait(data, assets)
     bench_module.print_report(bench_module.run_animate(resolved, source, clip, frames), console)
+
+
+assets_app = typer.Typer(
+    no_args_is_help=True,
+    help="The model files and example media: list them, fetch the missing ones, verify the copies.",
+)
+app.add_typer(assets_app, name="assets")
+
+AssetsDirOption = Annotated[
+    Path | None,
+    typer.Option("--dir", help=f"The assets folder (default: ${ASSETS_ENV}, else the per-user folder; see 'facereenact assets list').", show_default=False),
+]
+
+
+def _size(size: int | None) -> str:
+    return "size unknown" if size is None else f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+@assets_app.command("list")
+@_user_errors
+def assets_list() -> None:
+    """Every file the project can use: what needs it, its size, SHA-256, licence and origin."""
+    for entry in asset_files.CATALOG:
+        print(f"{entry.name}  [{entry.kind.value}]  {_size(entry.size)}")
+        print(f"    used by:  {entry.used_by}")
+        print(f"    licence:  {entry.licence}")
+        print(f"    sha256:   {entry.sha256 or 'not known (the file is not checked)'}")
+        print(f"    from:     {entry.url}")
+    print(f"\nfetched into: {asset_files.default_destination()} (--dir or ${ASSETS_ENV} to change); the commands look there, then in a checkout's ../shared")
+
+
+@assets_app.command("fetch")
+@_user_errors
+def assets_fetch(
+    folder: AssetsDirOption = None,
+    origin: Annotated[
+        str | None,
+        typer.Option("--from", help="A mirror to fetch from instead of the public origins: a local folder laid out as an assets folder (a checkout's ../shared/assets too), or a base URL.", show_default=False),
+    ] = None,
+    optional: Annotated[bool, typer.Option("--optional", help="Also fetch the optional files (the dense 3D face model; not checked: no SHA-256 is known).")] = False,
+) -> None:
+    """Download the missing model files and example media from their public origins (or --from a
+    mirror), each checked against its SHA-256 before it is renamed into place; an interrupted
+    download resumes on the next run. Files already present and correct are kept."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console, transient=True) as progress:
+        task = None
+
+        def on_file(entry: asset_files.AssetFile, source: str) -> None:
+            nonlocal task
+            if task is not None:
+                progress.remove_task(task)
+            console.print(f"fetching {entry.name} from {source}", markup=False, highlight=False, soft_wrap=True)
+            task = progress.add_task(entry.name, total=entry.size)
+
+        def on_progress(done: int, total: int | None) -> None:
+            if task is not None:
+                progress.update(task, completed=done, total=total)
+
+        report = asset_files.fetch(folder, origin, optional, on_file, on_progress)
+    if report.found_in is not None:
+        console.print(f"all {len(report.present)} files are present and verified where the commands look ({report.found_in}); nothing to fetch", markup=False, highlight=False, soft_wrap=True)
+        return
+    console.print(f"fetched {len(report.fetched)} file(s) into {report.destination}; {len(report.present)} were already there and verified", markup=False, highlight=False, soft_wrap=True)
+
+
+@assets_app.command("verify")
+@_user_errors
+def assets_verify(folder: AssetsDirOption = None) -> None:
+    """Check every file (where the commands look, or in --dir) against its size and SHA-256; exit
+    code 1 when one is missing, truncated or altered."""
+    checks = asset_files.survey(folder)
+    for check in checks:
+        detail = f" ({check.detail})" if check.detail else ""
+        print(f"{check.state.value:<28} {check.entry.name}{detail}  {check.path}")
+    bad = asset_files.problems(checks)
+    if bad:
+        where = folder if folder is not None else asset_files.default_destination()
+        names = "; ".join(asset_files.describe(check) for check in bad)
+        raise AssetError(f"{len(bad)} of {len(checks)} files are unusable: {names}; fetch them again with: {asset_files.fetch_command(where)}")
 
 
 #: Inside an evaluation's --out: each finished clip's outcomes, until the report is written; a
@@ -445,6 +531,8 @@ def evaluate(
     expression); writes metrics.json and report.html and prints the aggregate table. A clip
     without a usable face is recorded as failed in the report; the exit code is 1 when a clip's
     task itself failed (e.g. its worker kept dying) or when no clip could be measured at all."""
+    require_extra("eval", "evaluate")
+    _require_backend(backend)
     chosen = {"self": SELF, "cross": CROSS, "native": NATIVE}
     names = [p.strip() for p in protocols.split(",") if p.strip()]
     unknown = [n for n in names if n not in chosen]
@@ -492,6 +580,7 @@ def serve(
 ) -> None:
     """Start the local web page: upload a portrait and a driving clip (or pick an example motion),
     watch the job's progress, play and download the result."""
+    require_extra("web", "serve")
     import torch
 
     from facereenact.web.app import create_app

@@ -2,7 +2,7 @@
 
 A release is a training checkpoint cut down to what inference needs: the EMA generator in
 float16 (half the size, no measurable change in output at 8-bit colour) plus the architecture
-and provenance as metadata. The file sits in the repository's ``checkpoints/`` folder and its
+and provenance as metadata. The file ships in the package's ``checkpoints/`` folder and its
 SHA-256 is recorded here, so a truncated download, a Git LFS pointer or a swapped file is
 refused with one clear line instead of producing garbage.
 """
@@ -22,8 +22,8 @@ from facereenact.io.atomic import atomic_output
 from facereenact.model.checkpoint import FORMAT, VERSION, architecture_of, generator_prefix, read_checkpoint
 
 ENV_VAR = "FACEREENACT_CHECKPOINTS"
-#: The repository's ``checkpoints/`` folder (an editable install or a source checkout).
-REPOSITORY_CHECKPOINTS = Path(__file__).resolve().parents[3] / "checkpoints"
+#: The package's ``checkpoints/`` folder (package data: there in a checkout and in an installed wheel alike).
+PACKAGE_CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,9 @@ def write_release(checkpoint: Path, output: Path, provenance: dict[str, str] | N
 
 
 def checkpoints_dir() -> Path:
-    """``$FACEREENACT_CHECKPOINTS``, else the repository's ``checkpoints/``."""
+    """``$FACEREENACT_CHECKPOINTS``, else the package's ``checkpoints/``."""
     env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else REPOSITORY_CHECKPOINTS
+    return Path(env).expanduser() if env else PACKAGE_CHECKPOINTS
 
 
 def shipped_checkpoint(model: ShippedModel = SHIPPED) -> Path:
@@ -86,6 +86,6 @@ def shipped_checkpoint(model: ShippedModel = SHIPPED) -> Path:
         raise CheckpointError("no model has been released yet: name a trained checkpoint, or use the warp method")
     actual = sha256_of(path)
     if actual != model.sha256:
-        raise CheckpointError(f"{path} is not the released model (SHA-256 {actual[:12]}…, expected {model.sha256[:12]}…): restore it with git, or use the warp method")
+        raise CheckpointError(f"{path} is not the released model (SHA-256 {actual[:12]}…, expected {model.sha256[:12]}…): reinstall the package (or restore the file with git), or use the warp method")
     return path
 
