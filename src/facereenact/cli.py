@@ -179,6 +179,12 @@ def _finish(summary: RunSummary, unit: str, wrote: str) -> None:
         raise typer.Exit(1)
 
 
+def _warn(lines: list[str]) -> None:
+    """What a command had to leave out of its result, one ``warning:`` line each on stderr."""
+    for line in lines:
+        console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
 def _fitter(assets: Path | None, device: str) -> FaceFitter:
     return load_fitter(resolve_assets(assets), device)
 
@@ -198,7 +204,8 @@ def fit(
     fitter = _fitter(assets, device)
     with _progress() as progress:
         outputs = fit_file(fitter, input, out, smooth, max_frames, progress)
-    console.print(f"wrote {outputs.arrays}, {outputs.summary}, {outputs.overlay}")
+    _warn(outputs.warnings)
+    console.print(f"wrote {outputs.arrays}, {outputs.summary}, {outputs.overlay}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -221,7 +228,8 @@ def pncc(
     fitter = _fitter(assets, device)
     with _progress() as progress:
         written = pncc_file(fitter, source, driving, output, smooth, max_frames, face_index, progress)
-    console.print(f"wrote {written}")
+    _warn(written.warnings)
+    console.print(f"wrote {written.output}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -283,9 +291,10 @@ def animate(
     fitter = _fitter(assets, device)
     with _progress() as progress:
         report = animate_file(fitter, request, source, driving, output, progress)
+    _warn(report.warnings)
     for note in report.notes("choose with --face-index"):
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-    console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
+    console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})", highlight=False, soft_wrap=True)
 
 
 def _animate_batch(csv_path: Path, out: Path, defaults: AnimateRequest, backend: Backend, assets: Path | None, device: str) -> None:

@@ -25,12 +25,15 @@ from typing import Any
 from facereenact.app.animate import animate_file
 from facereenact.errors import InputError, OptionError, OutputError
 from facereenact.execute import Backend, Resources, RunSummary, Task, TaskOutput, TaskResult, run_all
+from facereenact.io.animation import animation_frame_count
 from facereenact.io.atomic import remove_partial
+from facereenact.io.image import is_image_file
 from facereenact.pipeline.cache import worker_fitter
 from facereenact.pipeline.request import OPTION_NAMES, AnimateRequest
 
 REQUIRED = ("source", "driving")
-#: Driving files taken for still images when naming outputs (a still driving image gives a still).
+#: Driving files taken for still images when naming outputs (a still driving image gives a
+#: still), where the file cannot be read to tell.
 STILL_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -118,7 +121,7 @@ def read_batch(csv_path: Path, out_dir: Path, defaults: AnimateRequest | None = 
         except OptionError as error:
             raise InputError(f"{where}: {error.worded(str)}") from None
         source, driving = _path_in(base)(row["source"]), _path_in(base)(row["driving"])
-        name = row.get("output") or f"{source.stem}__{driving.stem}{'.png' if driving.suffix.lower() in STILL_SUFFIXES else '.mp4'}"
+        name = row.get("output") or f"{source.stem}__{driving.stem}{'.png' if _is_still(driving) else '.mp4'}"
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise InputError(f"{where}: output {name!r} must be a name inside --out")
         if any(unicodedata.category(character) == "Cc" for character in name):
@@ -132,11 +135,22 @@ def read_batch(csv_path: Path, out_dir: Path, defaults: AnimateRequest | None = 
     return parsed
 
 
+def _is_still(driving: Path) -> bool:
+    """Whether a driving file gives a still result: a one-frame image, judged by its content
+    where it can be read here (an animated GIF, PNG or WebP moves), else by its name."""
+    try:
+        if driving.is_file() and is_image_file(driving):
+            return animation_frame_count(driving) == 1
+    except (OSError, ValueError):
+        pass
+    return driving.suffix.lower() in STILL_SUFFIXES
+
+
 def animate_task(row: BatchRow, assets: str, device: str) -> TaskOutput:
     """One animation on whichever worker runs it. The worker's fitter and each checkpoint's
     network are loaded once per worker; each row's Reenactor binds the network to its source."""
     report = animate_file(worker_fitter(assets, device), row.request, row.source, row.driving, row.output)
-    return TaskOutput(frames=report.frames, notes=tuple(report.notes("choose another with the face_index column")))
+    return TaskOutput(frames=report.frames, notes=(*report.warnings, *report.notes("choose another with the face_index column")))
 
 
 def animate_batch(
