@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -101,19 +103,46 @@ AddressOption = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the command stops as on Ctrl-C, its cleanup included."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM (``kill``, a service manager or container stopping it)
+    raises :class:`_Terminated` instead of ending the process on the spot, so that every
+    ``finally`` and ``with`` deletes its temporaries as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup short
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _user_errors(command: F) -> F:
-    """Turn expected failures into one line on stderr and exit code 1."""
+    """Turn expected failures into one line on stderr and exit code 1; Ctrl-C and SIGTERM into
+    one line and 130 or 143 (128 + the signal), after the command's own cleanup."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with _terminate_as_interrupt():
+                return command(*args, **kwargs)
         except FaceReenactError as error:
             console.print(f"[bold red]error:[/] {escape(_worded(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/]: no half-written output was left (finished ones are kept; a re-run resumes)")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as interrupt:
+            what, code = ("terminated", 128 + signal.SIGTERM) if isinstance(interrupt, _Terminated) else ("interrupted", 128 + signal.SIGINT)
+            console.print(f"[bold red]{what}[/]: no half-written output was left (finished ones are kept; a re-run resumes)", soft_wrap=True)
+            raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
 
