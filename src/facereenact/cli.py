@@ -42,7 +42,7 @@ from facereenact.app.animate import (
     region_list,
     resolve_checkpoint,
 )
-from facereenact.app.batch import animate_batch, read_batch
+from facereenact.app.batch import animate_batch, check_checkpoints, read_batch
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
 from facereenact.app.locations import ASSETS_ENV, assets_dir, resolve_assets
 from facereenact.app.pncc import pncc_file
@@ -334,6 +334,7 @@ def _animate_batch(csv_path: Path, out: Path, defaults: AnimateRequest, backend:
     if checkpoint is not None:
         check_checkpoint(checkpoint)
     rows = read_batch(csv_path, out, defaults)
+    check_checkpoints(rows)
     resolved = resolve_assets(assets)
     with _RunDisplay("animations") as display:
         summary = animate_batch(rows, str(resolved.root.absolute()), device, backend, display.advance, display.log, display.start)
