@@ -8,17 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from facereenact.cli import app
 from facereenact.io.image import write_image
 from facereenact.io.video import VideoWriter, read_frames
-
-runner = CliRunner()
+from tests.cli_inputs import run_cli
 
 
 def _run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args], env={"FACEREENACT_ASSETS": os.environ.get("FACEREENACT_ASSETS", "")})
+    return run_cli(*args)  # fails the test if the command changed one of its inputs
 
 
 def _error_line(result) -> str:  # type: ignore[no-untyped-def]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -43,7 +45,7 @@ from facereenact.app.animate import (
     resolve_checkpoint,
 )
 from facereenact.app.api import run_animation
-from facereenact.app.batch import animate_batch, read_batch
+from facereenact.app.batch import animate_batch, check_checkpoints, read_batch
 from facereenact.app.extras import require_extra
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
 from facereenact.app.locations import ASSETS_ENV, assets_dir, resolve_assets
@@ -105,19 +107,46 @@ AddressOption = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the command stops as on Ctrl-C, its cleanup included."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM (``kill``, a service manager or container stopping it)
+    raises :class:`_Terminated` instead of ending the process on the spot, so that every
+    ``finally`` and ``with`` deletes its temporaries as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup short
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _user_errors(command: F) -> F:
-    """Turn expected failures into one line on stderr and exit code 1."""
+    """Turn expected failures into one line on stderr and exit code 1; Ctrl-C and SIGTERM into
+    one line and 130 or 143 (128 + the signal), after the command's own cleanup."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with _terminate_as_interrupt():
+                return command(*args, **kwargs)
         except FaceReenactError as error:
             console.print(f"[bold red]error:[/] {escape(_worded(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/]: no half-written output was left (finished ones are kept; a re-run resumes)")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as interrupt:
+            what, code = ("terminated", 128 + signal.SIGTERM) if isinstance(interrupt, _Terminated) else ("interrupted", 128 + signal.SIGINT)
+            console.print(f"[bold red]{what}[/]: no half-written output was left (finished ones are kept; a re-run resumes)", soft_wrap=True)
+            raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -183,6 +212,12 @@ def _finish(summary: RunSummary, unit: str, wrote: str) -> None:
         raise typer.Exit(1)
 
 
+def _warn(lines: list[str]) -> None:
+    """What a command had to leave out of its result, one ``warning:`` line each on stderr."""
+    for line in lines:
+        console.print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
 def _fitter(assets: Path | None, device: str) -> FaceFitter:
     return load_fitter(resolve_assets(assets), device)
 
@@ -208,7 +243,8 @@ def fit(
     fitter = _fitter(assets, device)
     with _progress() as progress:
         outputs = fit_file(fitter, input, out, smooth, max_frames, progress)
-    console.print(f"wrote {outputs.arrays}, {outputs.summary}, {outputs.overlay}")
+    _warn(outputs.warnings)
+    console.print(f"wrote {outputs.arrays}, {outputs.summary}, {outputs.overlay}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -232,7 +268,8 @@ def pncc(
     fitter = load_fitter(resolved, device)
     with _progress() as progress:
         written = pncc_file(fitter, source, driving, output, smooth, max_frames, face_index, progress)
-    console.print(f"wrote {written}")
+    _warn(written.warnings)
+    console.print(f"wrote {written.output}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -288,9 +325,10 @@ def animate(
         raise InputError("--out, --backend, --address and --workers are for --batch runs")
     with _progress() as progress:
         report = run_animation(request, source, driving, output, assets, device, data, progress)
+    _warn(report.warnings)
     for note in report.notes("choose with --face-index"):
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
-    console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})")
+    console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})", highlight=False, soft_wrap=True)
 
 
 def _animate_batch(csv_path: Path, out: Path, defaults: AnimateRequest, backend: Backend, assets: Path | None, device: str) -> None:
@@ -301,6 +339,7 @@ def _animate_batch(csv_path: Path, out: Path, defaults: AnimateRequest, backend:
     if checkpoint is not None:
         check_checkpoint(checkpoint)
     rows = read_batch(csv_path, out, defaults)
+    check_checkpoints(rows)
     resolved = resolve_assets(assets)
     with _RunDisplay("animations") as display:
         summary = animate_batch(rows, str(resolved.root.absolute()), device, backend, display.advance, display.log, display.start)

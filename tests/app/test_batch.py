@@ -6,16 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from facereenact.app.batch import read_batch
-from facereenact.cli import app
 from facereenact.errors import InputError
 from facereenact.face3d.blendshapes import Region
 from facereenact.face3d.transfer import MotionMode
 from facereenact.pipeline.request import AnimateRequest
-
-runner = CliRunner()
+from tests.cli_inputs import run_cli
 
 
 def _csv(folder: Path, text: str) -> Path:
@@ -75,9 +72,9 @@ def test_bad_batch_files_are_refused_before_anything_runs(tmp_path: Path, text: 
 
 def test_batch_options_that_do_not_fit(tmp_path: Path) -> None:
     jobs_file = _csv(tmp_path, "source,driving\nme.jpg,a.mp4\n")
-    result = runner.invoke(app, ["animate", "--batch", str(jobs_file), "--source", "me.jpg", "--out", str(tmp_path)])
+    result = run_cli("animate", "--batch", jobs_file, "--source", "me.jpg", "--out", tmp_path)
     assert result.exit_code == 1 and "leave out --source" in result.output
-    result = runner.invoke(app, ["animate", "--batch", str(jobs_file)])
+    result = run_cli("animate", "--batch", jobs_file)
     assert result.exit_code == 1 and "--batch needs --out" in result.output
-    result = runner.invoke(app, ["animate", "--backend", "ray"])
+    result = run_cli("animate", "--backend", "ray")
     assert result.exit_code == 1 and "are for --batch runs" in result.output

@@ -10,18 +10,16 @@ import av
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from facereenact.cli import app
 from facereenact.evaluate.catalog import REGION_SIGNALS
 from facereenact.io.video import VideoWriter
+from tests.cli_inputs import run_cli
 
-runner = CliRunner()
 TINY = ["--every", "3", "--max-frames", "2", "--window", "4", "--cross-frames", "1", "--cross-sources", "1", "--bootstrap", "50"]
 
 
 def _run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, ["evaluate", *[str(a) for a in args]])
+    return run_cli(*["evaluate", *[str(a) for a in args]])
 
 
 def _error_line(result) -> str:  # type: ignore[no-untyped-def]

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
-from typer.testing import CliRunner
 
-from facereenact.cli import app
 from facereenact.errors import CheckpointError
 from facereenact.io.video import probe_video
 from facereenact.model.checkpoint import save_checkpoint
@@ -20,8 +18,8 @@ from facereenact.model.discriminator import MultiScaleDiscriminator
 from facereenact.model.generator import Generator
 from facereenact.model.inference import NeuralStage, load_stage
 from facereenact.pipeline.reenactor import Reenactor
+from tests.cli_inputs import run_cli
 
-runner = CliRunner()
 needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None, reason="onnxruntime is not installed (pip install onnx onnxruntime)")
 
 
@@ -53,7 +51,7 @@ def test_stage_runs_in_the_reenactor(checkpoint, fitter, portraits) -> None:  # 
 
 def test_animate_with_model(checkpoint, assets, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
     output = tmp_path / "out.mp4"
-    result = runner.invoke(app, ["animate", "--model", str(checkpoint), "--source", str(data_dir / "portraits" / "lp_s1.jpg"),
+    result = run_cli(*["animate", "--model", str(checkpoint), "--source", str(data_dir / "portraits" / "lp_s1.jpg"),
                                  "--driving", str(data_dir / "clips" / "hdtf_aoc.mp4"), "--max-frames", "3", "--crop-only",
                                  "-o", str(output), "--assets", str(assets.root)])  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -78,7 +76,7 @@ def test_foreign_and_broken_checkpoints_are_one_clear_line(checkpoint, tmp_path)
     generator = Generator(PRESETS["tiny"])
     save_checkpoint(other, 0, config, "{}", generator, MultiScaleDiscriminator(PRESETS["tiny"]), copy.deepcopy(generator),
                     torch.optim.Adam(generator.parameters()), torch.optim.Adam(generator.parameters()), None)  # fmt: skip
-    line = _error_line(runner.invoke(app, ["export", str(other), "-o", str(tmp_path / "x.onnx")]))
+    line = _error_line(run_cli(*["export", str(other), "-o", str(tmp_path / "x.onnx")]))
     assert "different architecture" in line
     assert not (tmp_path / "x.onnx").exists()
 
@@ -86,7 +84,7 @@ def test_foreign_and_broken_checkpoints_are_one_clear_line(checkpoint, tmp_path)
 @needs_onnxruntime
 def test_onnx_export_matches_pytorch(checkpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]
     output = tmp_path / "tiny.onnx"
-    result = runner.invoke(app, ["export", str(checkpoint), "-o", str(output)])
+    result = run_cli(*["export", str(checkpoint), "-o", str(output)])
     assert result.exit_code == 0, result.output
     assert "matches PyTorch within" in result.output and output.stat().st_size > 100_000
 

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
-from typer.testing import CliRunner
 
-from facereenact.cli import app
 from facereenact.errors import CheckpointError
 from facereenact.model import release
 from facereenact.model.checkpoint import save_checkpoint
@@ -18,8 +16,7 @@ from facereenact.model.config import PRESETS
 from facereenact.model.discriminator import MultiScaleDiscriminator
 from facereenact.model.generator import Generator
 from facereenact.model.inference import load_generator
-
-runner = CliRunner()
+from tests.cli_inputs import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +37,7 @@ def trained(tmp_path_factory) -> tuple[Path, Generator]:  # type: ignore[no-unty
 def test_a_release_holds_the_ema_generator_in_half_precision(trained, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path, ema = trained
     output = tmp_path / "model.safetensors"
-    result = runner.invoke(app, ["release", str(path), "-o", str(output), "--note", "data=clips", "--note", "hardware=cpu"])
+    result = run_cli(*["release", str(path), "-o", str(output), "--note", "data=clips", "--note", "hardware=cpu"])
     assert result.exit_code == 0, result.output
     digest = release.sha256_of(output)
     assert digest in result.output.replace("\n", "")

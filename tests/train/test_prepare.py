@@ -9,17 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from facereenact.cli import app
 from facereenact.train.clipstore import load_clip
 from facereenact.train.prepare import plan_jobs, read_identity_groups, stable_boxes
-
-runner = CliRunner()
+from tests.cli_inputs import run_cli
 
 
 def _run(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from facereenact.cli import app
 from facereenact.train.config import load_config
 from facereenact.train.loop import train
+from tests.cli_inputs import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-runner = CliRunner()
 
 
 def _config(folder: Path, dataset: Path, assets_root: Path, name: str, **sections: dict) -> Path:  # type: ignore[type-arg]
@@ -113,7 +111,7 @@ def test_two_processes_under_torchrun_end_with_identical_weights(prepared_datase
 def test_unknown_config_key_is_one_clear_line(prepared_dataset, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bad.toml"
     path.write_text(f'preset = "tiny"\n[data]\nroot = "{prepared_dataset}"\n[optim]\nbatchsize = 4\n')
-    line = _error_line(runner.invoke(app, ["train", "--config", str(path)]))
+    line = _error_line(run_cli(*["train", "--config", str(path)]))
     assert "optim.batchsize" in line
 
 
@@ -122,14 +120,14 @@ def test_dataset_without_usable_clips_is_one_clear_line(tmp_path) -> None:  # ty
     (tmp_path / "data" / "manifest.json").write_text(json.dumps({"clips": [], "failed": []}))
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"preset": "tiny", "data": {"root": "data"}}))
-    line = _error_line(runner.invoke(app, ["train", "--config", str(path)]))
+    line = _error_line(run_cli(*["train", "--config", str(path)]))
     assert "no usable clips" in line
 
 
 def test_resuming_with_another_architecture_is_one_clear_line(prepared_dataset, assets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     train(load_config(_config(tmp_path, prepared_dataset, assets.root, "arch", optim={"steps": 1})), log=lambda _: None)
     other = _config(tmp_path, prepared_dataset, assets.root, "arch", optim={"steps": 2}, model={"base": 4})
-    line = _error_line(runner.invoke(app, ["train", "--config", str(other), "--resume"]))
+    line = _error_line(run_cli(*["train", "--config", str(other), "--resume"]))
     assert "another architecture" in line
 
 

@@ -13,15 +13,15 @@ import numpy as np
 import torch
 
 from facereenact.app.progress import ProgressFactory, no_progress
-from facereenact.app.tracking import track
+from facereenact.app.tracking import Held, track
 from facereenact.errors import InputError
 from facereenact.face3d.fitter import FaceFitter
 from facereenact.face3d.transfer import MotionMode, neutral_reference
-from facereenact.io.image import write_image
+from facereenact.io.image import IMAGE_EXTENSIONS, write_image
 from facereenact.io.media import open_media, read_still
 from facereenact.io.prefetch import prefetch
 from facereenact.io.sequence import FrameFolderWriter
-from facereenact.io.video import AudioTrack, VideoWriter
+from facereenact.io.video import VIDEO_EXTENSIONS, AudioTrack, VideoWriter
 from facereenact.model.checkpoint import check_checkpoint
 from facereenact.pipeline.cache import worker_network
 from facereenact.pipeline.composite import crop as crop_image
@@ -52,6 +52,9 @@ class AnimateReport:
     unread_ranges: list[tuple[int, int]] = field(default_factory=list)
     #: The driving clip had audio that a folder of frames could not carry.
     audio_left_out: bool = False
+    #: What could not be read of the driving (a file cut short, damaged data), one line each:
+    #: the result covers what was read.
+    warnings: list[str] = field(default_factory=list)
 
     def notes(self, choose_face: str) -> list[str]:
         """The notes for the user; ``choose_face`` says how this interface picks another face."""
@@ -83,12 +86,18 @@ def animate_file(
     process. The driving video is opened and decoded once: its frames serve tracking, the
     driving mouths and ``compare``, and its audio comes from the same pass."""
     refuse_to_overwrite(output, {"source": source, "driving": driving})
-    if method is None:
-        checkpoint = request.checkpoint()
-        method = worker_network(checkpoint, str(fitter.device)) if checkpoint is not None else None
-    reenactor = Reenactor(read_still(source), fitter, request.reenact_options(), method)
-    report = AnimateReport(output, 0, reenactor.faces_found, request.face_index)
     media = open_media(driving)
+    try:
+        check_output_kind(output, driving, still=isinstance(media, np.ndarray))
+        if method is None:
+            checkpoint = request.checkpoint()
+            method = worker_network(checkpoint, str(fitter.device)) if checkpoint is not None else None
+        reenactor = Reenactor(read_still(source), fitter, request.reenact_options(), method)
+    except BaseException:
+        if not isinstance(media, np.ndarray):
+            media.close()
+        raise
+    report = AnimateReport(output, 0, reenactor.faces_found, request.face_index)
     if isinstance(media, np.ndarray):
         frame = media
         driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params
@@ -102,6 +111,7 @@ def animate_file(
     with media as reader:
         tracked = track(fitter, reader, request.smooth, request.max_frames, progress, keep_frames)
     fit, frames = tracked.fit, tracked.frames
+    report.warnings = tracked.warnings
     report.lost_ranges = fit.lost_ranges()
     report.unread_ranges = fit.unread_ranges()
     reference = neutral_reference(fit.params, int(np.flatnonzero(fit.found)[0]))
@@ -123,7 +133,8 @@ def animate_file(
     # pastes the previous batch and the writer's thread encodes: three stages on two cores.
     report.audio_left_out = _is_frame_folder(output) and reader.audio is not None
     try:
-        with _writer(output, tracked.fps, reader.audio, request) as writer:
+        with _writer(output, tracked.fps, reader.audio, request) as opened:
+            writer = Held(opened, tracked.holds)
             stop = 0
             for shown, batch in prefetch(generate(), depth=2):
                 start, stop = stop, stop + len(batch.crops)
@@ -135,8 +146,23 @@ def animate_file(
     finally:
         if frames is not None:
             frames.close()
-    report.frames = len(fit)
+    report.frames = writer.frames_written
     return report
+
+
+def check_output_kind(output: Path, driving: Path, still: bool) -> None:
+    """Refuse an output that cannot hold what ``driving`` gives: one picture for a still image,
+    a moving picture for a video or an animation (refused naming both, before any work)."""
+    if still and output.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise InputError(
+            f"the driving {driving} is a still image, so the result is one picture: "
+            f"name an image output ({', '.join(IMAGE_EXTENSIONS)}), not {output.name}"
+        )
+    if not still and output.suffix.lower() in IMAGE_EXTENSIONS:
+        raise InputError(
+            f"the driving {driving} moves, so the result does too: name a video output "
+            f"({', '.join(VIDEO_EXTENSIONS)}) or a folder for PNG frames (a name without extension), not {output.name}"
+        )
 
 
 def refuse_to_overwrite(output: Path, inputs: dict[str, Path]) -> None:

@@ -22,15 +22,20 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from facereenact.app.animate import animate_file
-from facereenact.errors import InputError, OptionError, OutputError
+from facereenact.app.animate import animate_file, check_checkpoint
+from facereenact.errors import FaceReenactError, InputError, OptionError, OutputError
 from facereenact.execute import Backend, Resources, RunSummary, Task, TaskOutput, TaskResult, run_all
+from facereenact.io.animation import animation_frame_count
 from facereenact.io.atomic import remove_partial
+from facereenact.io.image import is_image_file
 from facereenact.pipeline.cache import worker_fitter
 from facereenact.pipeline.request import OPTION_NAMES, AnimateRequest
 
 REQUIRED = ("source", "driving")
-#: Driving files taken for still images when naming outputs (a still driving image gives a still).
+#: Where the CSV reader puts the cells of a row beyond the header's columns.
+_EXTRA = "\x00extra cells"
+#: Driving files taken for still images when naming outputs (a still driving image gives a
+#: still), where the file cannot be read to tell.
 STILL_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
@@ -81,9 +86,13 @@ def read_batch(csv_path: Path, out_dir: Path, defaults: AnimateRequest | None = 
     and two rows writing one output are errors naming the row."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.DictReader(file)
+            reader = csv.DictReader(file, restkey=_EXTRA)
             header = [name.strip() for name in reader.fieldnames or []]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+            rows = []
+            for row in reader:
+                if _EXTRA in row:
+                    raise InputError(f"{csv_path.name} line {reader.line_num}: {len(header) + len(row[_EXTRA])} cells, but the header names {len(header)} columns")
+                rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items()})
     except OSError as error:
         raise InputError(f"cannot read batch file {csv_path}: {error.strerror or error}") from None
     except (csv.Error, UnicodeDecodeError) as error:
@@ -106,6 +115,9 @@ def read_batch(csv_path: Path, out_dir: Path, defaults: AnimateRequest | None = 
         where = f"{csv_path.name} line {number}"
         if not row.get("source") or not row.get("driving"):
             raise InputError(f"{where}: source and driving are required")
+        for column in ("source", "driving", "model"):
+            if "\x00" in row.get(column, ""):
+                raise InputError(f"{where}: {column} holds a NUL character, which no file name can")
         overrides: dict[str, Any] = {}
         for column in OPTION_NAMES:
             if row.get(column):
@@ -118,7 +130,7 @@ def read_batch(csv_path: Path, out_dir: Path, defaults: AnimateRequest | None = 
         except OptionError as error:
             raise InputError(f"{where}: {error.worded(str)}") from None
         source, driving = _path_in(base)(row["source"]), _path_in(base)(row["driving"])
-        name = row.get("output") or f"{source.stem}__{driving.stem}{'.png' if driving.suffix.lower() in STILL_SUFFIXES else '.mp4'}"
+        name = row.get("output") or f"{source.stem}__{driving.stem}{'.png' if _is_still(driving) else '.mp4'}"
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise InputError(f"{where}: output {name!r} must be a name inside --out")
         if any(unicodedata.category(character) == "Cc" for character in name):
@@ -132,11 +144,37 @@ def read_batch(csv_path: Path, out_dir: Path, defaults: AnimateRequest | None = 
     return parsed
 
 
+def _is_still(driving: Path) -> bool:
+    """Whether a driving file gives a still result: a one-frame image, judged by its content
+    where it can be read here (an animated GIF, PNG or WebP moves), else by its name."""
+    try:
+        if driving.is_file() and is_image_file(driving):
+            return animation_frame_count(driving) == 1
+    except (OSError, ValueError):
+        pass
+    return driving.suffix.lower() in STILL_SUFFIXES
+
+
+def check_checkpoints(rows: list[BatchRow]) -> None:
+    """Check every network the rows name (each once) before any row runs: a missing, foreign or
+    impossible checkpoint is refused naming the first row's output that asks for it."""
+    checked: set[Path] = set()
+    for row in rows:
+        checkpoint = row.request.checkpoint() if row.request.model is not None else None
+        if checkpoint is None or checkpoint in checked:
+            continue
+        try:
+            check_checkpoint(checkpoint)
+        except FaceReenactError as error:
+            raise InputError(f"the row writing {row.name}: {error}") from None
+        checked.add(checkpoint)
+
+
 def animate_task(row: BatchRow, assets: str, device: str) -> TaskOutput:
     """One animation on whichever worker runs it. The worker's fitter and each checkpoint's
     network are loaded once per worker; each row's Reenactor binds the network to its source."""
     report = animate_file(worker_fitter(assets, device), row.request, row.source, row.driving, row.output)
-    return TaskOutput(frames=report.frames, notes=tuple(report.notes("choose another with the face_index column")))
+    return TaskOutput(frames=report.frames, notes=(*report.warnings, *report.notes("choose another with the face_index column")))
 
 
 def animate_batch(

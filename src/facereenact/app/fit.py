@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facereenact.app.progress import ProgressFactory, no_progress
-from facereenact.app.tracking import track
+from facereenact.app.tracking import Held, track
 from facereenact.errors import InputError
 from facereenact.face3d.fitter import FaceFitter, VideoFit
 from facereenact.face3d.params import FaceParams
@@ -31,6 +31,8 @@ class FitOutputs:
     arrays: Path
     summary: Path
     overlay: Path
+    #: What could not be read of a video (a file cut short, damaged data), one line each.
+    warnings: list[str] = field(default_factory=list)
 
 
 def fit_file(
@@ -76,6 +78,7 @@ def fit_file(
     with media as reader:
         tracked = track(fitter, reader, smoothing, max_frames, progress, keep_frames=True)
     fit, frames = tracked.fit, tracked.frames
+    outputs.warnings = tracked.warnings
     assert frames is not None
     with frames:
         height, width = frames[0].shape[:2]
@@ -95,7 +98,8 @@ def fit_file(
             "pose_range": _pose_range(fit),
         }
         tick = progress("overlay", len(fit))
-        with VideoWriter(outputs.overlay, tracked.fps) as writer:
+        with VideoWriter(outputs.overlay, tracked.fps) as opened:
+            writer = Held(opened, tracked.holds)
             for index in range(len(fit)):
                 writer.write(fit_overlay(frames[index], fitter.model, fit.params[index].to(fitter.device)))
                 tick(index)

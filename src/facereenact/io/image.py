@@ -15,12 +15,7 @@ import numpy as np
 
 from facereenact.errors import InputError, OutputError
 from facereenact.io.atomic import atomic_output
-
-MAX_IMAGE_PIXELS = 40_000_000
-"""Largest accepted image (width × height); bigger inputs are refused before they are decoded."""
-
-MIN_IMAGE_SIDE = 32
-"""Smallest accepted width or height: below this there is no usable face."""
+from facereenact.io.limits import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE, FrameSizeError
 
 _WRITE_EXTENSIONS: dict[str, str] = {
     ".png": ".png",
@@ -29,6 +24,9 @@ _WRITE_EXTENSIONS: dict[str, str] = {
     ".webp": ".webp",
     ".bmp": ".bmp",
 }
+
+#: The extensions :func:`write_image` writes.
+IMAGE_EXTENSIONS = tuple(_WRITE_EXTENSIONS)
 
 _PathLike = str | os.PathLike[str]
 
@@ -55,7 +53,7 @@ def read_image(path: _PathLike) -> np.ndarray:
     height, width = bgr.shape[:2]
     _check_not_huge(file, width, height)
     if min(width, height) < MIN_IMAGE_SIDE:
-        raise InputError(
+        raise FrameSizeError(
             f"{file} is only {width}×{height} pixels; images must be at least "
             f"{MIN_IMAGE_SIDE} pixels on each side"
         )
@@ -159,10 +157,16 @@ def _decode(data: bytes, flags: int) -> np.ndarray | None:
 def _check_not_huge(file: Path, width: int, height: int) -> None:
     pixels = width * height
     if pixels > MAX_IMAGE_PIXELS:
-        raise InputError(
+        raise FrameSizeError(
             f"{file} is {width}×{height} = {pixels / 1e6:.1f} megapixels; "
             f"the limit is {MAX_IMAGE_PIXELS / 1e6:g} megapixels"
         )
+
+
+def image_header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) that the first bytes of a PNG, JPEG, GIF, BMP or WebP file declare; None
+    when they declare none (another format, or a header cut short)."""
+    return _header_size(data)
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:

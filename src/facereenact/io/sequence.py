@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from facereenact.errors import OutputError
-from facereenact.io.atomic import current_umask
+from facereenact.io.atomic import current_umask, lock_folder, remove_abandoned
 
 #: The frames' names inside the folder, numbered from 0.
 FRAME_NAME = "frame_{:06d}.png"
@@ -34,11 +34,18 @@ class FrameFolderWriter:
             raise OutputError(f"cannot write {self.folder}: folder {parent} does not exist")
         self.frames_written = 0
         self._partial: Path | None = None
+        self._lock: int | None = None
 
     def __enter__(self) -> FrameFolderWriter:
+        prefix, suffix = f".{self.folder.name}.", ".part"
+        remove_abandoned(self.folder.parent, prefix, suffix)  # what a writer killed outright left
         try:
-            self._partial = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".part", dir=self.folder.parent))
+            self._partial = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=self.folder.parent))
+            self._lock = lock_folder(self._partial)
         except OSError as error:
+            if self._partial is not None:
+                shutil.rmtree(self._partial, ignore_errors=True)
+                self._partial = None
             raise OutputError(f"cannot write {self.folder}: {error.strerror or error}") from None
         return self
 
@@ -58,6 +65,14 @@ class FrameFolderWriter:
         partial, self._partial = self._partial, None
         if partial is None:
             return
+        lock, self._lock = self._lock, None
+        try:
+            self._finish(partial, kind)
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+    def _finish(self, partial: Path, kind: type[BaseException] | None) -> None:
         if kind is not None or self.frames_written == 0:
             shutil.rmtree(partial, ignore_errors=True)
             if kind is None:

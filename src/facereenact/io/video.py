@@ -12,7 +12,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,12 +27,15 @@ import numpy as np
 
 from facereenact.errors import InputError, OutputError
 from facereenact.io.atomic import atomic_output
+from facereenact.io.limits import MIN_IMAGE_SIDE, FrameSizeError
 from facereenact.io.prefetch import prefetch
 
 _PathLike = str | os.PathLike[str]
 
 _CONTAINER_FORMATS: dict[str, str] = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 """Output extension -> FFmpeg muxer name."""
+#: The extensions :class:`VideoWriter` writes.
+VIDEO_EXTENSIONS = tuple(_CONTAINER_FORMATS)
 
 #: Frames larger than 4K UHD are encoded with a shorter look-ahead and queue, which bound the
 #: encoder's memory (a 36-megapixel frame is 54 MB in 4:2:0, and x264 keeps tens of them).
@@ -196,15 +199,22 @@ class VideoReader:
     def __init__(self, path: _PathLike, with_audio: bool = True):
         self.path = Path(path)
         self._container: av.container.InputContainer | None = _open_input(self.path)
+        #: What the pass over the file had to leave out, one line each (after :meth:`frames`).
+        self.warnings: list[str] = []
+        #: A video's frames each last one frame at :attr:`fps` (an animated image's may not).
+        self.holds: list[int] | None = None
         try:
             stream = _video_stream(self._container, self.path)
-            duration_s = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+            _check_frame_size(self.path, stream.codec_context.width, stream.codec_context.height)
+            duration_s = _stream_seconds(stream)
             fps = _stream_fps(stream, stream.frames, duration_s)
             if fps is None:
                 raise InputError(f"{self.path} is not a readable video: it has no frame rate")
             self.fps: float = fps
-            #: The container's frame count, or one estimated from its duration (0: unknown).
-            self.frame_count: int = stream.frames if stream.frames > 0 else round(duration_s * fps)
+            self._declared = _declared_frames(self._container, stream, fps)
+            #: The frames the file says it has (its frame count, or its duration times its rate,
+            #: whichever is smaller; 0: unknown).
+            self.frame_count: int = self._declared.count
             self.audio: AudioTrack | None = AudioTrack.of(self._container, self.path) if with_audio else None
         except BaseException:
             self.close()
@@ -217,7 +227,7 @@ class VideoReader:
         container, self._container = self._container, None
         if container is None:
             raise RuntimeError(f"{self.path} has already been decoded")
-        return prefetch(_decode_frames(self.path, max_frames, container, self.audio, self.fps))
+        return prefetch(_decode_frames(self.path, max_frames, container, self.audio, self.fps, self._declared, self.warnings.append))
 
     def close(self) -> None:
         """Close the file if its frames were never asked for (a started pass closes it itself)."""
@@ -287,12 +297,68 @@ class FrameStore:
         self.close()
 
 
+@dataclass(frozen=True)
+class _Declared:
+    """How many frames a file says it has (0: it does not say), and how many fewer a complete
+    file may still decode to (a count read from the duration of every stream is rough)."""
+
+    count: int
+    slack: int
+
+    def shortfall(self, file: Path, decoded: int) -> str | None:
+        """The warning for a pass that ended after ``decoded`` frames; None when that is all."""
+        if decoded >= self.count - self.slack:
+            return None
+        return f"{file} ends after {decoded} of the {self.count} frames it declares (cut short or damaged): only those {decoded} were used"
+
+
+def _declared_frames(container: av.container.InputContainer, stream: av.VideoStream, fps: float) -> _Declared:
+    """The frame count the header gives: the stream's own count and duration (the smaller of the
+    two: an edit list can hide frames the count includes), else the container's duration, which
+    also spans the other streams and is trusted to within a second."""
+    counts = [stream.frames] if stream.frames > 0 else []
+    seconds = _stream_seconds(stream)
+    if seconds > 0:
+        counts.append(round(seconds * fps))
+    if counts:
+        count = min(counts)
+        return _Declared(count, max(1, count // 100))
+    if container.duration and container.duration > 0:
+        return _Declared(round(container.duration / av.time_base * fps), max(1, round(fps)))
+    return _Declared(0, 0)
+
+
+def _stream_seconds(stream: av.VideoStream) -> float:
+    """The stream's duration: its header field, else the DURATION tag Matroska files carry."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
 def _decode_frames(
-    file: Path, max_frames: int | None, container: av.container.InputContainer | None = None, audio: AudioTrack | None = None, fps: float = 25.0
+    file: Path,
+    max_frames: int | None,
+    container: av.container.InputContainer | None = None,
+    audio: AudioTrack | None = None,
+    fps: float = 25.0,
+    declared: _Declared | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode ``container`` (opened here when None) and close it when done. With ``audio``, the
     audio packets met on the way are decoded into it, then as much more as the frames' duration
-    needs: the soundtrack comes from the same pass over the file."""
+    needs: the soundtrack comes from the same pass over the file.
+
+    With ``warn``, a file that ends before the frames ``declared`` (cut short), or whose data
+    cannot be read past some frame (damaged), yields the frames before and says so through
+    ``warn``; without it, damage is an :class:`InputError`. A file with no decodable frame at
+    all is always an error."""
     container = container if container is not None else _open_input(file)
     try:
         stream = _video_stream(container, file)
@@ -302,6 +368,8 @@ def _decode_frames(
         size: tuple[int, int] | None = None
         packets: Iterator[av.Packet] = container.demux(stream, audio_stream) if audio_stream is not None else container.demux(stream)
         exhausted = False
+        damage: str | None = None
+        audio_damage: str | None = None
         while max_frames is None or index < max_frames:
             try:
                 packet = next(packets)
@@ -309,14 +377,23 @@ def _decode_frames(
                 exhausted = True
                 break
             except av.error.FFmpegError as error:
-                raise InputError(f"{file}: could not read frame {index}: {_reason(error)}") from None
+                damage = f"could not read frame {index}: {_reason(error)}"
+                break
             if audio is not None and packet.stream is audio_stream:
-                audio.decode_packet(packet)
+                if audio_damage is None:
+                    try:
+                        audio.decode_packet(packet)
+                    except InputError:
+                        if warn is None:
+                            raise
+                        # the soundtrack stops here; the frames go on as far as they can be read
+                        audio_damage = f"{file}: its audio could not be read past {audio.seconds:.2f} s: the rest is silent"
                 continue
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as error:
-                raise InputError(f"{file}: could not decode frame {index}: {_reason(error)}") from None
+                damage = f"could not decode frame {index}: {_reason(error)}"
+                break
             for frame in frames:
                 if size is None:
                     size = (frame.width, frame.height)
@@ -327,10 +404,20 @@ def _decode_frames(
                 index += 1
                 if max_frames is not None and index >= max_frames:
                     break
+        if damage is not None and (warn is None or index == 0):
+            raise InputError(f"{file}: {damage}")
         if index == 0:
             raise InputError(f"{file} has no decodable video frames")
-        if audio is not None and audio_stream is not None and not exhausted:  # stopped early: the soundtrack's rest
-            audio.read_until(container.demux(audio_stream), index / fps)
+        if warn is not None:
+            if damage is not None:
+                of = f" of the {declared.count} it declares" if declared is not None and declared.count > index else ""
+                warn(f"{file} is damaged after frame {index}{of} ({damage}): only the {index} frames before were used")
+            elif exhausted and declared is not None and (shortfall := declared.shortfall(file, index)) is not None:
+                warn(shortfall)
+            if audio_damage is not None:
+                warn(audio_damage)
+        if audio is not None and audio_stream is not None and not exhausted and damage is None and audio_damage is None:
+            audio.read_until(container.demux(audio_stream), index / fps)  # stopped early: the soundtrack's rest
     finally:
         container.close()
 
@@ -640,6 +727,11 @@ class AudioTrack:
             track._lazy = True
         return track
 
+    @property
+    def seconds(self) -> float:
+        """The length of the audio decoded so far."""
+        return self._samples / self.sample_rate
+
     def decode_packet(self, packet: av.Packet) -> None:
         """Keep the audio frames of ``packet`` (met in the pass that decodes the video)."""
         for frame in self._frames_of(packet):
@@ -736,9 +828,19 @@ def _open_input(file: Path) -> av.container.InputContainer:
         raise InputError(f"{file} is not a readable video: {_reason(error)}") from None
 
 
+def _check_frame_size(file: Path, width: int, height: int) -> None:
+    """Refuse a video whose header gives frames too small to hold a face (0: not known yet)."""
+    if 0 < min(width, height) < MIN_IMAGE_SIDE:
+        raise FrameSizeError(f"{file} is a video of only {width}×{height} pixels; frames must be at least {MIN_IMAGE_SIDE} pixels on each side")
+
+
+class StillImageError(InputError):
+    """FFmpeg opened the file as a still image, not a video."""
+
+
 def _video_stream(container: av.container.InputContainer, file: Path) -> av.VideoStream:
     if _is_still_image(container):
-        raise InputError(f"{file} is an image, not a video")
+        raise StillImageError(f"{file} is an image, not a video")
     if not container.streams.video:
         raise InputError(f"{file} has no video stream")
     return container.streams.video[0]

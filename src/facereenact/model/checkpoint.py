@@ -9,6 +9,7 @@ No pickle anywhere, so loading a checkpoint can never run code.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from facereenact.errors import CheckpointError, InputError
+from facereenact.errors import CheckpointError, ConfigError, FaceReenactError, InputError
 from facereenact.io.atomic import atomic_output
 from facereenact.model.config import ModelConfig
 
@@ -68,9 +69,17 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """(metadata, tensors) of a checkpoint; a clear error for a missing or foreign file."""
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+    """(metadata, tensors) of a checkpoint; a clear error for a missing or foreign file, and for
+    one whose recorded architecture is unreadable or impossible (before any tensor is read)."""
+    _check_is_file(path, CheckpointError)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as error:  # noqa: BLE001 (safetensors raises several types for a damaged file)
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({type(error).__name__})") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a facereenact checkpoint")
+    architecture_of(metadata, path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -83,10 +92,25 @@ def read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]
 
 
 def architecture_of(metadata: dict[str, str], path: Path) -> ModelConfig:
+    """The architecture a checkpoint records, checked like a configuration's model section
+    (types, bounds) so that an impossible one is refused, naming its key, before it is built."""
+    text = metadata.get("architecture")
+    if text is None:
+        raise CheckpointError(f"{path} records no architecture")
     try:
-        return ModelConfig(**json.loads(metadata["architecture"]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path} has no readable architecture ({type(error).__name__}: {error})") from None
+        values = json.loads(text)
+    except (ValueError, RecursionError):
+        raise CheckpointError(f"{path} has an unreadable architecture (not JSON)") from None
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path} has an unreadable architecture (not a mapping of sizes)")
+    known = {item.name for item in fields(ModelConfig)}
+    unknown = sorted(key for key in values if key not in known)
+    if unknown:
+        raise CheckpointError(f"{path} records an architecture key this version does not know: model.{unknown[0]}")
+    try:
+        return ModelConfig(**values)
+    except ConfigError as error:
+        raise CheckpointError(f"{path} records an impossible architecture: {error}") from None
 
 
 def generator_prefix(tensors: dict[str, torch.Tensor]) -> str:
@@ -141,16 +165,27 @@ def transplant(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str)
 
 
 def check_checkpoint(path: Path) -> None:
-    """Refuse a missing file or one that is not safetensors before any model code runs."""
-    if not path.exists():
-        raise InputError(f"checkpoint {path} does not exist")
-    if not path.is_file():
-        raise InputError(f"checkpoint {path} is not a file")
-    from safetensors import safe_open  # only needed for neural methods
-
+    """Refuse, before any model code runs, a missing file, a folder, a file that is not
+    safetensors, one that is not a facereenact checkpoint, and one whose architecture is
+    unreadable or impossible (only the file's header is read)."""
+    _check_is_file(path, InputError)
     try:
-        with safe_open(str(path), framework="pt"):
-            pass
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
     except Exception as error:  # noqa: BLE001 (safetensors raises its own errors and OS errors: any means unusable)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(f"checkpoint {path} is not a safetensors file ({reason})") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a facereenact checkpoint")
+    architecture_of(metadata, path)
+
+
+def _check_is_file(path: Path, error: type[FaceReenactError]) -> None:
+    if "\x00" in str(path):
+        raise error(f"checkpoint {str(path)!r} holds a NUL character, which no file name can")
+    if not path.exists():
+        raise error(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise error(f"checkpoint {path} is not a file but a folder")
+    if not path.is_file():
+        raise error(f"checkpoint {path} is not a file")

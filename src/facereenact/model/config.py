@@ -13,6 +13,25 @@ from facereenact.errors import ConfigError
 
 REFINE_REGIONS = ("everywhere", "holes")
 
+#: The sane range of each size of the architecture (inclusive): four times the ``paper-256``
+#: preset's widths and depths, up to 1024² images. Beyond, a network asks for more memory than
+#: a machine has; a configuration or a checkpoint's metadata asking for it is refused, naming the
+#: key, before anything is built.
+ARCHITECTURE_BOUNDS: dict[str, tuple[int, int]] = {
+    "resolution": (16, 1024),
+    "base": (1, 256),
+    "corr_channels": (1, 1024),
+    "encoder_blocks": (0, 8),
+    "bottleneck_blocks": (0, 16),
+    "spade_hidden": (1, 512),
+    #: Query positions per attention chunk: with the keys of a 1024² image, 16384 of them are a
+    #: 4 GB block of similarities.
+    "attention_chunk": (1, 16384),
+    "disc_channels": (1, 256),
+    "disc_scales": (1, 4),
+    "disc_layers": (1, 6),
+}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -39,14 +58,29 @@ class ModelConfig:
     disc_layers: int = 3
 
     def __post_init__(self) -> None:
+        # The values may come from a file (a checkpoint's metadata): check the types first.
+        for item in fields(self):
+            value, default = getattr(self, item.name), item.default
+            if type(value) is not type(default):
+                kind = {bool: "true or false", int: "an integer", str: "a string"}[type(default)]
+                raise ConfigError(f"model.{item.name} must be {kind}, got {value!r}")
         if self.refine_region not in REFINE_REGIONS:
             raise ConfigError(f"model.refine_region must be one of {', '.join(REFINE_REGIONS)}, got {self.refine_region!r}")
-        if self.resolution % 4 or self.resolution < 16:
-            raise ConfigError(f"model.resolution must be a multiple of 4 and at least 16, got {self.resolution}")
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, int) and not isinstance(value, bool) and value < (0 if item.name.endswith("blocks") else 1):
-                raise ConfigError(f"model.{item.name} must be positive, got {value}")
+        for name, (low, high) in ARCHITECTURE_BOUNDS.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(f"model.{name} is {value}: it must be between {low} and {high}")
+        if self.resolution % 4:
+            raise ConfigError(f"model.resolution must be a multiple of 4, got {self.resolution}")
+
+    def check_discriminator(self) -> None:
+        """Refuse a discriminator that cannot judge images of this resolution (training builds
+        one; inference never does)."""
+        if not _patches_fit(self.resolution, self.disc_scales, self.disc_layers):
+            raise ConfigError(
+                f"model.disc_scales {self.disc_scales} and model.disc_layers {self.disc_layers} shrink a "
+                f"{self.resolution}² image below one patch: use fewer, or a larger model.resolution"
+            )
 
     @property
     def condition_channels(self) -> int:
@@ -55,6 +89,23 @@ class ModelConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _patches_fit(resolution: int, scales: int, layers: int) -> bool:
+    """Whether each scale of the discriminator (see :mod:`facereenact.model.discriminator`) has
+    more than one position at each normalised layer and at least one patch at the end."""
+    size = resolution
+    for scale in range(scales):
+        if scale:
+            size = (size - 1) // 2 + 1  # 3×3 average pooling, stride 2, padding 1
+        inner = (size - 2) // 2 + 1  # 4×4 convolution, stride 2, padding 1
+        for index in range(1, layers + 1):
+            inner = (inner - 2) // 2 + 1 if index < layers else inner - 1
+            if inner < 2:
+                return False
+        if inner - 1 < 1:
+            return False
+    return True
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -9,10 +9,12 @@ taken relative to the configuration file, never to the working directory.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -141,7 +143,7 @@ def _number(value: Any, where: str) -> float:
 def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder: Path) -> Any:
     """``base`` with ``values`` applied, each checked against the field's type."""
     known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(values) - set(known))
+    unknown = sorted((key for key in values if key not in known), key=str)
     if unknown:
         raise ConfigError(f"unknown key {section}.{unknown[0]} (known keys of [{section}]: {', '.join(known)})")
     changes: dict[str, Any] = {}
@@ -153,8 +155,10 @@ def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder:
             if value is None:
                 changes[name] = None
                 continue
-            if not isinstance(value, str):
+            if not isinstance(value, str) or not value:
                 raise ConfigError(f"{where} must be a path string, got {value!r}")
+            if "\x00" in value:
+                raise ConfigError(f"{where} holds a NUL character: {value!r}")
             path = Path(value).expanduser()
             changes[name] = path if path.is_absolute() else (folder / path).resolve()
         elif isinstance(default, bool):
@@ -168,7 +172,7 @@ def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder:
         elif isinstance(default, float):
             changes[name] = _number(value, where)
         elif isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise ConfigError(f"{where} must be a list of names, got {value!r}")
             changes[name] = tuple(value)
         else:
@@ -178,48 +182,73 @@ def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder:
     return replace(base, **changes)
 
 
-#: Numeric keys outside these bounds (inclusive; None: no upper bound) make no run: a negative
-#: step count would end at once having trained nothing, a zero interval would never fire.
-BOUNDS: dict[str, tuple[float, float | None]] = {
-    "optim.steps": (1, None),
-    "optim.batch_size": (1, None),
-    "optim.lr_generator": (0, None),
-    "optim.lr_discriminator": (0, None),
-    "optim.beta1": (0, 1),
-    "optim.beta2": (0, 1),
-    "optim.grad_clip": (0, None),
-    "optim.ema_decay": (0, 1),
-    "data.val_batch": (1, None),
-    "data.jitter": (0, None),
-    "data.flip": (0, 1),
-    "data.workers": (0, None),
-    "losses.l1": (0, None),
-    "losses.ms_ssim": (0, None),
-    "losses.correspondence": (0, None),
-    "losses.gan": (0, None),
-    "losses.feature_matching": (0, None),
-    "losses.gan_start": (0, None),
-    "losses.vgg": (0, None),
-    "losses.identity": (0, None),
-    "run.log_every": (1, None),
-    "run.image_every": (1, None),
-    "run.val_every": (1, None),
-    "run.checkpoint_every": (1, None),
-    "run.keep_checkpoints": (1, None),
-    "run.threads": (0, None),
-    "run.time_limit_minutes": (0, None),
+class Bound(NamedTuple):
+    """The values a numeric key may take: from ``low`` to ``high`` (None: no upper bound),
+    both included unless ``below_high`` (the value must stay under ``high``)."""
+
+    low: float
+    high: float | None = None
+    below_high: bool = False
+
+    def refuses(self, value: float) -> str | None:
+        """Why ``value`` is out of bounds (None: it is within)."""
+        if self.high is None:
+            return None if value >= self.low else f"at least {self.low}"
+        if self.below_high:
+            return None if self.low <= value < self.high else f"at least {self.low} and below {self.high}"
+        return None if self.low <= value <= self.high else f"between {self.low} and {self.high}"
+
+
+#: Numeric keys outside these bounds make no run: a negative step count would end at once having
+#: trained nothing, a zero interval would never fire, a beta of 1 is refused by Adam, a seed must
+#: fit the random generators' 32 bits, and a jitter above 1 would turn colours negative. (The
+#: model section's sizes are bounded by :data:`facereenact.model.config.ARCHITECTURE_BOUNDS`.)
+#: Every number must also be finite.
+BOUNDS: dict[str, Bound] = {
+    "optim.steps": Bound(1),
+    "optim.batch_size": Bound(1),
+    "optim.lr_generator": Bound(0),
+    "optim.lr_discriminator": Bound(0),
+    "optim.beta1": Bound(0, 1, below_high=True),
+    "optim.beta2": Bound(0, 1, below_high=True),
+    "optim.grad_clip": Bound(0),
+    "optim.ema_decay": Bound(0, 1),
+    "data.val_count": Bound(0),
+    "data.val_batch": Bound(1, 1024),
+    "data.jitter": Bound(0, 1),
+    "data.flip": Bound(0, 1),
+    "data.workers": Bound(0, 256),
+    "losses.l1": Bound(0),
+    "losses.ms_ssim": Bound(0),
+    "losses.correspondence": Bound(0),
+    "losses.gan": Bound(0),
+    "losses.feature_matching": Bound(0),
+    "losses.gan_start": Bound(0),
+    "losses.vgg": Bound(0),
+    "losses.identity": Bound(0),
+    "run.seed": Bound(0, 2**32 - 1),
+    "run.log_every": Bound(1),
+    "run.image_every": Bound(1),
+    "run.val_every": Bound(1),
+    "run.checkpoint_every": Bound(1),
+    "run.keep_checkpoints": Bound(1),
+    "run.threads": Bound(0, 1024),
+    "run.time_limit_minutes": Bound(0),
 }
+
+#: ``run.device``: ``auto`` or a device PyTorch names (``cpu``, ``cuda``, ``cuda:1``, ``mps`` …).
+DEVICE = re.compile(r"auto|cpu|mps|(cuda|xpu)(:\d{1,3})?")
 
 
 def build_config(values: dict[str, Any], folder: Path) -> TrainConfig:
     """A :class:`TrainConfig` from parsed file contents (``folder`` anchors relative paths)."""
     if not isinstance(values, dict):
         raise ConfigError("a training configuration must be a mapping of sections")
-    unknown = sorted(set(values) - {"preset", *_SECTIONS})
+    unknown = sorted((key for key in values if key not in {"preset", *_SECTIONS}), key=str)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]} (known: preset, {', '.join(_SECTIONS)})")
     preset = values.get("preset", "cpu-small")
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
@@ -234,29 +263,41 @@ def build_config(values: dict[str, Any], folder: Path) -> TrainConfig:
         config = replace(config, run=replace(config.run, out=(folder / config.run.out).resolve()))
     if config.data.root is None:
         raise ConfigError("data.root is required: the folder written by 'facereenact prepare'")
-    if config.data.val_count < 1 and not config.data.val_identities:
-        raise ConfigError("data.val_count must be at least 1 (training needs held-out identities to validate on)")
-    for key, (low, high) in BOUNDS.items():
+    for key, bound in BOUNDS.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
-        if value < low or (high is not None and value > high):
-            raise ConfigError(f"{key} is {value}: it must be {f'between {low} and {high}' if high is not None else f'at least {low}'}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} is {value}: it must be a finite number")
+        refusal = bound.refuses(value)
+        if refusal is not None:
+            raise ConfigError(f"{key} is {value}: it must be {refusal}")
+    if config.data.val_count < 1 and not config.data.val_identities:
+        raise ConfigError("data.val_count must be at least 1 (training needs held-out identities to validate on)")
+    if not DEVICE.fullmatch(config.run.device):
+        raise ConfigError(f"run.device must be auto, cpu, cuda, cuda:N or another PyTorch device name, got {config.run.device!r}")
+    config.model.check_discriminator()
     return config
 
 
 def load_config(path: Path) -> TrainConfig:
     """Read a ``.yaml``/``.yml`` or ``.toml`` configuration."""
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"configuration file {path} does not exist")
-    text = path.read_text()
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} is not a file")
+    if path.suffix not in {".yaml", ".yml", ".toml"}:
+        raise ConfigError(f"{path}: a configuration must be .yaml, .yml or .toml")
     try:
-        if path.suffix in {".yaml", ".yml"}:
-            values = yaml.safe_load(text) or {}
-        elif path.suffix == ".toml":
-            values = tomllib.loads(text)
-        else:
-            raise ConfigError(f"{path}: a configuration must be .yaml, .yml or .toml")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as error:
-        first = str(error).splitlines()[0]
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
+    try:
+        values = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError(f"{path} is not valid {path.suffix[1:].upper()}: {first}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a configuration") from None
     return build_config(values, path.resolve().parent)

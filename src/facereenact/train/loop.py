@@ -91,6 +91,8 @@ def _setup(config: TrainConfig) -> _Dist:
         device = torch.device(wanted)
         if device.type == "cuda" and world > 1:
             device = torch.device(f"cuda:{local}")
+        if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+            raise ConfigError(f"run.device is {wanted}, but this machine has {torch.cuda.device_count()} CUDA device(s): use auto or cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
         # Fixed input sizes: let cuDNN pick the fastest kernels; TF32 matrix products on Ampere+.
@@ -226,12 +228,17 @@ class Trainer:
         load_module(self.discriminator, tensors, "discriminator", path)
         load_module(self.ema, tensors, "ema", path)
         device = self.dist.device
-        load_optimizer(self.optim_g, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim_g.")}, "optim_g", metadata["optim_g_groups"])
-        load_optimizer(self.optim_d, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim_d.")}, "optim_d", metadata["optim_d_groups"])
-        scaler = json.loads(metadata.get("scaler", "null"))
-        if scaler:
-            self.scaler.load_state_dict(scaler)
-        self.step = int(metadata["step"])
+        try:
+            load_optimizer(self.optim_g, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim_g.")}, "optim_g", metadata["optim_g_groups"])
+            load_optimizer(self.optim_d, {k: v.to(device) for k, v in tensors.items() if k.startswith("optim_d.")}, "optim_d", metadata["optim_d_groups"])
+            scaler = json.loads(metadata.get("scaler", "null"))
+            if scaler:
+                self.scaler.load_state_dict(scaler)
+            self.step = int(metadata["step"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{path} holds an unreadable training state ({type(error).__name__}: {error})") from None
+        if self.step < 0:
+            raise CheckpointError(f"{path} records step {self.step}")
         if self.dist.main:
             self._forget_after(self.step)
         self.log(f"resumed from {path} at step {self.step}")
