@@ -292,3 +292,17 @@ def test_with_a_checkpoint_the_neural_method_is_offered_and_runs(fitter, data_di
         for job_id in ids:  # two at once: each binds its own copy of the stage
             status = _wait(local, job_id)
             assert status["state"] == "done" and status["frames"] == 3, status
+
+
+def test_a_clip_cut_short_is_animated_as_far_as_it_goes_and_the_page_is_told(fitter, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    clip = (data_dir / "clips" / f"{CLIP}.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip[: len(clip) // 2])
+    with TestClient(create_app(ServerSettings(data=data_dir, work_dir=tmp_path), fitter=fitter)) as local:
+        source = _upload(local, "source", data_dir / "portraits" / f"{PORTRAIT}.jpg").json()["id"]
+        uploaded = _upload(local, "driving", cut)  # the clip's index is at its front: the cut file still opens
+        assert uploaded.status_code == 200, uploaded.text
+        job = local.post("/api/jobs", json={"source": source, "driving": uploaded.json()["id"], "method": "warp", "paste_back": False, "crop_size": 128}).json()
+        status = _wait(local, job["id"])
+        assert status["state"] == "done", status
+        assert any("cut.mp4" in note and "frames" in note for note in status["notes"]), status["notes"]

@@ -282,7 +282,7 @@ class WebService:
         output = job.folder / "result.mp4"
         with _private(spec.private, spec.shown_as):
             report = animate_file(self.fitter, spec.request, spec.source, spec.driving, output, progress=job.progress, method=method)
-        notes = [_scrub(note, spec.private, spec.shown_as) for note in report.notes("choose another with Face")]
+        notes = [_scrub(note, spec.private, spec.shown_as) for note in [*report.warnings, *report.notes("choose another with Face")]]
         limit = self.settings.max_frames
         if limit is not None and report.frames == limit:
             notes.append(f"animated the first {limit} frames of the clip (the server's frame limit)")
