@@ -5,7 +5,6 @@ after, and a command that changed one fails the test, whatever else the test che
 from __future__ import annotations
 
 import csv
-import hashlib
 import itertools
 import os
 from pathlib import Path
@@ -14,16 +13,11 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from facereenact.cli import app
+from facereenact.io.assets import sha256_of
 
 runner = CliRunner()
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _named_by_csv(path: Path) -> list[Path]:
@@ -85,9 +79,9 @@ def run_cli(*args: str | os.PathLike[str], env: dict[str, str] | None = None, **
     """``facereenact ARGS`` in this process; asserts that no input file changed."""
     words = [str(a) for a in args]
     guarded = inputs_of(words, _output_args(words))
-    before = {path: _digest(path) for path in guarded}
+    before = {path: sha256_of(path) for path in guarded}
     result = runner.invoke(app, words, env={"FACEREENACT_ASSETS": os.environ.get("FACEREENACT_ASSETS", ""), **(env or {})}, **kwargs)
-    changed = [str(path) for path in guarded if not path.is_file() or _digest(path) != before[path]]
+    changed = [str(path) for path in guarded if not path.is_file() or sha256_of(path) != before[path]]
     assert not changed, f"facereenact {' '.join(words)} changed or removed its inputs {changed}"
     return result
 

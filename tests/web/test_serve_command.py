@@ -37,24 +37,31 @@ def test_serve_with_a_missing_model_is_one_error_line(tmp_path: Path) -> None:
     assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error:"), result.output
 
 
-def test_the_command_listens_on_loopback_and_cleans_up_when_stopped(assets, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _start_server(assets, data_dir: Path, temporary: Path) -> tuple[subprocess.Popen, int]:  # type: ignore[no-untyped-def,type-arg]
+    """``facereenact serve`` as a process on a free loopback port, its temporary folder in
+    ``temporary``, once it answers: the process and its port."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "TMPDIR": str(tmp_path), "FACEREENACT_ASSETS": str(assets.root)}
+    env = {**os.environ, "TMPDIR": str(temporary), "FACEREENACT_ASSETS": str(assets.root)}
     command = [sys.executable, "-m", "facereenact", "serve", "--port", str(port), "--data", str(data_dir), "--max-jobs", "1"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as answer:
+                assert json.load(answer) == {"ok": True, "running": 0, "waiting": 0}
+                return process, port
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(f"the server did not answer: {process.communicate()[0]}") from None
+            time.sleep(0.2)
+
+
+def test_the_command_listens_on_loopback_and_cleans_up_when_stopped(assets, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    process, port = _start_server(assets, data_dir, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as answer:
-                    assert json.load(answer) == {"ok": True, "running": 0, "waiting": 0}
-                    break
-            except OSError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline, "the server did not answer"
-                time.sleep(0.2)
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith("facereenact-web-")]
     finally:
         process.send_signal(signal.SIGINT)
@@ -96,22 +103,9 @@ def _start_upload(port: int, declared: int, sent: int) -> socket.socket:
 def test_a_stop_with_slow_uploads_and_a_running_job_ends_within_seconds(assets, data_dir: Path, tmp_path: Path, stop: signal.Signals) -> None:  # type: ignore[no-untyped-def]
     """The process exits, its job cancelled and its folder gone, within 5 s; each upload a client
     abandoned is one log line, not a traceback."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "TMPDIR": str(tmp_path), "FACEREENACT_ASSETS": str(assets.root)}
-    command = [sys.executable, "-m", "facereenact", "serve", "--port", str(port), "--data", str(data_dir), "--max-jobs", "1"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, port = _start_server(assets, data_dir, tmp_path)
     connections: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2).close()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
         source = _post(port, "/api/uploads/source?name=me.jpg", (data_dir / "portraits" / "lp_s12.jpg").read_bytes())["id"]
         driving = _post(port, "/api/uploads/driving?name=clip.mp4", (data_dir / "clips" / "hdtf_aoc.mp4").read_bytes())["id"]
         job = _post(port, "/api/jobs", json.dumps({"source": source, "driving": driving, "method": "warp"}).encode(), "application/json")["id"]

@@ -9,7 +9,6 @@ refused with one clear line instead of producing garbage.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from facereenact.errors import CheckpointError
+from facereenact.io.assets import sha256_of
 from facereenact.io.atomic import atomic_output
 from facereenact.model.checkpoint import FORMAT, VERSION, architecture_of, generator_prefix, read_checkpoint
 
@@ -34,14 +34,6 @@ class ShippedModel:
 
 #: The default model of ``animate --method neural``. Update both fields with ``facereenact release``.
 SHIPPED = ShippedModel(file="refine-holes-128.safetensors", sha256="318bc1e4f02d52587947379cfb323dbd559636159b81a45c534c38bd8f259016")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_release(checkpoint: Path, output: Path, provenance: dict[str, str] | None = None) -> str:
