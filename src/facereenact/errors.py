@@ -65,3 +65,9 @@ class FaceIndexError(NoFaceError):
     def __init__(self, index: int, count: int, what: str):
         self.index, self.count, self.what = index, count, what
         super().__init__(f"face {index} asked for, but the {what} has {count} face(s)")
+
+
+def shown(text: str) -> str:
+    """``text`` as a one-line message can carry it: unchanged when printable, else quoted with its
+    escapes (a key holding a newline or a control character stays on one line, and visible)."""
+    return text if text.isprintable() else repr(text)

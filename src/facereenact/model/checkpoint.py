@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from facereenact.errors import CheckpointError, ConfigError, FaceReenactError, InputError
+from facereenact.errors import CheckpointError, ConfigError, FaceReenactError, InputError, shown
 from facereenact.io.atomic import atomic_output
 from facereenact.model.config import ModelConfig
 
@@ -106,7 +106,7 @@ def architecture_of(metadata: dict[str, str], path: Path) -> ModelConfig:
     known = {item.name for item in fields(ModelConfig)}
     unknown = sorted(key for key in values if key not in known)
     if unknown:
-        raise CheckpointError(f"{path} records an architecture key this version does not know: model.{unknown[0]}")
+        raise CheckpointError(f"{path} records an architecture key this version does not know: model.{shown(unknown[0])}")
     try:
         return ModelConfig(**values)
     except ConfigError as error:

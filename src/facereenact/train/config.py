@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from facereenact.errors import ConfigError
+from facereenact.errors import ConfigError, shown
 from facereenact.model.config import PRESETS, ModelConfig
 
 if sys.version_info >= (3, 11):
@@ -145,14 +145,14 @@ def _convert(section: str, cls: type, values: dict[str, Any], base: Any, folder:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted((key for key in values if key not in known), key=str)
     if unknown:
-        raise ConfigError(f"unknown key {section}.{unknown[0]} (known keys of [{section}]: {', '.join(known)})")
+        raise ConfigError(f"unknown key {section}.{shown(str(unknown[0]))} (known keys of [{section}]: {', '.join(known)})")
     changes: dict[str, Any] = {}
     for name, value in values.items():
         default = getattr(base, name)
         annotation = str(known[name].type)
         where = f"{section}.{name}"
         if "Path" in annotation:
-            if value is None:
+            if value is None and "None" in annotation:  # an optional path, left unset
                 changes[name] = None
                 continue
             if not isinstance(value, str) or not value:
@@ -246,7 +246,7 @@ def build_config(values: dict[str, Any], folder: Path) -> TrainConfig:
         raise ConfigError("a training configuration must be a mapping of sections")
     unknown = sorted((key for key in values if key not in {"preset", *_SECTIONS}), key=str)
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]} (known: preset, {', '.join(_SECTIONS)})")
+        raise ConfigError(f"unknown key {shown(str(unknown[0]))} (known: preset, {', '.join(_SECTIONS)})")
     preset = values.get("preset", "cpu-small")
     if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
