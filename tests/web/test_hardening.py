@@ -6,7 +6,6 @@ before any face is fitted (a stand-in fitter fails the test if it is ever used).
 
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from facereenact.app.fit import FaceFitter  # noqa: E402
 from facereenact.io.video import probe_video  # noqa: E402
 from facereenact.web.app import create_app  # noqa: E402
 from facereenact.web.guard import allowed_hosts, host_allowed  # noqa: E402
-from facereenact.web.service import OWNER_FILE, ROOT_PREFIX, sweep_dead_servers  # noqa: E402
+from facereenact.web.service import ROOT_PREFIX  # noqa: E402
 from facereenact.web.settings import ServerSettings  # noqa: E402
 from facereenact.web.uploads import StoreFull, Upload, UploadStore, stored_name  # noqa: E402
 
@@ -290,24 +289,25 @@ def test_a_wrong_method_is_named(client: TestClient) -> None:
 
 
 def test_a_killed_servers_folder_is_deleted_by_the_next_server(tmp_path: Path) -> None:
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
-    dead, alive, foreign = tmp_path / f"{ROOT_PREFIX}dead", tmp_path / f"{ROOT_PREFIX}alive", tmp_path / f"{ROOT_PREFIX}nopid"
-    for folder in (dead, alive, foreign):
+    """A server holds its folder with a lock the system drops when the process dies: a folder of
+    the servers' name pattern without it is a killed server's; one held stays; others stay."""
+    dead, alive = tmp_path / f"{ROOT_PREFIX}dead1234", tmp_path / f"{ROOT_PREFIX}live1234"
+    for folder in (dead, alive, tmp_path / f"{ROOT_PREFIX}notours", tmp_path / "unrelated"):
         (folder / "uploads").mkdir(parents=True)
-    (dead / OWNER_FILE).write_text(finished.stdout.strip())
-    (alive / OWNER_FILE).write_text(str(os.getppid()))
-    (tmp_path / "unrelated").mkdir()
-    assert sweep_dead_servers(tmp_path) == [dead]
-    assert not dead.exists() and alive.is_dir() and foreign.is_dir() and (tmp_path / "unrelated").is_dir()
-
-
-def test_a_starting_server_sweeps_and_marks_its_own_folder(tmp_path: Path) -> None:
-    dead = tmp_path / f"{ROOT_PREFIX}old"
-    dead.mkdir()
-    (dead / OWNER_FILE).write_text("999999999")
-    app = create_app(ServerSettings(work_dir=tmp_path), fitter=cast(FaceFitter, _NoFitter()))
-    with TestClient(app):
-        root = app.state.service.root
-        assert not dead.exists()
-        assert (root / OWNER_FILE).read_text() == str(os.getpid())
-    assert not root.exists()
+    held = subprocess.Popen(  # another live server: a process holding its folder's lock
+        [sys.executable, "-c", "import sys; from pathlib import Path; from facereenact.io.atomic import lock_folder; lock_folder(Path(sys.argv[1])); print(flush=True); input()", str(alive)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert held.stdout is not None and held.stdout.readline() == "\n"
+        app = create_app(ServerSettings(work_dir=tmp_path), fitter=cast(FaceFitter, _NoFitter()))
+        with TestClient(app):
+            root = app.state.service.root
+            assert not dead.exists() and alive.is_dir()
+            assert (tmp_path / f"{ROOT_PREFIX}notours").is_dir() and (tmp_path / "unrelated").is_dir()
+            second = create_app(ServerSettings(work_dir=tmp_path), fitter=cast(FaceFitter, _NoFitter()))
+            with TestClient(second):
+                assert root.is_dir(), "a running server's folder is held, even from the same process"
+        assert not root.exists()
+    finally:
+        held.communicate("\n")

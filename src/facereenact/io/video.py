@@ -144,7 +144,8 @@ def count_length(path: _PathLike, max_frames: int, max_seconds: float) -> Counte
     try:
         stream = _video_stream(container, file)
         time_base = stream.time_base
-        frames, first, last = 0, None, None
+        frames, spanned = 0, 0.0
+        first = last = None
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -154,12 +155,11 @@ def count_length(path: _PathLike, max_frames: int, max_seconds: float) -> Counte
                     stamp = float(packet.pts * time_base)
                     first = stamp if first is None else min(first, stamp)
                     last = stamp if last is None else max(last, stamp)
-                spanned = (last - first) if first is not None and last is not None else 0.0
+                    spanned = last - first
                 if frames > max_frames or spanned > max_seconds:
                     return CountedLength(frames, spanned, over=True)
         except av.error.FFmpegError as error:
             raise InputError(f"{file} is not a readable video: {_reason(error)}") from None
-        spanned = (last - first) if first is not None and last is not None else 0.0
         return CountedLength(frames, spanned, over=False)
     finally:
         container.close()

@@ -3,7 +3,8 @@
 One :class:`WebService` lives as long as the server. It owns a temporary folder (uploads/ and
 jobs/, each upload and job in a folder of its own) that is deleted when the server stops; a
 janitor thread deletes what has gone unused for the keep time in between. A server that was
-killed cannot delete its folder: the next one to start deletes it (:func:`sweep_dead_servers`).
+killed cannot delete its folder: the next one to start deletes it (the folder is held with a
+lock the system drops, see :mod:`facereenact.app.scratch`).
 The face fitter (and the neural stage) are loaded once and shared by the job threads.
 """
 
@@ -24,15 +25,15 @@ from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode
 from facereenact.app.fit import FaceFitter
 from facereenact.app.media import count_length, probe_video
 from facereenact.app.preview import make_source_preview
+from facereenact.app.scratch import claim_scratch_folder
 from facereenact.errors import FaceReenactError, InputError
 from facereenact.web.examples import ExampleClips
 from facereenact.web.jobqueue import Job, JobQueue, Outcome
 from facereenact.web.settings import MAX_FPS, ServerSettings
 from facereenact.web.uploads import Upload, UploadStore
 
-#: The server's temporary folder: its name's start, and the file inside that names its process.
+#: The start of the server's temporary folder's name.
 ROOT_PREFIX = "facereenact-web-"
-OWNER_FILE = "server.pid"
 
 #: Seconds a stopping server waits for its running jobs to notice they are cancelled.
 STOP_WAIT_S = 2.0
@@ -95,6 +96,7 @@ class WebService:
         #: Portrait previews fit faces outside the job queue; bound them the same way.
         self._fit_slots = threading.BoundedSemaphore(settings.max_jobs)
         self._root: Path | None = None
+        self._root_lock: int | None = None
         self._uploads: UploadStore | None = None
         self._stop = threading.Event()
         self._janitor: threading.Thread | None = None
@@ -103,10 +105,7 @@ class WebService:
     def start(self) -> None:
         if self.settings.work_dir is not None:
             self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        parent = Path(self.settings.work_dir or tempfile.gettempdir())
-        sweep_dead_servers(parent)
-        self._root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=parent))
-        (self._root / OWNER_FILE).write_text(str(os.getpid()))
+        self._root, self._root_lock = claim_scratch_folder(Path(self.settings.work_dir or tempfile.gettempdir()), ROOT_PREFIX)
         settings = self.settings
         self._uploads = UploadStore(self._root / "uploads", settings.max_uploads, settings.max_stored_uploads, settings.keep_seconds)
         (self._root / "jobs").mkdir()
@@ -126,6 +125,9 @@ class WebService:
             self._uploads.close()
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
+        if self._root_lock is not None:
+            os.close(self._root_lock)
+            self._root_lock = None
 
     @property
     def root(self) -> Path:
@@ -180,9 +182,9 @@ class WebService:
         limit = self.settings.max_seconds
         with _private((folder,), {path: name}):
             info = probe_video(path)
+            if info.duration_s > limit:  # the header already says so: no need to count
+                raise InputError(f"{name} lasts {info.duration_s:.1f} s; the limit is {limit:g} s")
             length = count_length(path, self.settings.frame_limit, limit)
-        if info.duration_s > limit:
-            raise InputError(f"{name} lasts {info.duration_s:.1f} s; the limit is {limit:g} s")
         if length.seconds > limit:
             raise InputError(f"{name} lasts more than {limit:g} s, the limit (counted from its frames; its header says {info.duration_s:.1f} s)")
         if length.over:
@@ -344,28 +346,3 @@ def _link(source: Path, target: Path) -> Path:
         shutil.copyfile(source, target)
     return target
 
-
-def sweep_dead_servers(parent: Path) -> list[Path]:
-    """Delete the temporary folders in ``parent`` of servers that were killed (their process is
-    gone); the folders deleted. Folders of running servers, and anything not made by a server,
-    stay."""
-    swept = []
-    for folder in parent.glob(f"{ROOT_PREFIX}*"):
-        try:
-            pid = int((folder / OWNER_FILE).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if pid != os.getpid() and not _process_exists(pid):
-            shutil.rmtree(folder, ignore_errors=True)
-            swept.append(folder)
-    return swept
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
