@@ -61,8 +61,8 @@ def main() -> None:
             for portrait in portraits:
                 reenactor = Reenactor(read_image(portrait), fitter)
                 batch = reenactor.reenact(fit.params[picks], reference, paste=False, frames=frames[picks])
-                outputs = describe(service, list(batch.crops), reenactor._to_crop(fitter.model.landmarks(batch.targets)).numpy())
-                source = describe(service, [reenactor.source_crop_uint8()], reenactor._to_crop(fitter.model.landmarks(reenactor.source.params)).numpy())
+                outputs = describe(service, list(batch.crops), reenactor.bound.to_crop(fitter.model.landmarks(batch.targets)).numpy())
+                source = describe(service, [reenactor.source_crop_uint8()], reenactor.bound.to_crop(fitter.model.landmarks(reenactor.source.params)).numpy())
                 ok = np.isfinite(outputs).all(1) & np.isfinite(drivers).all(1)
                 to_source += list(outputs[ok] @ source[0])
                 to_driver += list((outputs[ok] * drivers[ok]).sum(1))

@@ -72,5 +72,6 @@ class StageMethod(Protocol):
 
     def bound_to(self, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor) -> GenerationStage:
         """The stage for one source: ``source_vertices`` (1, N, 3) in pixels of ``source_crop``
-        (1, 3, S, S) in [0, 1]."""
+        (1, 3, S, S) in [0, 1]. Bound to B sources (B, …: the frames of a source video), the
+        stage turns the i-th source into the i-th of B targets."""
         ...

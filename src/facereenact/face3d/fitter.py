@@ -62,17 +62,17 @@ class VideoFit:
 
     def unread_ranges(self) -> list[tuple[int, int]]:
         """Inclusive frame ranges where the face was tracked but its blendshapes were not read."""
-        return _ranges(self.found & ~self.read)
+        return true_ranges(self.found & ~self.read)
 
     def __len__(self) -> int:
         return len(self.found)
 
     def lost_ranges(self) -> list[tuple[int, int]]:
         """Inclusive frame ranges where the face was lost."""
-        return _ranges(~self.found)
+        return true_ranges(~self.found)
 
 
-def _ranges(mask: np.ndarray) -> list[tuple[int, int]]:
+def true_ranges(mask: np.ndarray) -> list[tuple[int, int]]:
     """Inclusive (first, last) index ranges of the True runs in ``mask``."""
     edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
     return [(int(a), int(b) - 1) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)]

@@ -70,7 +70,7 @@ class NeuralStage:
 
     def bound_to(self, model: MorphableModel, source_vertices: torch.Tensor, source_crop: torch.Tensor) -> BoundNeuralStage:
         """The stage for one source: ``source_vertices`` (1, N, 3) in pixels of ``source_crop``
-        (1, 3, S, S) in [0, 1]."""
+        (1, 3, S, S) in [0, 1]; or for B sources, one per target (B, …)."""
         return BoundNeuralStage(self, model, source_vertices, source_crop)
 
 
@@ -87,7 +87,10 @@ class BoundNeuralStage:
         self.source_pncc, _, _ = render_pncc(model, vertices, resolution, resolution)
         source = source_crop.to(self.device)
         self.source = F.interpolate(source, size=(resolution, resolution), mode="area") if size != resolution else source
-        self.features: SourceFeatures = self.generator.encode_source(self.source, self.source_pncc)
+        # Bound to many sources (a source video's frames), a refining network encodes only the
+        # sources of frames with holes, each when its frame needs it (see _refinement).
+        many = len(source_crop) > 1 and self.generator.config.warp_inputs
+        self.features: SourceFeatures | None = None if many else self.generator.encode_source(self.source, self.source_pncc)
         self.warp = GeometricWarp(model, source_vertices, size) if self.generator.config.warp_inputs else None
 
     @torch.inference_mode()
@@ -108,6 +111,7 @@ class BoundNeuralStage:
             images = warp_images + blend * (synthesis - warp_images)
             sampled = warped.sampled * (1 - blend.to(warped.sampled.device)) if warped.sampled is not None else None
             return WarpResult(images.clamp(0, 1), warped.holes, warped.mouth, face, warped.field, sampled)
+        assert self.features is not None  # encoded up front for a generator that does not refine the warp
         out = self.generator(self.source, self.source_pncc, driving_pncc, source=self.features)
         flow = F.interpolate(out.flow, size=(size, size), mode="bilinear", align_corners=False)
         field = ((flow + 1) * size / 2 - 0.5).permute(0, 2, 3, 1)  # grid coordinates → source-crop pixels
@@ -125,6 +129,11 @@ class BoundNeuralStage:
         synthesis, blend = torch.zeros_like(warp), torch.zeros_like(holes)
         chosen = torch.nonzero(needed).flatten()
         step = CPU_NETWORK_BATCH if self.device.type == "cpu" else len(chosen)
+        if self.features is None:  # one source per frame: each frame with its own source's features
+            for i in chosen.tolist():
+                features = self.generator.encode_source(self.source[i : i + 1], self.source_pncc[i : i + 1])
+                synthesis[i : i + 1], blend[i : i + 1] = self.refine(features, driving_pncc[i : i + 1], warp[i : i + 1], holes[i : i + 1])
+            return synthesis, blend
         for part in chosen.split(step) if len(chosen) else ():
             synthesis[part], blend[part] = self.refine(self.features, driving_pncc[part], warp[part], holes[part])
         return synthesis, blend

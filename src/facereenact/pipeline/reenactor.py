@@ -15,17 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from facereenact.face3d.blendshapes import Region
-from facereenact.face3d.eyelids import follow_eyelids, keep_eyelids_apart
 from facereenact.face3d.fitter import FaceFit, FaceFitter
 from facereenact.face3d.params import FaceParams
-from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
-from facereenact.face3d.transfer import MotionMode, MotionOptions, keep_lips_apart, target_params
-from facereenact.pipeline.composite import Paster, crop, reenactment_box
-from facereenact.stage import GenerationStage, StageMethod, WarpResult, WarpTargets
-from facereenact.warp.geometric import WarpMethod
-from facereenact.warp.head import HeadEllipsoid, head_field
-from facereenact.warp.mouth import cut_driving_mouths
+from facereenact.face3d.transfer import MotionOptions
+from facereenact.pipeline.sources import BoundSources
+from facereenact.stage import GenerationStage, StageMethod, WarpResult
 
 #: Driving frames generated together (the rasterizer and the warp are batched).
 ANIMATE_BATCH = 8
@@ -73,33 +67,22 @@ class Reenactor:
         faces = fitter.fit_image(source_image)
         self.faces_found = len(faces)
         self.source: FaceFit = fitter.pick(faces, self.options.face_index, what="source image")
-        size = self.options.crop_size
-        self.box = reenactment_box(self.source.landmarks, self.options.crop_scale)
-        self._box_t = torch.as_tensor(self.box, dtype=torch.float32, device=self.device)[None]
-        self._source_crop_rgb = crop(source_image, self.box, size)
-        self.source_crop = torch.from_numpy(self._source_crop_rgb).to(self.device).permute(2, 0, 1)[None].float() / 255
-        params = self.source.params.to(self.device)
-        with torch.inference_mode():
-            vertices = self._to_crop(self.model.vertices(params))
-            self._source_in_crop = self._in_crop(params)
-            self._head = HeadEllipsoid.of(self.model, params.shape)
-        self.stage: GenerationStage = (method or WarpMethod()).bound_to(self.model, vertices, self.source_crop)
-        self.paster = Paster(source_image, self.box, size)
+        self.bound = BoundSources(
+            self.model, [source_image], self.source.params.to(self.device), self.source.landmarks[None], self.options.crop_size, self.options.crop_scale, method
+        )  # fmt: skip
+        self.box = self.bound.boxes[0]
+        self.source_crop = self.bound.crops
+        self.stage: GenerationStage = self.bound.stage
+        self.paster = self.bound.paster(0)
 
     def source_crop_uint8(self) -> np.ndarray:
         """The source crop (S, S, 3) uint8, as the generation stage sees it."""
-        return self._source_crop_rgb
-
-    def _in_crop(self, params: FaceParams) -> FaceParams:
-        return params_to_crop(params, self._box_t.expand(len(params), 4), self.options.crop_size)
-
-    def _to_crop(self, points: torch.Tensor) -> torch.Tensor:
-        return vertices_to_crop(points, self._box_t.expand(len(points), 4), self.options.crop_size)
+        return self.bound.crops_rgb[0]
 
     @property
     def uses_driving_frames(self) -> bool:
         """Whether :meth:`reenact` uses the driving frames themselves (for their mouths)."""
-        return self.options.driving_mouth and self.options.motion.transfer_expression
+        return uses_driving_frames(self.options)
 
     @torch.inference_mode()
     def reenact(
@@ -114,21 +97,8 @@ class Reenactor:
         relative motion is measured from (usually the first). ``frames`` (B, H, W, 3) uint8 are
         the driving frames those parameters were fitted to, for their mouths (see
         :attr:`uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
-        driving = driving.to(self.device)
-        source, reference, motion = self.source.params.to(self.device), reference.to(self.device), self.options.motion
-        targets = target_params(source, driving, reference, motion)
-        if motion.mode is MotionMode.relative and motion.transfer_expression and Region.eyes in motion.regions:
-            targets = follow_eyelids(self.model, source, driving, reference, targets, motion.expression_scale)
-        targets = keep_eyelids_apart(self.model, keep_lips_apart(self.model, targets))
-        head = head_field(self._head, self._source_in_crop, self._in_crop(targets), self.options.crop_size)
-        landmarks = self._to_crop(self.model.landmarks(targets))
-        mouths = None
-        if frames is not None and self.uses_driving_frames:
-            face_size = (landmarks[..., :2].amax(1) - landmarks[..., :2].amin(1)).amax(-1)
-            mouths = cut_driving_mouths(frames, self.model.vertices(driving), self.model.landmarks(driving), face_size, found)
-        inputs = WarpTargets(self._to_crop(self.model.vertices(targets)), landmarks, head, mouths)
-        result = self.stage(self.source_crop, inputs)
-        crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        mouths_from = frames if self.uses_driving_frames else None
+        crops, result, targets = self.bound.generate(self.options.motion, driving, reference, driving_frames=mouths_from, found=found)
         batch = ReenactedBatch(crops, None, result, targets)
         if paste:
             batch.frames = self.paste(batch)
@@ -142,10 +112,9 @@ class Reenactor:
         """The batch's full source frames (H, W, 3) uint8, one at a time (a huge photo's frames
         need not all be in memory): the photo resampled at its own resolution where the stage
         sampled the source, the generated crop where it did not."""
-        if batch.stage.sampled is None:
-            yield from (self.paster.paste(c) for c in batch.crops)
-            return
-        fields = batch.stage.field.float().cpu().numpy()
-        sampled = batch.stage.sampled[:, 0].float().cpu().numpy()
-        for crop_rgb, field_of, sampled_of in zip(batch.crops, fields, sampled):
-            yield self.paster.paste(crop_rgb, field_of, sampled_of)
+        return self.bound.pasted(batch.crops, batch.stage)
+
+
+def uses_driving_frames(options: ReenactOptions) -> bool:
+    """Whether generation uses the driving frames themselves (for their mouths)."""
+    return options.driving_mouth and options.motion.transfer_expression

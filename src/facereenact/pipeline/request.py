@@ -29,6 +29,35 @@ class GenerationMethod(str, Enum):
     warp = "warp"
 
 
+class VideoMotion(str, Enum):
+    """What travels from the driver onto a source video's frames (each keeps the rest of its own)."""
+
+    #: The driver's expression; the source keeps its own head movement.
+    expression = "expression"
+    #: The driver's expression, and its head motion added to the source's own.
+    expression_pose = "expression+pose"
+
+
+class LengthPolicy(str, Enum):
+    """How a source video's length meets the driver's."""
+
+    #: Stop at the shorter of the two.
+    shortest = "shortest"
+    #: Last as long as the driver, the source starting over at its end.
+    loop = "loop"
+    #: Last as long as the driver, the source playing forwards, then backwards.
+    pingpong = "pingpong"
+
+
+class AudioFrom(str, Enum):
+    """Whose audio a moving output carries."""
+
+    driving = "driving"
+    #: A source video's own (a still source has none).
+    source = "source"
+    none = "none"
+
+
 #: Sides of the generated face crop, in pixels (inclusive).
 CROP_SIZES = (64, 1024)
 #: H.264 quality: 0 is lossless, 51 the worst (inclusive).
@@ -77,12 +106,22 @@ class AnimateRequest:
     crf: int = 18
     #: Scale the output down so its longer side is at most this many pixels (None: as made).
     max_size: int | None = None
+    #: With a source video: what travels from the driver (``regions`` still chooses which parts
+    #: of the expression; ``mouth`` alone is lip-sync dubbing).
+    video_motion: VideoMotion = VideoMotion.expression
+    #: With a source video: how its length meets the driver's.
+    length: LengthPolicy = LengthPolicy.shortest
+    #: Whose audio a moving output carries.
+    audio: AudioFrom = AudioFrom.driving
 
     def __post_init__(self) -> None:
         # Values may arrive as plain strings (a CSV cell, a JSON body): take them as the types.
         object.__setattr__(self, "method", _choice(GenerationMethod, "method", self.method))
         object.__setattr__(self, "mode", _choice(MotionMode, "mode", self.mode))
         object.__setattr__(self, "regions", _regions(self.regions))
+        object.__setattr__(self, "video_motion", _choice(VideoMotion, "video_motion", self.video_motion))
+        object.__setattr__(self, "length", _choice(LengthPolicy, "length", self.length))
+        object.__setattr__(self, "audio", _choice(AudioFrom, "audio", self.audio))
         _within("pose_scale", self.pose_scale, *SCALE_RANGE)
         _within("expression_scale", self.expression_scale, *SCALE_RANGE)
         _within("crop_size", self.crop_size, *CROP_SIZES)
@@ -92,13 +131,20 @@ class AnimateRequest:
         _at_least("face_index", self.face_index, 0)
         if self.expression_only and self.pose_only:
             raise OptionError(("expression_only", "pose_only"), "exclude each other")
+        if self.expression_only and self.video_motion is VideoMotion.expression_pose:
+            raise OptionError(("expression_only", "video_motion"), "exclude each other")
         if self.method is GenerationMethod.warp and self.model is not None:
             raise OptionError(("model",), "is a neural checkpoint: use it with the neural method")
 
-    def reenact_options(self) -> ReenactOptions:
-        """The part of the request the :class:`~facereenact.pipeline.reenactor.Reenactor` takes."""
+    def reenact_options(self, source_video: bool = False) -> ReenactOptions:
+        """The part of the request the :class:`~facereenact.pipeline.reenactor.Reenactor` takes;
+        with ``source_video`` the pose travels only as :attr:`video_motion` (or ``pose_only``) says."""
+        if source_video:
+            transfer_pose = self.video_motion is VideoMotion.expression_pose or self.pose_only
+        else:
+            transfer_pose = not self.expression_only
         motion = MotionOptions(
-            mode=self.mode, transfer_pose=not self.expression_only, transfer_expression=not self.pose_only,
+            mode=self.mode, transfer_pose=transfer_pose, transfer_expression=not self.pose_only,
             pose_scale=self.pose_scale, expression_scale=self.expression_scale, regions=self.regions,
         )  # fmt: skip
         return ReenactOptions(crop_size=self.crop_size, motion=motion, face_index=self.face_index, driving_mouth=self.driving_mouth)

@@ -69,10 +69,11 @@ class WarpMethod:
 
 
 class GeometricWarp:
-    """Warps a source crop to target faces; built once per source (its fit and crop box)."""
+    """Warps a source crop to target faces; built once per source (its fit and crop box). Bound
+    to B sources at once (the frames of a source video), it warps the i-th to the i-th target."""
 
     def __init__(self, model: MorphableModel, source_vertices: torch.Tensor, size: int):
-        """``source_vertices`` (1, N, 3) in source-crop pixels."""
+        """``source_vertices`` (1 or B, N, 3) in source-crop pixels."""
         self.model = model
         self.size = size
         self.mouth = model.mouth_gap
@@ -81,23 +82,26 @@ class GeometricWarp:
         # matches the z-buffer around its pixel. (Testing vertices rather than which triangles won
         # pixels keeps sub-pixel triangles of a foreshortened cheek usable.)
         raster = rasterize(source_vertices, triangles, size, size)
-        depth = torch.where(raster.mask[0, 0] > 0, raster.depth_map[0], torch.full_like(raster.depth_map[0], -torch.inf))
+        depth = torch.where(raster.mask[:, 0] > 0, raster.depth_map, torch.full_like(raster.depth_map, -torch.inf))
         # The farthest surface within a pixel of the vertex: silhouette vertices are not hidden.
-        depth = -F.max_pool2d(-depth[None, None], 3, stride=1, padding=1)[0, 0]
-        face_depth = float(source_vertices[0, :, 2].max() - source_vertices[0, :, 2].min())
-        x = source_vertices[0, :, 0].round().long()
-        y = source_vertices[0, :, 1].round().long()
+        depth = -F.max_pool2d(-depth[:, None], 3, stride=1, padding=1)[:, 0]
+        z = source_vertices[..., 2]
+        face_depth = z.amax(1, keepdim=True) - z.amin(1, keepdim=True)
+        x = source_vertices[..., 0].round().long()
+        y = source_vertices[..., 1].round().long()
         inside = (x >= 0) & (x < size) & (y >= 0) & (y < size)
-        nearest = depth[y.clamp(0, size - 1), x.clamp(0, size - 1)]
-        shown = inside & (source_vertices[0, :, 2] >= nearest - DEPTH_TOLERANCE * face_depth)
-        self.source_usable = shown[triangles].all(1)
+        which = torch.arange(len(source_vertices), device=x.device)[:, None]
+        nearest = depth[which, y.clamp(0, size - 1), x.clamp(0, size - 1)]
+        shown = inside & (z >= nearest - DEPTH_TOLERANCE * face_depth)  # (B, N)
+        self.source_usable = shown[:, triangles].all(-1)  # (B, F)
         self.source_coordinates = source_vertices[..., :2]
-        self.source_area = _triangle_areas(source_vertices, triangles)[0]
+        self.source_area = _triangle_areas(source_vertices, triangles)  # (B, F)
         ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
         self.grid = torch.stack([xs, ys], 0).to(source_vertices.device)  # (2, S, S) pixel coordinates
 
     def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult:
-        """``source_crop`` (1, 3, S, S) in [0, 1] → warped crops for every target."""
+        """``source_crop`` (1, 3, S, S) in [0, 1], or (B, 3, S, S) for B sources → warped crops
+        for every target."""
         size, triangles = self.size, self.model.triangles
         batch = len(targets.vertices)
         raster = rasterize(targets.vertices, triangles, size, size)
@@ -105,7 +109,7 @@ class GeometricWarp:
 
         target_area = _triangle_areas(targets.vertices, triangles)
         stretch = target_area / self.source_area.clamp(min=1e-3)
-        unusable = (~self.source_usable)[None] | (stretch > MAX_STRETCH)  # (B, F)
+        unusable = ~self.source_usable | (stretch > MAX_STRETCH)  # (B, F)
         image_of = raster.pixels // (size * size)
         pixel_unusable = unusable[image_of, raster.triangles]
         pixel_mouth = self.mouth[raster.triangles] & pixel_unusable
@@ -130,7 +134,7 @@ class GeometricWarp:
         pixels are no longer holes (the neural refiner keeps them)."""
         size, triangles, gap = self.size, self.model.triangles, self.mouth
         donor_area = _triangle_areas(donor.vertices, triangles)
-        source_gap = self.source_area[gap].sum()
+        source_gap = self.source_area[:, gap].sum(1)
         target_gap, donor_gap = target_area[:, gap].sum(1), donor_area[:, gap].sum(1)
         use = donor.usable & (target_gap > SOURCE_MOUTH_STRETCH * source_gap) & (donor_gap > source_gap)
         if not bool(use.any()):

@@ -1,0 +1,236 @@
+"""Video-to-video: a source video re-acted by a driving video.
+
+Both videos are tracked as a driving video is (:func:`facereenact.app.tracking.track`). Each
+output frame is one source frame with the driver's motion, measured from the driver's resting
+reference, added to it, and pasted back into that frame: the source keeps its own head movement,
+background and lighting. The expression the driver's motion is added to is the source clip's
+resting one (for the regions that travel), so the source's own talking does not add to the
+driver's. The output runs at the source's frame rate; the driver is resampled by time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facereenact.app.output import fit_height, fit_size, is_frame_folder, open_writer
+from facereenact.app.progress import ProgressFactory
+from facereenact.app.report import AnimateReport
+from facereenact.app.tracking import TrackedVideo, track
+from facereenact.errors import InputError, NoFaceError, OptionError
+from facereenact.face3d.blendshapes import Region, region_mask
+from facereenact.face3d.fitter import FaceFitter, true_ranges
+from facereenact.face3d.params import FaceParams
+from facereenact.face3d.transfer import MotionOptions, neutral_reference
+from facereenact.io.image import IMAGE_EXTENSIONS
+from facereenact.io.media import MovingMedia, open_media
+from facereenact.io.prefetch import prefetch
+from facereenact.io.video import VIDEO_EXTENSIONS, AudioTrack
+from facereenact.pipeline.composite import crop, reenactment_box
+from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions, uses_driving_frames
+from facereenact.pipeline.request import AnimateRequest, AudioFrom, LengthPolicy
+from facereenact.pipeline.sources import BoundSources
+from facereenact.stage import StageMethod, WarpResult
+
+
+def timeline(source_count: int, source_fps: float, driving_count: int, driving_fps: float, length: LengthPolicy) -> tuple[np.ndarray, np.ndarray]:
+    """For each output frame (at the source's rate), the source frame and the driving frame it
+    shows: the driving frame is the one on screen at that output frame's time. ``shortest``
+    stops with the shorter clip; ``loop`` and ``pingpong`` last as long as the driver."""
+    driving_span = math.ceil(driving_count * source_fps / driving_fps - 1e-6)
+    count = min(source_count, driving_span) if length is LengthPolicy.shortest else driving_span
+    k = np.arange(count)
+    driving = np.minimum(np.floor(k * driving_fps / source_fps + 1e-6).astype(np.int64), driving_count - 1)
+    if length is LengthPolicy.pingpong and source_count > 1:
+        period = 2 * (source_count - 1)
+        phase = k % period
+        source = np.where(phase < source_count, phase, period - phase)
+    else:
+        source = k % source_count
+    return source, driving
+
+
+@dataclass
+class _Batch:
+    """One batch of output frames: the source frames they show, which of them had a face, and
+    (for those) the bound sources and the generated crops."""
+
+    frames: list[np.ndarray]
+    live: np.ndarray
+    boxes: np.ndarray
+    driving_frames: np.ndarray | None
+    driving_landmarks: np.ndarray
+    bound: BoundSources | None = None
+    crops: np.ndarray | None = None
+    stage: WarpResult | None = None
+
+
+def animate_source_video(
+    fitter: FaceFitter,
+    request: AnimateRequest,
+    source_reader: MovingMedia,
+    source: Path,
+    driving: Path,
+    output: Path,
+    progress: ProgressFactory,
+    method: StageMethod | None,
+) -> AnimateReport:
+    """Re-act the source video (opened as ``source_reader``; this closes it) with ``driving``
+    into ``output``; see the module docstring."""
+    with source_reader:
+        if output.suffix.lower() in IMAGE_EXTENSIONS:
+            raise InputError(
+                f"the source {source} is a video, so the result is one too: name a video output "
+                f"({', '.join(VIDEO_EXTENSIONS)}) or a folder for PNG frames (a name without extension), not {output.name}"
+            )
+        if request.face_index != 0:
+            raise OptionError(("face_index",), "is for a source photo: a source video's largest face is the one animated", request.face_index)
+        driving_media = open_media(driving, with_audio=request.audio is AudioFrom.driving)
+        if isinstance(driving_media, np.ndarray):
+            raise InputError(f"the driving {driving} is a still image: a source video needs a driving video (or an animated image) to follow")
+        options = request.reenact_options(source_video=True)
+        with driving_media:
+            source_track = _tracked(fitter, source_reader, request, request.max_frames, progress, f"source video {source.name}")
+            try:
+                limit = None if request.max_frames is None else math.ceil(request.max_frames * driving_media.fps / source_reader.fps) + 1
+                driving_track = _tracked(fitter, driving_media, request, limit, progress, f"driving video {driving.name}", keep=uses_driving_frames(options) or request.compare)
+            except BaseException:
+                _close(source_track)
+                raise
+        audio = {AudioFrom.driving: driving_media.audio, AudioFrom.source: source_reader.audio, AudioFrom.none: None}[request.audio]
+        try:
+            report = _write(fitter, request, options, source_track, driving_track, output, audio, progress, method)
+        finally:
+            _close(source_track)
+            _close(driving_track)
+    if audio is None and request.audio is AudioFrom.source and not is_frame_folder(output):
+        report.audio_missing = f"source video {source.name}"
+    return report
+
+
+def _tracked(fitter: FaceFitter, reader: MovingMedia, request: AnimateRequest, limit: int | None, progress: ProgressFactory, what: str, keep: bool = True) -> TrackedVideo:
+    """``reader`` tracked, with a face-less video named as ``what``."""
+    try:
+        return track(fitter, reader, request.smooth, limit, progress, keep)
+    except NoFaceError as error:
+        raise NoFaceError(f"{error} ({what})") from None
+
+
+def _close(tracked: TrackedVideo) -> None:
+    if tracked.frames is not None:
+        tracked.frames.close()
+
+
+def _order(tracked: TrackedVideo) -> np.ndarray:
+    """Tracked frame per frame at the clip's rate (an animated image's frames each last their holds)."""
+    count = len(tracked.fit)
+    return np.repeat(np.arange(count), tracked.holds) if tracked.holds is not None else np.arange(count)
+
+
+def _bases(params: FaceParams, reference: FaceParams, motion: MotionOptions) -> FaceParams:
+    """The source frames' fits (T,), with the resting expression of the source clip in the
+    regions the driver moves: the driver's change is added to that, not to the source's own
+    expression of the moment (which would make two people's talking add up)."""
+    if not motion.transfer_expression:
+        return params
+    chosen = torch.from_numpy(region_mask(motion.regions)).to(params.blendshapes.device)
+    blendshapes = torch.where(chosen, reference.blendshapes.expand_as(params.blendshapes), params.blendshapes)
+    expression = reference.expression.expand_as(params.expression) if Region.mouth in motion.regions else params.expression
+    return params.replace(expression=expression.contiguous(), blendshapes=blendshapes.contiguous())
+
+
+def _write(
+    fitter: FaceFitter,
+    request: AnimateRequest,
+    options: ReenactOptions,
+    source: TrackedVideo,
+    driving: TrackedVideo,
+    output: Path,
+    audio: AudioTrack | None,
+    progress: ProgressFactory,
+    method: StageMethod | None,
+) -> AnimateReport:
+    """Generate and write the output frames of the tracked ``source`` and ``driving``."""
+    motion, crop_size, crop_scale = options.motion, options.crop_size, options.crop_scale
+    source_order, driving_order = _order(source), _order(driving)
+    source_at, driving_at = timeline(len(source_order), source.fps, len(driving_order), driving.fps, request.length)
+    if request.max_frames is not None:
+        source_at, driving_at = source_at[: request.max_frames], driving_at[: request.max_frames]
+    source_at, driving_at = source_order[source_at], driving_order[driving_at]
+    report = AnimateReport(output, 0, warnings=[*source.warnings, *driving.warnings])
+    report.lost_ranges, report.unread_ranges = driving.fit.lost_ranges(), driving.fit.unread_ranges()
+    report.resampled = (source.fps, driving.fps) if abs(source.fps - driving.fps) > 1e-3 else None
+    shown_lost = sorted(set(source_at[~source.fit.found[source_at]].tolist()))
+    if shown_lost:
+        spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in true_ranges(np.isin(np.arange(len(source.fit)), shown_lost)))
+        report.warnings.append(f"the source face was lost in frames {spans} of the source video: those frames pass through unchanged")
+    found = source.fit.found
+    reference = neutral_reference(driving.fit.params, int(np.flatnonzero(driving.fit.found)[0]))
+    bases = _bases(source.fit.params, neutral_reference(source.fit.params, int(np.flatnonzero(found)[0])), motion)
+    assert source.frames is not None
+    source_frames, driving_frames = source.frames, driving.frames
+    mouths = driving_frames is not None and uses_driving_frames(options)
+    model, device = fitter.model, fitter.device
+    cuda_index = (device.index if device.index is not None else torch.cuda.current_device()) if device.type == "cuda" else None
+    tick = progress("animating", len(source_at))
+
+    def generate() -> Iterator[_Batch]:
+        # Runs in a background thread: it alone reads the frame stores.
+        if cuda_index is not None:
+            torch.cuda.set_device(cuda_index)
+        for start in range(0, len(source_at), ANIMATE_BATCH):
+            at, by = source_at[start : start + ANIMATE_BATCH], driving_at[start : start + ANIMATE_BATCH]
+            shown = [source_frames[int(i)] for i in at]
+            live = found[at]
+            boxes = np.stack([reenactment_box(points, crop_scale) for points in source.fit.landmarks[at]])
+            frames_of_driving = np.stack([driving_frames[int(i)] for i in by]) if driving_frames is not None else None
+            batch = _Batch(shown, live, boxes, frames_of_driving, driving.fit.landmarks[by])
+            if live.any():
+                chosen = at[live]
+                batch.bound = BoundSources(model, [f for f, keep in zip(shown, live, strict=True) if keep], source.fit.params[chosen].to(device), source.fit.landmarks[chosen], crop_size, crop_scale, method)
+                donors = frames_of_driving[live] if mouths and frames_of_driving is not None else None
+                batch.crops, batch.stage, _ = batch.bound.generate(motion, driving.fit.params[by[live]], reference, bases[chosen], donors, driving.fit.found[by[live]])
+            yield batch
+
+    written = 0
+    report.audio_left_out = is_frame_folder(output) and audio is not None
+    with open_writer(output, source.fps, audio, request.crf) as writer:
+        for batch in prefetch(generate(), depth=2):
+            made = _made(batch, request.crop_only, crop_size)
+            for offset, frame in enumerate(made):
+                if request.compare:
+                    frame = _panel(batch, offset, frame, request.crop_only, crop_size, crop_scale)
+                writer.write(fit_size(frame, request.max_size))
+            written += len(batch.frames)
+            tick(written - 1)
+        report.frames = writer.frames_written
+    return report
+
+
+def _made(batch: _Batch, crop_only: bool, crop_size: int) -> Iterator[np.ndarray]:
+    """The batch's output frames in order: generated where the source face was tracked, the
+    source frame (or its crop) as it is elsewhere."""
+    results: Iterator[np.ndarray] = iter(())
+    if batch.bound is not None and batch.crops is not None:
+        results = iter(batch.crops) if crop_only or batch.stage is None else batch.bound.pasted(batch.crops, batch.stage)
+    for frame, live, box in zip(batch.frames, batch.live, batch.boxes, strict=True):
+        if live:
+            yield next(results)
+        else:
+            yield crop(frame, box, crop_size) if crop_only else frame
+
+
+def _panel(batch: _Batch, offset: int, made: np.ndarray, crop_only: bool, crop_size: int, crop_scale: float) -> np.ndarray:
+    """``compare``: source frame | driving frame | result, at the result's height."""
+    height = made.shape[0]
+    source = crop(batch.frames[offset], batch.boxes[offset], crop_size) if crop_only else batch.frames[offset]
+    pictures = [source]
+    if batch.driving_frames is not None:
+        frame = batch.driving_frames[offset]
+        pictures.append(crop(frame, reenactment_box(batch.driving_landmarks[offset], crop_scale), height) if crop_only else frame)
+    return np.concatenate([*(fit_height(p, height) for p in pictures), made], axis=1)
