@@ -38,8 +38,11 @@ from facereenact.app.animate import (
     CROP_SIZES,
     SCALE_RANGE,
     AnimateRequest,
+    AudioFrom,
     GenerationMethod,
+    LengthPolicy,
     MotionMode,
+    VideoMotion,
     check_checkpoint,
     region_list,
     resolve_checkpoint,
@@ -275,7 +278,7 @@ def pncc(
 @app.command()
 @_user_errors
 def animate(
-    source: Annotated[Path | None, typer.Option("--source", "-s", help="Source portrait (who). Default: an example portrait.", show_default=False)] = None,
+    source: Annotated[Path | None, typer.Option("--source", "-s", help="Source portrait (who), or a source video to re-act frame by frame. Default: an example portrait.", show_default=False)] = None,
     driving: Annotated[Path | None, typer.Option("--driving", "-d", help="Driving video or image (how they move). Default: an example clip.", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output video (.mp4/.mov/.mkv); a name without extension: a folder of lossless PNG frames; an image for a still driving image. [default: animated.mp4]", show_default=False)] = None,
     mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the driving's change since its first frame; absolute: the driving's head orientation and expression as they are.")] = DEFAULTS.mode,
@@ -293,6 +296,9 @@ def animate(
     driving_mouth: Annotated[bool, typer.Option("--driving-mouth/--no-driving-mouth", help="Where the mouth opens wider than the source shows, fill it with the driving frame's own teeth and tongue (mapped through the 3D mouth); --no-driving-mouth paints a dark cavity instead.")] = DEFAULTS.driving_mouth,
     crf: Annotated[int, typer.Option(help="H.264 quality of a video output: 0 lossless … 51 worst; 18 looks like the input.")] = DEFAULTS.crf,
     max_size: Annotated[int | None, typer.Option(help="Scale the output down so its longer side is at most this many pixels.", show_default=False)] = DEFAULTS.max_size,
+    video_motion: Annotated[VideoMotion, typer.Option(help="With a source video: what travels from the driver; expression (the source keeps its own head movement) or expression+pose (the driver's head motion added to the source's). --regions mouth: lip-sync.")] = DEFAULTS.video_motion,
+    length: Annotated[LengthPolicy, typer.Option(help="With a source video: shortest stops with the shorter clip; loop and pingpong last as long as the driver, the source starting over or playing back and forth.")] = DEFAULTS.length,
+    audio: Annotated[AudioFrom, typer.Option(help="Whose audio the output carries: the driving clip's, the source video's, or none.")] = DEFAULTS.audio,
     method: Annotated[GenerationMethod, typer.Option(help="neural: the trained network refining the warp (the shipped model, or --model); warp: the training-free 3D correspondence warp alone.")] = DEFAULTS.method,
     model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural (default: the shipped model).", show_default=False)] = DEFAULTS.model,
     batch: Annotated[Path | None, typer.Option("--batch", help="A CSV of animations (columns source, driving, optional output and per-row options; see docs/scaling-out.md): run them all, as tasks of --backend.", show_default=False)] = None,
@@ -311,7 +317,7 @@ def animate(
         method=method, model=model, mode=mode, expression_only=expression_only, pose_only=pose_only,
         pose_scale=pose_scale, expression_scale=expression_scale, regions=regions, crop_size=crop_size,  # type: ignore[arg-type]
         crop_only=crop_only, compare=compare, smooth=smooth, max_frames=max_frames, face_index=face_index, driving_mouth=driving_mouth,
-        crf=crf, max_size=max_size,
+        crf=crf, max_size=max_size, video_motion=video_motion, length=length, audio=audio,
     )  # fmt: skip
     if batch is not None:
         if source is not None or driving is not None or output is not None:

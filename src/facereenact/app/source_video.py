@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,13 +96,17 @@ def animate_source_video(
             raise InputError(f"the driving {driving} is a still image: a source video needs a driving video (or an animated image) to follow")
         options = request.reenact_options(source_video=True)
         with driving_media:
-            source_track = _tracked(fitter, source_reader, request, request.max_frames, progress, f"source video {source.name}")
-            try:
-                limit = None if request.max_frames is None else math.ceil(request.max_frames * driving_media.fps / source_reader.fps) + 1
-                driving_track = _tracked(fitter, driving_media, request, limit, progress, f"driving video {driving.name}", keep=uses_driving_frames(options) or request.compare)
-            except BaseException:
-                _close(source_track)
-                raise
+            limit = None if request.max_frames is None else math.ceil(request.max_frames * driving_media.fps / source_reader.fps) + 1
+            # The two clips are tracked at once: each waits on MediaPipe's own threads part of the
+            # time, which the other fills.
+            with ThreadPoolExecutor(1) as pool:
+                source_job = pool.submit(_tracked, fitter, source_reader, request, request.max_frames, progress, f"source video {source.name}")
+                try:
+                    driving_track = _tracked(fitter, driving_media, request, limit, progress, f"driving video {driving.name}", keep=uses_driving_frames(options) or request.compare)
+                except BaseException:
+                    _closed_when_done(source_job)
+                    raise
+                source_track = source_job.result()
         audio = {AudioFrom.driving: driving_media.audio, AudioFrom.source: source_reader.audio, AudioFrom.none: None}[request.audio]
         try:
             report = _write(fitter, request, options, source_track, driving_track, output, audio, progress, method)
@@ -119,6 +124,14 @@ def _tracked(fitter: FaceFitter, reader: MovingMedia, request: AnimateRequest, l
         return track(fitter, reader, request.smooth, limit, progress, keep)
     except NoFaceError as error:
         raise NoFaceError(f"{error} ({what})") from None
+
+
+def _closed_when_done(job: Future[TrackedVideo]) -> None:
+    """Close the frames of a tracking that is no longer wanted, once it has ended."""
+    try:
+        _close(job.result())
+    except Exception:  # noqa: BLE001 (its own failure is not the one being reported)
+        pass
 
 
 def _close(tracked: TrackedVideo) -> None:
