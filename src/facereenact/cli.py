@@ -292,7 +292,7 @@ def animate(
     compare: Annotated[bool, typer.Option("--compare", help="Side by side: source | driving | result.")] = DEFAULTS.compare,
     smooth: SmoothOption = DEFAULTS.smooth,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many video frames.", show_default=False)] = DEFAULTS.max_frames,
-    face_index: Annotated[int, typer.Option(help="Which source face to animate, largest first.")] = DEFAULTS.face_index,
+    face_index: Annotated[str, typer.Option(help="Which faces of the source photo to animate, largest first: an index, several comma-separated, or all (each cropped, warped and pasted on its own, into one output of the photo's size).")] = str(DEFAULTS.face_index),
     driving_mouth: Annotated[bool, typer.Option("--driving-mouth/--no-driving-mouth", help="Where the mouth opens wider than the source shows, fill it with the driving frame's own teeth and tongue (mapped through the 3D mouth); --no-driving-mouth paints a dark cavity instead.")] = DEFAULTS.driving_mouth,
     crf: Annotated[int, typer.Option(help="H.264 quality of a video output: 0 lossless … 51 worst; 18 looks like the input.")] = DEFAULTS.crf,
     max_size: Annotated[int | None, typer.Option(help="Scale the output down so its longer side is at most this many pixels.", show_default=False)] = DEFAULTS.max_size,

@@ -5,12 +5,13 @@ line, the batch runner and the web page all come here."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from facereenact.app.faces import animate_faces
 from facereenact.app.output import fit_height, fit_size, is_frame_folder, open_writer
 from facereenact.app.progress import ProgressFactory, no_progress
 from facereenact.app.report import AnimateReport
@@ -52,7 +53,7 @@ def animate_file(
     fitter: FaceFitter,
     request: AnimateRequest,
     source: Path,
-    driving: Path,
+    driving: Path | Sequence[Path],
     output: Path,
     progress: ProgressFactory = no_progress,
     method: StageMethod | None = None,
@@ -61,16 +62,25 @@ def animate_file(
     ``driving`` into ``output``. ``method`` overrides the request's (an already loaded network,
     say); by default the request's checkpoint is loaded once per process. The driving video is
     opened and decoded once: its frames serve tracking, the driving mouths and ``compare``, and
-    its audio comes from the same pass."""
-    refuse_to_overwrite(output, {"source": source, "driving": driving})
+    its audio comes from the same pass. Several faces of a photo (``face_index`` all or a list)
+    take one ``driving`` for all, or a list of them, one per face (see :mod:`facereenact.app.faces`)."""
+    drivings = [driving] if isinstance(driving, Path) else list(driving)
+    for each in drivings:
+        refuse_to_overwrite(output, {"source": source, "driving": each})
     source_media = open_media(source, with_audio=request.audio is AudioFrom.source)
     if method is None:
         checkpoint = request.checkpoint()
         method = worker_network(checkpoint, str(fitter.device)) if checkpoint is not None else None
     if not isinstance(source_media, np.ndarray):
-        return animate_source_video(fitter, request, source_media, source, driving, output, progress, method)
+        if request.several_faces or len(drivings) > 1:
+            source_media.close()
+            raise OptionError(("face_index",), "is for a source photo: a source video's largest face is the one animated", request.face_index)
+        return animate_source_video(fitter, request, source_media, source, drivings[0], output, progress, method)
     if request.audio is AudioFrom.source:
         raise OptionError(("audio",), f"is for a source video; the source {source.name} is a still image, without audio", request.audio.value)
+    if request.several_faces or len(drivings) > 1:
+        return animate_faces(fitter, request, source_media, source, drivings, output, progress, method)
+    driving = drivings[0]
     media = open_media(driving, with_audio=request.audio is AudioFrom.driving)
     try:
         check_output_kind(output, driving, still=isinstance(media, np.ndarray))
@@ -79,7 +89,7 @@ def animate_file(
         if not isinstance(media, np.ndarray):
             media.close()
         raise
-    report = AnimateReport(output, 0, reenactor.faces_found, request.face_index)
+    report = AnimateReport(output, 0, reenactor.faces_found, reenactor.options.face_index)
     if isinstance(media, np.ndarray):
         frame = media
         driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params

@@ -4,6 +4,7 @@ command line's single animation and behind :func:`facereenact.animate`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,14 @@ from facereenact.app.progress import ProgressFactory, no_progress
 DEFAULT_OUTPUT = Path("animated.mp4")
 
 PathLike = str | os.PathLike[str]
+#: One driver, or one per face of the source photo (``face_index`` all or a list).
+Drivers = PathLike | Sequence[PathLike]
 
 
 def run_animation(
     request: AnimateRequest,
     source: PathLike | None = None,
-    driving: PathLike | None = None,
+    driving: Drivers | None = None,
     output: PathLike | None = None,
     assets: PathLike | None = None,
     device: str = "cpu",
@@ -34,17 +37,23 @@ def run_animation(
     clip for a missing ``source`` or ``driving``, check the network, then animate."""
     resolved = resolve_assets(assets)
     source = Path(source) if source is not None else examples.default_portrait(data, assets)
-    driving = Path(driving) if driving is not None else examples.default_clip(data, assets)
+    drivers: Path | list[Path]
+    if driving is None:
+        drivers = examples.default_clip(data, assets)
+    elif isinstance(driving, (str, os.PathLike)):
+        drivers = Path(driving)
+    else:
+        drivers = [Path(each) for each in driving]
     checkpoint = request.checkpoint()
     if checkpoint is not None:
         check_checkpoint(checkpoint)
     fitter = load_fitter(resolved, device)
-    return animate_file(fitter, request, source, driving, Path(output) if output is not None else DEFAULT_OUTPUT, progress)
+    return animate_file(fitter, request, source, drivers, Path(output) if output is not None else DEFAULT_OUTPUT, progress)
 
 
 def animate(
     source: PathLike | None = None,
-    driving: PathLike | None = None,
+    driving: Drivers | None = None,
     output: PathLike | None = None,
     *,
     assets: PathLike | None = None,

@@ -15,6 +15,8 @@ class AnimateReport:
     #: Faces found in the source, and the one animated (largest first).
     faces_found: int = 1
     face_index: int = 0
+    #: The faces animated when several were asked for (``face_index`` all, or a list).
+    face_indices: list[int] | None = None
     #: Inclusive driving-frame ranges where the face was lost (those frames hold the last pose).
     lost_ranges: list[tuple[int, int]] = field(default_factory=list)
     #: Ranges where the face was tracked but its eyes, brows and mouth could not be read.
@@ -32,7 +34,9 @@ class AnimateReport:
     def notes(self, choose_face: str) -> list[str]:
         """The notes for the user; ``choose_face`` says how this interface picks another face."""
         notes = []
-        if self.faces_found > 1:
+        if self.face_indices is not None:
+            notes.append(f"the source has {self.faces_found} faces; animating faces {', '.join(map(str, self.face_indices))} (largest first)")
+        elif self.faces_found > 1:
             notes.append(f"the source has {self.faces_found} faces; animating face {self.face_index} (largest first; {choose_face})")
         if self.lost_ranges:
             spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in self.lost_ranges)

@@ -69,32 +69,40 @@ class Paster:
     def _to_region(self, picture: np.ndarray) -> np.ndarray:
         return cv2.warpAffine(picture, self.matrix, self.out_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    def paste(self, crop_rgb: np.ndarray, field: np.ndarray | None = None, sampled: np.ndarray | None = None) -> np.ndarray:
+    def paste(self, crop_rgb: np.ndarray, field: np.ndarray | None = None, sampled: np.ndarray | None = None, onto: np.ndarray | None = None) -> np.ndarray:
         """The full frame with ``crop_rgb`` (S, S, 3) uint8 blended into the box. With the stage's
         ``field`` (S, S, 2, source-crop pixels) and ``sampled`` (S, S) weights, the photo is
-        resampled along the field at full resolution wherever the stage sampled it."""
+        resampled along the field at full resolution wherever the stage sampled it.
+
+        ``onto`` (H, W, 3), a frame other faces of the same photo were already pasted into, is
+        changed only as far as this face moved or made pixels (the field's motion, faded in over
+        the deadband): where two faces' boxes overlap, each keeps what it moved, without a seam
+        at either box's edge."""
         if field is None or sampled is None:
             placed = self._to_region(crop_rgb)
-            frame = self.background.copy()
-            frame[self.region] = cv2.blendLinear(placed, np.ascontiguousarray(self.background[self.region]), self.alpha, 1 - self.alpha)
+            frame = (self.background if onto is None else onto).copy()
+            frame[self.region] = cv2.blendLinear(placed, np.ascontiguousarray(frame[self.region]), self.alpha, 1 - self.alpha)
             return frame
-        return self._resampled(crop_rgb, np.asarray(field, np.float32), np.asarray(sampled, np.float32))
+        return self._resampled(crop_rgb, np.asarray(field, np.float32), np.asarray(sampled, np.float32), onto)
 
-    def _resampled(self, crop_rgb: np.ndarray, field: np.ndarray, sampled: np.ndarray) -> np.ndarray:
+    def _resampled(self, crop_rgb: np.ndarray, field: np.ndarray, sampled: np.ndarray, onto: np.ndarray | None = None) -> np.ndarray:
         """The frame with the photo resampled along ``field`` where ``sampled`` says, and the crop
         scaled up elsewhere; only the part of the box where something moved or was made is
-        touched (the rest is the photo, as the deadband leaves it)."""
-        frame = self.background.copy()
+        touched (the rest is the photo, as the deadband leaves it, or ``onto``'s)."""
+        frame = (self.background if onto is None else onto).copy()
         # The motion in photo pixels, through the deadband, at the crop's resolution (cheap);
         # scaled up to the photo's only where it is needed.
         motion = (field - self._crop_grid) * self._scale
         low, high = DEADBAND
         keep = np.clip((np.hypot(motion[..., 0], motion[..., 1]) - low) / (high - low), 0.0, 1.0)
-        motion *= (keep * keep * (3 - 2 * keep))[..., None]  # smoothstep: the motion fades in without a kink
+        keep = keep * keep * (3 - 2 * keep)  # smoothstep: the motion fades in without a kink
+        motion *= keep[..., None]
         # Where nothing moved the photo is the answer, even in a hole (a surface the source's fit
         # hides at a silhouette, by a hair).
         made: np.ndarray = (1 - sampled) * (keep > 0)
         touched = keep > 0
+        # Onto another face's frame: this face's pixels weigh as far as they moved or were made.
+        influence = np.maximum(keep, made).astype(np.float32) if onto is not None else None
         bounds = self._region_bounds(touched, reach=3 + MADE_MARGIN * 3)  # widened by the interpolation's reach
         if bounds is None:
             return frame
@@ -108,11 +116,18 @@ class Paster:
         region = frame[self.region]
         for top in range(y0, y1, BAND_ROWS):  # bands bound the temporaries of a huge photo
             part = (slice(top, min(top + BAND_ROWS, y1)), slice(x0, x1))
-            region[part] = self._resampled_part(part, region[part], crop_rgb, motion, made, made_box)
+            region[part] = self._resampled_part(part, region[part], crop_rgb, motion, made, made_box, influence)
         return frame
 
     def _resampled_part(
-        self, part: tuple[slice, slice], original: np.ndarray, crop_rgb: np.ndarray, motion: np.ndarray, made: np.ndarray, made_box: tuple[int, int, int, int] | None
+        self,
+        part: tuple[slice, slice],
+        original: np.ndarray,
+        crop_rgb: np.ndarray,
+        motion: np.ndarray,
+        made: np.ndarray,
+        made_box: tuple[int, int, int, int] | None,
+        influence: np.ndarray | None = None,
     ) -> np.ndarray:
         """One rectangle of the region: the photo resampled along the motion, the crop where the
         stage made the pixels (inside ``made_box``, region pixels), faded into ``original`` at the
@@ -132,6 +147,8 @@ class Paster:
                 at = (slice(inner_rows.start - rows.start, inner_rows.stop - rows.start), slice(inner_columns.start - columns.start, inner_columns.stop - columns.start))
                 sharp[at] = cv2.blendLinear(np.ascontiguousarray(sharp[at]), placed, weight, 1 - weight)
         alpha = self.alpha[part]
+        if influence is not None:
+            alpha = alpha * self._scaled_up(influence, rows, columns, cv2.BORDER_CONSTANT)
         return cv2.blendLinear(sharp, np.ascontiguousarray(original), alpha, 1 - alpha)
 
     def _scaled_up(self, picture: np.ndarray, rows: slice, columns: slice, border: int) -> np.ndarray:

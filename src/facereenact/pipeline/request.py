@@ -66,6 +66,8 @@ CRF_RANGE = (0, 51)
 SCALE_RANGE = (0.0, 2.0)
 #: The smallest cap on the output's long side.
 MIN_OUTPUT_SIDE = 16
+#: Which faces of a photo: one index, several (ascending), or the word ``all``.
+FaceChoice = int | str | tuple[int, ...]
 #: The pipeline's own defaults, which the request's repeat rather than restate.
 _PIPELINE = ReenactOptions()
 
@@ -97,8 +99,9 @@ class AnimateRequest:
     smooth: bool = True
     #: Animate at most this many driving frames (None: all).
     max_frames: int | None = None
-    #: Which source face to animate, largest first.
-    face_index: int = _PIPELINE.face_index
+    #: Which faces of a source photo to animate, largest first: one index, several (a tuple, or
+    #: their indices comma-separated), or ``all``.
+    face_index: FaceChoice = _PIPELINE.face_index
     #: Fill a mouth opening wider than the source shows with the driving frame's own teeth and
     #: tongue (otherwise a dark cavity).
     driving_mouth: bool = _PIPELINE.driving_mouth
@@ -128,11 +131,13 @@ class AnimateRequest:
         _within("crf", self.crf, *CRF_RANGE)
         _at_least("max_frames", self.max_frames, 1)
         _at_least("max_size", self.max_size, MIN_OUTPUT_SIDE)
-        _at_least("face_index", self.face_index, 0)
+        object.__setattr__(self, "face_index", _faces(self.face_index))
         if self.expression_only and self.pose_only:
             raise OptionError(("expression_only", "pose_only"), "exclude each other")
         if self.expression_only and self.video_motion is VideoMotion.expression_pose:
             raise OptionError(("expression_only", "video_motion"), "exclude each other")
+        if self.several_faces and self.crop_only:
+            raise OptionError(("crop_only",), f"makes one face's crop: it cannot hold faces {_face_list(self.face_index)}")
         if self.method is GenerationMethod.warp and self.model is not None:
             raise OptionError(("model",), "is a neural checkpoint: use it with the neural method")
 
@@ -147,7 +152,13 @@ class AnimateRequest:
             mode=self.mode, transfer_pose=transfer_pose, transfer_expression=not self.pose_only,
             pose_scale=self.pose_scale, expression_scale=self.expression_scale, regions=self.regions,
         )  # fmt: skip
-        return ReenactOptions(crop_size=self.crop_size, motion=motion, face_index=self.face_index, driving_mouth=self.driving_mouth)
+        face_index = self.face_index if isinstance(self.face_index, int) else 0
+        return ReenactOptions(crop_size=self.crop_size, motion=motion, face_index=face_index, driving_mouth=self.driving_mouth)
+
+    @property
+    def several_faces(self) -> bool:
+        """Whether more than one face of the photo is asked for (``all``, or a list)."""
+        return not isinstance(self.face_index, int)
 
     def checkpoint(self) -> Path | None:
         """The network to load: None for the warp, else :func:`resolve_checkpoint`."""
@@ -172,6 +183,36 @@ def _at_least(name: str, value: int | None, low: int) -> None:
     """``value`` (None: not set) is at least ``low``."""
     if value is not None and value < low:
         raise OptionError((name,), f"is below {low}", value)
+
+
+def _faces(value: object) -> FaceChoice:
+    """One face index, ``all``, or several indices (from a tuple or list, or comma-separated),
+    each at least 0; several that name one face are that face."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "all":
+            return "all"
+        try:
+            indices = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise OptionError(("face_index",), "is not a face index, a comma-separated list of them, or all", value) from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        indices = [value]
+    elif isinstance(value, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        indices = list(value)
+    else:
+        raise OptionError(("face_index",), "is not a face index, a list of them, or all", value)
+    if not indices:
+        raise OptionError(("face_index",), "names no face", value)
+    for index in indices:
+        _at_least("face_index", index, 0)
+    chosen = tuple(sorted(set(indices)))
+    return chosen[0] if len(chosen) == 1 else chosen
+
+
+def _face_list(choice: FaceChoice) -> str:
+    """A face choice as the interfaces write it: ``all``, or comma-separated indices."""
+    return choice if isinstance(choice, str) else ",".join(str(i) for i in (choice if isinstance(choice, tuple) else (choice,)))
 
 
 def region_list(regions: Iterable[Region]) -> str:

@@ -107,15 +107,18 @@ class BoundSources:
         crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return crops, result, targets
 
-    def pasted(self, crops: np.ndarray, stage: WarpResult) -> Iterator[np.ndarray]:
+    def pasted(self, crops: np.ndarray, stage: WarpResult, onto: Sequence[np.ndarray] | None = None) -> Iterator[np.ndarray]:
         """Each crop pasted into its source's picture (H, W, 3) uint8, one at a time: the picture
         resampled at its own resolution where the stage sampled the source, the crop where it did
-        not. With one source, every crop goes into the one picture."""
+        not. With one source, every crop goes into the one picture. ``onto`` (one frame per crop)
+        are that picture with other faces already pasted in: each changes only where this face
+        moved (see :meth:`Paster.paste`)."""
         fields = stage.field.float().cpu().numpy() if stage.sampled is not None else None
         sampled = stage.sampled[:, 0].float().cpu().numpy() if stage.sampled is not None else None
         for i, crop_rgb in enumerate(crops):
             paster = self.paster(0 if len(self) == 1 else i)
+            under = onto[i] if onto is not None else None
             if fields is None or sampled is None:
-                yield paster.paste(crop_rgb)
+                yield paster.paste(crop_rgb, onto=under)
             else:
-                yield paster.paste(crop_rgb, fields[i], sampled[i])
+                yield paster.paste(crop_rgb, fields[i], sampled[i], onto=under)

@@ -57,7 +57,7 @@ class JobChoices(BaseModel):
     paste_back: bool = True
     crop_size: int | None = None
     compare: bool | None = None
-    face_index: int | None = None
+    face_index: int | list[int] | Literal["all"] | None = Field(default=None, description="the photo's face to animate (largest first), several, or all")
     driving_mouth: bool | None = Field(default=None, description="fill an opening mouth with the driving frame's own teeth and tongue")
     pose_scale: float | None = Field(default=None, description="multiplies the head's rotation and movement")
     expression_scale: float | None = Field(default=None, description="multiplies the expression")
@@ -223,8 +223,10 @@ class WebService:
         if request.method is GenerationMethod.neural and self.neural is None:
             raise InputError("the neural method needs a trained model: start the server with --model CHECKPOINT")
         faces = len(source.info.get("faces", []))
-        if request.face_index >= faces:
-            raise InputError(f"face {request.face_index + 1} asked for, but {source.name} has {faces} face(s)")
+        asked = request.face_index
+        beyond = [i for i in ([] if asked == "all" else [asked] if isinstance(asked, int) else asked) if isinstance(i, int) and i >= faces]
+        if beyond:
+            raise InputError(f"face {beyond[0] + 1} asked for, but {source.name} has {faces} face(s)")
 
         job_id = secrets.token_urlsafe(12)
         folder = self.root / "jobs" / job_id

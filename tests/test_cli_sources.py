@@ -1,5 +1,5 @@
-"""``animate --source VIDEO`` on the command line: what it writes and says, and its refusals as one
-``error:`` line with a non-zero exit."""
+"""``animate --source VIDEO`` and ``--face-index all`` on the command line: what they write and
+say, and their refusals as one ``error:`` line with a non-zero exit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facereenact.io.image import read_image, write_image
 from facereenact.io.video import VideoWriter, probe_video
 from tests.cli_inputs import run_cli
 
@@ -55,3 +56,21 @@ def test_source_audio_for_a_photo_is_refused_naming_the_flag(assets_env, data_di
     )  # fmt: skip
     assert result.exit_code == 1
     assert _error_line(result.output).startswith("error: --audio source is for a source video")
+
+
+def test_every_face_of_a_pair_and_a_face_beyond_them(assets_env, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    left, right = (read_image(data_dir / "portraits" / f"{name}.jpg") for name in ("lp_s1", "lp_s5"))
+    pair = np.concatenate([cv2.resize(p, (300, 300), interpolation=cv2.INTER_AREA) for p in (left, right)], axis=1)
+    source = tmp_path / "pair.png"
+    write_image(source, pair)
+    output = tmp_path / "both.mp4"
+    result = run_cli("animate", "--source", source, "--driving", data_dir / "clips" / "hdtf_aoc.mp4", "-o", output, "--method", "warp", "--max-frames", "3", "--face-index", "all")
+    assert result.exit_code == 0, result.output
+    assert "animating faces 0, 1" in result.output
+    info = probe_video(output)
+    assert (info.width, info.height) == (600, 300) and info.frame_count == 3
+    result = run_cli("animate", "--source", source, "--driving", data_dir / "clips" / "hdtf_aoc.mp4", "-o", tmp_path / "o.mp4", "--face-index", "0,7")
+    assert result.exit_code == 1
+    assert _error_line(result.output) == "error: --face-index 7 asked for, but the source image has 2 face(s)"
