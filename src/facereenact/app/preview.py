@@ -19,6 +19,7 @@ from facereenact.face3d.params import FaceParams
 from facereenact.face3d.records import pose_summary
 from facereenact.face3d.visualize import fit_overlay
 from facereenact.io.image import read_image, write_image
+from facereenact.io.media import read_still
 
 #: Widest preview sent to the page (the overlay is two pictures wide).
 PREVIEW_WIDTH = 960
@@ -35,14 +36,15 @@ class SourcePreview:
         return {"width": self.width, "height": self.height, "faces": self.faces}
 
 
-def make_source_preview(fitter: FaceFitter, image_path: Path, preview_path: Path, name: str) -> SourcePreview:
-    """Decode the portrait (by content), fit every face and write the overlay to ``preview_path``.
+def make_source_preview(fitter: FaceFitter, image_path: Path, preview_path: Path, name: str, video: bool = False) -> SourcePreview:
+    """Decode the portrait (by content; a source ``video``'s first frame), fit every face and
+    write the overlay to ``preview_path``.
 
     Raises:
         InputError: the file is not a decodable image (or is too large or too small).
         NoFaceError: no face was found.
     """
-    image = read_image(image_path)
+    image = read_still(image_path) if video else read_image(image_path)
     faces = fitter.fit_image(image)
     if not faces:
         raise NoFaceError(f"no face found in {name}")

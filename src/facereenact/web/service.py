@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode, StageMethod, animate_file, region_list
+from facereenact.app.animate import AnimateRequest, AudioFrom, GenerationMethod, LengthPolicy, MotionMode, StageMethod, VideoMotion, animate_file, region_list
 from facereenact.app.fit import FaceFitter
-from facereenact.app.media import count_length, probe_video
+from facereenact.app.media import count_length, is_image_file, is_video_file, probe_video
 from facereenact.app.preview import make_source_preview
 from facereenact.app.scratch import claim_scratch_folder
 from facereenact.errors import FaceReenactError, InputError
@@ -62,10 +62,14 @@ class JobChoices(BaseModel):
     pose_scale: float | None = Field(default=None, description="multiplies the head's rotation and movement")
     expression_scale: float | None = Field(default=None, description="multiplies the expression")
     regions: list[str] | None = Field(default=None, description="face regions that follow the driver: eyes, gaze, brows, mouth")
+    video_motion: VideoMotion | None = Field(default=None, description="with a source video: what travels from the driver")
+    length: LengthPolicy | None = Field(default=None, description="with a source video: how its length meets the driver's")
+    audio: AudioFrom | None = Field(default=None, description="whose audio the result carries")
 
     def animate_request(self, max_frames: int | None) -> AnimateRequest:
         """The same choices as the request every interface builds."""
-        chosen = self.model_dump(include={"method", "mode", "crop_size", "compare", "face_index", "driving_mouth", "pose_scale", "expression_scale", "regions"}, exclude_none=True)
+        names = {"method", "mode", "crop_size", "compare", "face_index", "driving_mouth", "pose_scale", "expression_scale", "regions", "video_motion", "length", "audio"}
+        chosen = self.model_dump(include=names, exclude_none=True)
         return AnimateRequest(
             **chosen, expression_only=self.transfer == "expression", pose_only=self.transfer == "pose", crop_only=not self.paste_back, max_frames=max_frames
         )
@@ -168,15 +172,24 @@ class WebService:
         return {"ok": True, "running": running, "waiting": waiting}
 
     def accept_source(self, owner: str, upload_id: str, folder: Path, path: Path, name: str) -> Upload:
-        """Check a received portrait by decoding it and fitting its faces; keep it with its preview."""
+        """Check a received portrait by decoding it and fitting its faces; keep it with its
+        preview. A source video is checked as a driving clip is, and previewed by its first frame."""
         preview_path = folder / "preview.png"
+        video = self._checked_clip(folder, path, name) if not is_image_file(path) and is_video_file(path) else None
         with self._fit_slots, _private((folder,), {path: name}):
-            preview = make_source_preview(self.fitter, path, preview_path, name)
-        upload = Upload(upload_id, "source", owner, folder, path, name, preview.describe(), preview_path)
+            preview = make_source_preview(self.fitter, path, preview_path, name, video=video is not None)
+        described = preview.describe() if video is None else {**preview.describe(), "video": video}
+        upload = Upload(upload_id, "source", owner, folder, path, name, described, preview_path)
         self.uploads.add(upload)
         return upload
 
     def accept_driving(self, owner: str, upload_id: str, folder: Path, path: Path, name: str) -> Upload:
+        """Check a received clip (see :meth:`_checked_clip`)."""
+        upload = Upload(upload_id, "driving", owner, folder, path, name, self._checked_clip(folder, path, name))
+        self.uploads.add(upload)
+        return upload
+
+    def _checked_clip(self, folder: Path, path: Path, name: str) -> dict[str, Any]:
         """Check a received clip by opening it as a video (PyAV) and against the length limit,
         counted from its packets: a header that claims a short clip cannot pass a long one."""
         limit = self.settings.max_seconds
@@ -190,7 +203,7 @@ class WebService:
         if length.over:
             raise InputError(f"{name} has more than {self.settings.frame_limit} frames, the limit ({limit:g} s at {MAX_FPS} frames/s)")
         seconds = max(length.seconds, length.frames / info.fps)
-        described = {
+        return {
             "frames": length.frames,
             "fps": round(info.fps, 3),
             "seconds": round(seconds, 2),
@@ -198,9 +211,6 @@ class WebService:
             "height": info.height,
             "has_audio": info.has_audio,
         }
-        upload = Upload(upload_id, "driving", owner, folder, path, name, described)
-        self.uploads.add(upload)
-        return upload
 
     def submit(self, choices: JobChoices) -> Job:
         """Check the request, give the job its own folder holding its inputs, and queue it."""
@@ -308,6 +318,9 @@ def _page_defaults() -> dict[str, Any]:
         "pose_scale": defaults.pose_scale,
         "expression_scale": defaults.expression_scale,
         "regions": region_list(defaults.regions).split(","),
+        "video_motion": defaults.video_motion.value,
+        "length": defaults.length.value,
+        "audio": defaults.audio.value,
     }
 
 

@@ -62,6 +62,7 @@ async function onSource() {
   state.sourceId = null;
   $("source-preview").hidden = true;
   $("face-row").hidden = true;
+  $("video-row").hidden = true;
   updateRun();
   if (!file) return;
   showError("");
@@ -74,10 +75,14 @@ async function onSource() {
     $("source-preview").hidden = false;
     const first = data.faces[0];
     const pose = `yaw ${first.yaw.toFixed(0)}°, pitch ${first.pitch.toFixed(0)}°, roll ${first.roll.toFixed(0)}°`;
-    $("source-status").textContent = `${data.name}: ${data.width}×${data.height}, ${data.faces.length} face${data.faces.length > 1 ? "s" : ""} found (${pose}).`;
+    const video = data.video ? `, a video of ${data.video.frames} frames at ${data.video.fps} frames/s (each frame re-acted)` : "";
+    $("source-status").textContent = `${data.name}: ${data.width}×${data.height}${video}, ${data.faces.length} face${data.faces.length > 1 ? "s" : ""} found (${pose}).`;
+    // One face, several (Ctrl/Shift-click) or all of a photo; a video's largest face.
     const select = $("face-index");
-    select.replaceChildren(...data.faces.map((face, i) => new Option(i === 0 ? "1 (largest)" : String(i + 1), String(i))));
-    $("face-row").hidden = data.faces.length < 2;
+    select.replaceChildren(...data.faces.map((face, i) => new Option(i === 0 ? "1 (largest)" : String(i + 1), String(i), i === 0, i === 0)));
+    select.size = Math.min(data.faces.length, 6);
+    $("face-row").hidden = data.faces.length < 2 || Boolean(data.video);
+    $("video-row").hidden = !data.video;
   } catch (error) {
     $("source-status").textContent = "";
     showError(error.message);
@@ -145,12 +150,21 @@ function choices() {
     paste_back: $("paste-back").checked,
     crop_size: Number($("crop-size").value),
     compare: $("compare").checked,
-    face_index: Number($("face-index").value || 0),
+    face_index: chosenFaces(),
     driving_mouth: $("driving-mouth").checked,
     pose_scale: Number($("pose-scale").value),
     expression_scale: Number($("expression-scale").value),
     regions: [...document.querySelectorAll("input[name=region]:checked")].map((box) => box.value),
+    ...($("video-row").hidden ? {} : { video_motion: $("video-motion").value, length: $("length").value, audio: $("audio").value }),
   };
+}
+
+// The faces chosen: one index, a list of them, or "all".
+function chosenFaces() {
+  const picked = [...$("face-index").selectedOptions].map((option) => Number(option.value));
+  if (picked.length === 0) return 0;
+  if (picked.length === 1) return picked[0];
+  return picked.length === state.faces ? "all" : picked;
 }
 
 async function onRun() {
@@ -270,6 +284,7 @@ function showDefaults(defaults) {
     $(id).oninput = () => { $(`${id}-shown`).textContent = $(id).value; };
   }
   for (const box of document.querySelectorAll("input[name=region]")) box.checked = defaults.regions.includes(box.value);
+  for (const id of ["video-motion", "length", "audio"]) $(id).value = defaults[id.replace("-", "_")];
 }
 
 async function start() {
