@@ -12,7 +12,8 @@ source video (expression only, the full frame pasted back) and the chosen method
 * pose kept: the Pearson r of MediaPipe's yaw and pitch between the output and the source clip;
 * expression followed: the mean Pearson r, over the blendshapes the driver moves, between
   MediaPipe's scores of the output and of the driver (at the output's times), beside the same
-  for still-portrait animation (the source's first frame, the same driver and method);
+  for still-portrait animation (the source's first frame, the same driver and method), with
+  its defaults (pose and expression) and with expression only (what travels here);
 * strips (PNG) of source | driver | output at a few frames, with the face crop's edge marked on
   a copy, to look for a seam.
 
@@ -33,6 +34,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -128,7 +130,8 @@ def quality(args: argparse.Namespace) -> dict[str, object]:
             source, driving = args.data / "clips" / f"{source_name}.mp4", args.data / "clips" / f"{driving_name}.mp4"
             request = AnimateRequest(method=args.method, max_frames=args.frames)  # type: ignore[arg-type]
             video_out, still_out, still = Path(scratch) / "video", Path(scratch) / "still", Path(scratch) / "still.png"
-            for folder in (video_out, still_out):
+            still_expression_out = Path(scratch) / "still_expression"
+            for folder in (video_out, still_out, still_expression_out):
                 if folder.exists():
                     for file in folder.iterdir():
                         file.unlink()
@@ -139,17 +142,18 @@ def quality(args: argparse.Namespace) -> dict[str, object]:
             report = animate_file(fitter, request, source, driving, video_out)
             seconds = time.perf_counter() - start
             animate_file(fitter, request, still, driving, still_out)
-            made = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(video_out.iterdir())])
-            from_still = np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(still_out.iterdir())])
+            animate_file(fitter, replace(request, expression_only=True), still, driving, still_expression_out)
+            made, from_still, from_still_expression = (_read_folder(folder) for folder in (video_out, still_out, still_expression_out))
             source_fps, driving_fps = probe_video(source).fps, probe_video(driving).fps
             at = np.minimum(np.floor(np.arange(len(made)) * driving_fps / source_fps + 1e-6).astype(int), probe_video(driving).frame_count - 1)
             driver_frames = read_frames(driving, int(at[-1]) + 1)[at]
-            count = min(len(made), len(source_frames), len(driver_frames), len(from_still))
-            made, source_frames, driver_frames, from_still = made[:count], source_frames[:count], driver_frames[:count], from_still[:count]
+            count = min(len(made), len(source_frames), len(driver_frames), len(from_still), len(from_still_expression))
+            made, source_frames, driver_frames = made[:count], source_frames[:count], driver_frames[:count]
             made_pose, made_scores = _analyse(made, mediapipe)
             source_pose, _ = _analyse(source_frames, mediapipe)
-            _, driver_scores = _analyse(driver_frames, mediapipe)
-            _, still_scores = _analyse(from_still, mediapipe)
+            driver_pose, driver_scores = _analyse(driver_frames, mediapipe)
+            _, still_scores = _analyse(from_still[:count], mediapipe)
+            _, still_expression_scores = _analyse(from_still_expression[:count], mediapipe)
             csim = [_csim(descriptor, m, s) for m, s in zip(made, source_frames, strict=True)]
             row = {
                 "source": source_name, "driving": driving_name, "frames": count, "frames_written": report.frames,
@@ -157,14 +161,22 @@ def quality(args: argparse.Namespace) -> dict[str, object]:
                 "csim_to_source_frame": float(np.nanmean(csim)), "csim_min": float(np.nanmin(csim)),
                 "yaw_r_to_source": _pearson(made_pose[:, 0], source_pose[:, 0]),
                 "pitch_r_to_source": _pearson(made_pose[:, 1], source_pose[:, 1]),
+                "yaw_r_to_driver": _pearson(made_pose[:, 0], driver_pose[:, 0]),
+                "pitch_r_to_driver": _pearson(made_pose[:, 1], driver_pose[:, 1]),
+                "source_yaw_pitch_std_deg": [round(float(v), 2) for v in np.nanstd(source_pose, axis=0)],
+                "yaw_pitch_rmse_to_source_deg": [round(float(v), 2) for v in np.sqrt(np.nanmean((made_pose - source_pose) ** 2, axis=0))],
                 "blendshape_r_to_driver": _following(made_scores, driver_scores),
                 "still_blendshape_r_to_driver": _following(still_scores, driver_scores),
+                "still_expression_only_blendshape_r_to_driver": _following(still_expression_scores, driver_scores),
             }  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
             if strips is not None:
                 _strip(strips / f"{source_name}__{driving_name}.png", source_frames, driver_frames, made)
-    keys = ["csim_to_source_frame", "yaw_r_to_source", "pitch_r_to_source", "blendshape_r_to_driver", "still_blendshape_r_to_driver"]
+    keys = [
+        "csim_to_source_frame", "csim_min", "yaw_r_to_source", "pitch_r_to_source", "yaw_r_to_driver", "pitch_r_to_driver",
+        "blendshape_r_to_driver", "still_blendshape_r_to_driver", "still_expression_only_blendshape_r_to_driver",
+    ]  # fmt: skip
     summary = {key: float(np.nanmean([row[key] for row in rows])) for key in keys}
     return {"method": args.method, "frames": args.frames, "pairs": rows, "mean": summary}
 
@@ -212,6 +224,11 @@ def group(args: argparse.Namespace) -> dict[str, object]:
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _read_folder(folder: Path) -> np.ndarray:
+    """A folder of PNG frames (T, H, W, 3) RGB."""
+    return np.stack([cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.iterdir())])
 
 
 def _strip(path: Path, source: np.ndarray, driver: np.ndarray, made: np.ndarray, height: int = 256) -> None:

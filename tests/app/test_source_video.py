@@ -174,6 +174,16 @@ def test_the_batch_csv_takes_the_video_options_per_row(tmp_path: Path) -> None:
     first, second = read_batch(table, tmp_path / "out")
     assert (first.request.length, first.request.audio, first.request.video_motion) == (LengthPolicy.pingpong, AudioFrom.source, VideoMotion.expression_pose)
     assert (second.request.length, second.request.audio, second.request.video_motion) == (LengthPolicy.shortest, AudioFrom.driving, VideoMotion.expression)
+    table.write_text('source,driving,face_index\na.jpg,b.mp4,all\nc.jpg,d.mp4,"2,0"\n')
+    assert [row.request.face_index for row in read_batch(table, tmp_path / "out")] == ["all", (0, 2)]
     table.write_text("source,driving,length\na.mp4,b.mp4,forever\n")
     with pytest.raises(InputError, match="jobs.csv line 2: length forever is not one of shortest, loop, pingpong"):
         read_batch(table, tmp_path / "out")
+
+
+def test_compare_shows_the_source_frame_the_driving_frame_and_the_result(fitter, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    output = tmp_path / "panel"
+    request = AnimateRequest(method=WARP, crop_only=True, crop_size=96, compare=True, max_frames=2)
+    animate_file(fitter, request, data_dir / "clips" / "st_radio2.mp4", data_dir / "clips" / "pcavs_00098.mp4", output)
+    panel = read_image(sorted(output.iterdir())[0])
+    assert panel.shape == (96, 3 * 96, 3)
