@@ -187,3 +187,10 @@ def test_compare_shows_the_source_frame_the_driving_frame_and_the_result(fitter,
     animate_file(fitter, request, data_dir / "clips" / "st_radio2.mp4", data_dir / "clips" / "pcavs_00098.mp4", output)
     panel = read_image(sorted(output.iterdir())[0])
     assert panel.shape == (96, 3 * 96, 3)
+
+
+def test_a_photo_animated_without_audio(fitter, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    output = tmp_path / "silent.mp4"
+    request = AnimateRequest(method=WARP, crop_only=True, crop_size=96, max_frames=3, audio=AudioFrom.none)
+    animate_file(fitter, request, data_dir / "portraits" / "lp_s1.jpg", data_dir / "clips" / "hdtf_aoc.mp4", output)
+    assert not probe_video(output).has_audio  # the driving clip has audio, left out as asked
