@@ -274,3 +274,33 @@ def test_another_site_open_in_the_browser_can_neither_upload_nor_start_jobs(brow
             assert mine.status == 202, mine.text()
     finally:
         attacker.shutdown()
+
+
+def test_a_source_video_brings_its_choices_and_a_group_photo_its_faces(page, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+    import numpy as np
+
+    from facereenact.io.image import read_image, write_image
+
+    page.set_input_files("#source-file", str(data_dir / "clips" / f"{CLIP}.mp4"))
+    sync_api.expect(page.locator("#source-status")).to_contain_text("a video of 61 frames")
+    sync_api.expect(page.locator("#video-row")).to_be_visible()
+    sync_api.expect(page.locator("#face-row")).to_be_hidden()
+
+    pair = np.concatenate([cv2.resize(read_image(data_dir / "portraits" / f"{name}.jpg"), (240, 240), interpolation=cv2.INTER_AREA) for name in ("lp_s1", "lp_s5")], 1)
+    photo = tmp_path / "pair.png"
+    write_image(photo, pair)
+    page.set_input_files("#source-file", str(photo))
+    sync_api.expect(page.locator("#source-status")).to_contain_text("2 faces found")
+    sync_api.expect(page.locator("#video-row")).to_be_hidden()
+    sync_api.expect(page.locator("#face-row")).to_be_visible()
+    page.select_option("#face-index", ["0", "1"])  # every face
+    page.select_option("#method", "warp")
+    page.set_input_files("#driving-file", str(data_dir / "clips" / f"{CLIP}.mp4"))
+    sync_api.expect(page.locator("#driving-status")).to_contain_text("61 frames")
+    page.click("#run")
+    sync_api.expect(page.locator("#result-card")).to_be_visible(timeout=120_000)
+    page.wait_for_function("() => document.getElementById('result').readyState >= 1", timeout=30_000)
+    size = page.evaluate("() => { const v = document.getElementById('result'); return [v.videoWidth, v.videoHeight]; }")
+    assert size == [480, 240]  # both faces, in one result of the photo's size
+    sync_api.expect(page.locator("#notes")).to_contain_text("animating faces 0, 1")
