@@ -43,6 +43,11 @@ class ReenactOptions:
     #: stretched, or where it would stretch too far, a dark cavity.
     driving_mouth: bool = True
 
+    @property
+    def uses_driving_frames(self) -> bool:
+        """Whether reenacting uses the driving frames themselves (for their mouths)."""
+        return self.driving_mouth and self.motion.transfer_expression
+
 
 @dataclass
 class ReenactedBatch:
@@ -96,11 +101,6 @@ class Reenactor:
     def _to_crop(self, points: torch.Tensor) -> torch.Tensor:
         return vertices_to_crop(points, self._box_t.expand(len(points), 4), self.options.crop_size)
 
-    @property
-    def uses_driving_frames(self) -> bool:
-        """Whether :meth:`reenact` uses the driving frames themselves (for their mouths)."""
-        return self.options.driving_mouth and self.options.motion.transfer_expression
-
     @torch.inference_mode()
     def reenact(
         self,
@@ -113,7 +113,7 @@ class Reenactor:
         """Frames for driving parameters (B,); ``reference`` (batch 1) is the driving frame the
         relative motion is measured from (usually the first). ``frames`` (B, H, W, 3) uint8 are
         the driving frames those parameters were fitted to, for their mouths (see
-        :attr:`uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
+        :attr:`ReenactOptions.uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
         driving = driving.to(self.device)
         source, reference, motion = self.source.params.to(self.device), reference.to(self.device), self.options.motion
         targets = target_params(source, driving, reference, motion)
@@ -123,7 +123,7 @@ class Reenactor:
         head = head_field(self._head, self._source_in_crop, self._in_crop(targets), self.options.crop_size)
         landmarks = self._to_crop(self.model.landmarks(targets))
         mouths = None
-        if frames is not None and self.uses_driving_frames:
+        if frames is not None and self.options.uses_driving_frames:
             face_size = (landmarks[..., :2].amax(1) - landmarks[..., :2].amin(1)).amax(-1)
             mouths = cut_driving_mouths(frames, self.model.vertices(driving), self.model.landmarks(driving), face_size, found)
         inputs = WarpTargets(self._to_crop(self.model.vertices(targets)), landmarks, head, mouths)
