@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -135,3 +136,19 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(data_dir: Path
     with pytest.raises(InputError, match=f"is the {role}"):
         animate_file(None, request, source, driving, output)  # type: ignore[arg-type]  # refused before any fitting
     assert target.read_bytes() == before
+
+
+def test_a_source_without_a_face_stops_the_tracking_early(fitter, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The source is prepared while the driving video is tracked; when it has no face, the
+    tracking stops at the next frame instead of running through the clip, and nothing is written."""
+    from facereenact.errors import NoFaceError
+
+    source = tmp_path / "wall.png"
+    cv2.imwrite(str(source), np.full((480, 640, 3), 128, np.uint8))
+    clip = data_dir / "clips" / "pcavs_00104.mp4"  # about 300 frames
+    ticks: list[int] = []
+    output = tmp_path / "out.mp4"
+    with pytest.raises(NoFaceError, match="no face found in the source"):
+        animate_file(fitter, AnimateRequest(method=GenerationMethod.warp), source, clip, output, progress=lambda _, __: ticks.append)
+    assert len(ticks) < probe_video(clip).frame_count - 1, f"tracked {len(ticks)} frames after the source had failed"
+    assert not output.exists() and list(tmp_path.iterdir()) == [source]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from facereenact.app.faces import animate_faces
 from facereenact.app.output import fit_height, fit_size, is_frame_folder, open_writer
-from facereenact.app.progress import ProgressFactory, no_progress
+from facereenact.app.progress import Progress, ProgressFactory, no_progress
 from facereenact.app.report import AnimateReport
 from facereenact.app.source_video import animate_source_video
 from facereenact.app.tracking import Held, track
@@ -84,24 +85,27 @@ def animate_file(
     media = open_media(driving, with_audio=request.audio is AudioFrom.driving)
     try:
         check_output_kind(output, driving, still=isinstance(media, np.ndarray))
-        reenactor = Reenactor(source_media, fitter, request.reenact_options(), method)
+        if isinstance(media, np.ndarray):
+            return _animate_still(fitter, request, Reenactor(source_media, fitter, request.reenact_options(), method), media, driving, output)
     except BaseException:
         if not isinstance(media, np.ndarray):
             media.close()
         raise
-    report = AnimateReport(output, 0, reenactor.faces_found, reenactor.options.face_index)
-    if isinstance(media, np.ndarray):
-        frame = media
-        driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params
-        batch = reenactor.reenact(driving_params, driving_params, paste=not request.crop_only, frames=frame[None])
-        produced = batch.crops[0] if request.crop_only else next(reenactor.pasted(batch))
-        write_image(output, fit_size(_shown(reenactor, request, produced, (frame, None)), request.max_size))
-        report.frames = 1
-        return report
 
-    keep_frames = request.compare or reenactor.uses_driving_frames
-    with media as reader:
-        tracked = track(fitter, reader, request.smooth, request.max_frames, progress, keep_frames)
+    # The source is prepared (found, fitted, cropped) in a second thread while this one tracks
+    # the driving video, which leaves part of the machine idle; a source that cannot be animated
+    # still stops the tracking at once.
+    options = request.reenact_options()
+    keep_frames = request.compare or options.uses_driving_frames
+    with ThreadPoolExecutor(1, thread_name_prefix="source") as pool, media as reader:
+        preparing = pool.submit(Reenactor, source_media, fitter, options, method)
+        try:
+            tracked = track(fitter, reader, request.smooth, request.max_frames, _stopped_by(preparing, progress), keep_frames)
+        except BaseException:
+            _raise_if_failed(preparing)  # the source's error first, as when it was prepared first
+            raise
+        reenactor = preparing.result()
+    report = AnimateReport(output, 0, reenactor.faces_found, options.face_index)
     fit, frames = tracked.fit, tracked.frames
     report.warnings = tracked.warnings
     report.lost_ranges = fit.lost_ranges()
@@ -140,6 +144,36 @@ def animate_file(
             frames.close()
     report.frames = writer.frames_written
     return report
+
+
+def _animate_still(fitter: FaceFitter, request: AnimateRequest, reenactor: Reenactor, frame: np.ndarray, driving: Path, output: Path) -> AnimateReport:
+    """One picture: the source with a still driving image's pose and expression."""
+    driving_params = fitter.fit_one(frame, 0, what=f"driving image {driving.name}").params
+    batch = reenactor.reenact(driving_params, driving_params, paste=not request.crop_only, frames=frame[None])
+    produced = batch.crops[0] if request.crop_only else next(reenactor.pasted(batch))
+    write_image(output, fit_size(_shown(reenactor, request, produced, (frame, None)), request.max_size))
+    return AnimateReport(output, 1, reenactor.faces_found, reenactor.options.face_index)
+
+
+def _stopped_by(preparing: Future[Reenactor], progress: ProgressFactory) -> ProgressFactory:
+    """``progress``, whose every tick raises the source's error once its preparation has failed."""
+
+    def factory(stage: str, total: int) -> Progress:
+        tick = progress(stage, total)
+
+        def checked(index: int) -> None:
+            _raise_if_failed(preparing)
+            tick(index)
+
+        return checked
+
+    return factory
+
+
+def _raise_if_failed(preparing: Future[Reenactor]) -> None:
+    error = preparing.exception() if preparing.done() else None
+    if error is not None:
+        raise error
 
 
 def check_output_kind(output: Path, driving: Path, still: bool) -> None:

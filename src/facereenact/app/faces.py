@@ -26,7 +26,7 @@ from facereenact.io.image import IMAGE_EXTENSIONS
 from facereenact.io.media import open_media
 from facereenact.io.prefetch import prefetch
 from facereenact.io.video import VIDEO_EXTENSIONS, AudioTrack
-from facereenact.pipeline.reenactor import ANIMATE_BATCH, uses_driving_frames
+from facereenact.pipeline.reenactor import ANIMATE_BATCH
 from facereenact.pipeline.request import AnimateRequest, AudioFrom
 from facereenact.pipeline.sources import BoundSources
 from facereenact.stage import StageMethod, WarpResult
@@ -65,7 +65,7 @@ def animate_faces(
             if isinstance(media, np.ndarray):
                 raise InputError(f"the driving {driving} is a still image: several faces are animated by driving videos (or animated images)")
             with media as reader:
-                tracked[driving] = track(fitter, reader, request.smooth, request.max_frames, progress, uses_driving_frames(options))
+                tracked[driving] = track(fitter, reader, request.smooth, request.max_frames, progress, options.uses_driving_frames)
                 audio = audio or reader.audio
         drivers = [tracked[drivings[0] if len(drivings) == 1 else drivings[k]] for k in range(len(chosen))]
         return _write(fitter, request, photo, [faces[i] for i in chosen], drivers, output, audio, progress, method, faces_found=len(faces), chosen=chosen)
@@ -101,7 +101,7 @@ def _write(
         BoundSources(fitter.model, [photo], face.params.to(device), face.landmarks[None], options.crop_size, options.crop_scale, method) for face in faces
     ]  # fmt: skip
     references = [neutral_reference(d.fit.params, int(np.flatnonzero(d.fit.found)[0])) for d in drivers]
-    mouths = uses_driving_frames(options)
+    mouths = options.uses_driving_frames
     report = AnimateReport(output, 0, faces_found, chosen[0], warnings=[w for d in drivers for w in d.warnings])
     report.face_indices = chosen
     report.lost_ranges = sorted({r for d in drivers for r in d.fit.lost_ranges()})

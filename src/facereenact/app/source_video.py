@@ -33,7 +33,7 @@ from facereenact.io.media import MovingMedia, open_media
 from facereenact.io.prefetch import prefetch
 from facereenact.io.video import VIDEO_EXTENSIONS, AudioTrack
 from facereenact.pipeline.composite import crop, reenactment_box
-from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions, uses_driving_frames
+from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions
 from facereenact.pipeline.request import AnimateRequest, AudioFrom, LengthPolicy
 from facereenact.pipeline.sources import BoundSources
 from facereenact.stage import StageMethod, WarpResult
@@ -102,7 +102,7 @@ def animate_source_video(
             with ThreadPoolExecutor(1) as pool:
                 source_job = pool.submit(_tracked, fitter, source_reader, request, request.max_frames, progress, f"source video {source.name}")
                 try:
-                    driving_track = _tracked(fitter, driving_media, request, limit, progress, f"driving video {driving.name}", keep=uses_driving_frames(options) or request.compare)
+                    driving_track = _tracked(fitter, driving_media, request, limit, progress, f"driving video {driving.name}", keep=options.uses_driving_frames or request.compare)
                 except BaseException:
                     _closed_when_done(source_job)
                     raise
@@ -187,7 +187,7 @@ def _write(
     bases = _bases(source.fit.params, neutral_reference(source.fit.params, int(np.flatnonzero(found)[0])), motion)
     assert source.frames is not None
     source_frames, driving_frames = source.frames, driving.frames
-    mouths = driving_frames is not None and uses_driving_frames(options)
+    mouths = driving_frames is not None and options.uses_driving_frames
     model, device = fitter.model, fitter.device
     cuda_index = (device.index if device.index is not None else torch.cuda.current_device()) if device.type == "cuda" else None
     tick = progress("animating", len(source_at))

@@ -2,8 +2,9 @@
 
 Images: detect every face, fit each. Videos: detect on the first frame and again only when
 tracking is lost; in between, the previous frame's landmarks place the next crop (no detector
-run). Each tracked crop is checked with the detector on the small crop the regressor already
-uses, which costs little and tells when the face has gone.
+run). Each tracked crop is checked: MediaPipe, which reads every frame for the eyes, brows and
+mouth, confirms a face there; where it does not, the detector looks at the small crop the
+regressor already uses, which tells when the face has gone.
 """
 
 from __future__ import annotations
@@ -159,10 +160,12 @@ class FaceFitter:
         # A fresh reader per video: MediaPipe's own tracking and clock start again.
         reader = BlendshapeReader(self.assets, video=True) if self.reads_blendshapes else None
         for index, frame in enumerate(frames):
+            # MediaPipe reads every frame (its own tracking needs them all, in order).
+            read = reader.faces(frame) if reader is not None else []
             fitted = None
             if box is not None:
                 params, landmarks, crop = self._fit_in_box(frame, box)
-                if self._crop_score(crop) >= TRACK_SCORE_THRESHOLD:
+                if _face_at(read, landmarks) is not None or self._crop_score(crop) >= TRACK_SCORE_THRESHOLD:
                     fitted = (params, landmarks, box)
             if fitted is None:  # first frame, or tracking lost: look at the whole frame
                 detections += 1
@@ -176,8 +179,6 @@ class FaceFitter:
                 params_list.append(None)
                 landmarks_list.append(None)
                 boxes.append(np.full(4, np.nan))
-                if reader is not None:
-                    reader.faces(frame)  # keeps MediaPipe's tracking in step with the video
                 scores.append(None)
                 eyelid_points.append(None)
             else:
@@ -187,8 +188,7 @@ class FaceFitter:
                 boxes.append(used_box)
                 box = box_from_landmarks(landmarks)
                 if reader is not None:
-                    centres, sizes = _centres_and_sizes(landmarks[None])
-                    face = nearest_face(reader.faces(frame), centres[0], sizes[0])
+                    face = _face_at(read, landmarks)
                     scores.append(face[0] if face else None)
                     eyelid_points.append(face[1] if face else None)
                 else:
@@ -256,6 +256,13 @@ class FaceFitter:
         else:
             landmarks = np.stack([landmarks_list[i] for i in nearest])
         return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps, read)
+
+
+def _face_at(faces: list[tuple[np.ndarray, np.ndarray]], landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The face MediaPipe read where ``landmarks`` (68, 2+) are, or None: where it sees one, the
+    tracked crop still holds the face and the detector need not check it."""
+    centres, sizes = _centres_and_sizes(landmarks[None])
+    return nearest_face(faces, centres[0], sizes[0])
 
 
 def _centres_and_sizes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

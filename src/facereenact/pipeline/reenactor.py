@@ -37,6 +37,11 @@ class ReenactOptions:
     #: stretched, or where it would stretch too far, a dark cavity.
     driving_mouth: bool = True
 
+    @property
+    def uses_driving_frames(self) -> bool:
+        """Whether reenacting uses the driving frames themselves (for their mouths)."""
+        return self.driving_mouth and self.motion.transfer_expression
+
 
 @dataclass
 class ReenactedBatch:
@@ -79,11 +84,6 @@ class Reenactor:
         """The source crop (S, S, 3) uint8, as the generation stage sees it."""
         return self.bound.crops_rgb[0]
 
-    @property
-    def uses_driving_frames(self) -> bool:
-        """Whether :meth:`reenact` uses the driving frames themselves (for their mouths)."""
-        return uses_driving_frames(self.options)
-
     @torch.inference_mode()
     def reenact(
         self,
@@ -96,8 +96,8 @@ class Reenactor:
         """Frames for driving parameters (B,); ``reference`` (batch 1) is the driving frame the
         relative motion is measured from (usually the first). ``frames`` (B, H, W, 3) uint8 are
         the driving frames those parameters were fitted to, for their mouths (see
-        :attr:`uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
-        mouths_from = frames if self.uses_driving_frames else None
+        :attr:`ReenactOptions.uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
+        mouths_from = frames if self.options.uses_driving_frames else None
         crops, result, targets = self.bound.generate(self.options.motion, driving, reference, driving_frames=mouths_from, found=found)
         batch = ReenactedBatch(crops, None, result, targets)
         if paste:
@@ -113,8 +113,3 @@ class Reenactor:
         need not all be in memory): the photo resampled at its own resolution where the stage
         sampled the source, the generated crop where it did not."""
         return self.bound.pasted(batch.crops, batch.stage)
-
-
-def uses_driving_frames(options: ReenactOptions) -> bool:
-    """Whether generation uses the driving frames themselves (for their mouths)."""
-    return options.driving_mouth and options.motion.transfer_expression
