@@ -49,16 +49,22 @@ def _triangle_areas(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Te
     return (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]).abs() / 2
 
 
-def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W), zero outside the image. OpenCV's separable
-    filter: 4× faster than PyTorch's grouped convolutions on the CPU for this wide a kernel."""
+def _gaussian_blur(images: torch.Tensor, sigma: float | np.ndarray) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W), zero outside the image; ``sigma`` one for all,
+    or (B,) one per image. OpenCV's separable filter: 4× faster than PyTorch's grouped
+    convolutions on the CPU for this wide a kernel."""
+    pictures = images.permute(0, 2, 3, 1).float().cpu().numpy()
+    sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(pictures),))
+    blurred = np.stack([cv2.sepFilter2D(p, -1, k, k, borderType=cv2.BORDER_CONSTANT) for p, k in zip(pictures, map(_kernel, sigmas), strict=True)])
+    return torch.from_numpy(blurred.reshape(pictures.shape)).to(images.device).permute(0, 3, 1, 2)
+
+
+def _kernel(sigma: float) -> np.ndarray:
+    """A normalised 1-D Gaussian kernel reaching 3 σ."""
     radius = max(1, int(3 * sigma))
     taps = np.arange(-radius, radius + 1, dtype=np.float32)
     kernel = np.exp(-(taps**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).astype(np.float32)
-    pictures = images.permute(0, 2, 3, 1).float().cpu().numpy()
-    blurred = np.stack([cv2.sepFilter2D(p, -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT) for p in pictures])
-    return torch.from_numpy(blurred.reshape(pictures.shape)).to(images.device).permute(0, 3, 1, 2)
+    return (kernel / kernel.sum()).astype(np.float32)
 
 
 class WarpMethod:
@@ -153,9 +159,11 @@ class GeometricWarp:
         motion extended smoothly (so the jaw line never tears); further out the motion of the
         head proxy (hair, ears), fading to none at the still background."""
         grid = self.grid
-        face_size = float((targets.landmarks[..., :2].amax(1) - targets.landmarks[..., :2].amin(1)).max())
+        # Each target's own face size (B,): a frame's warp does not depend on the others in its batch.
+        sizes = (targets.landmarks[..., :2].amax(1) - targets.landmarks[..., :2].amin(1)).amax(-1).double().cpu().numpy()
+        face_size = sizes[:, None, None]  # against (B, S, S) distances
         face_motion = (coordinates - grid) * face
-        blurred = _gaussian_blur(torch.cat([face, face_motion], 1), EXTEND_SIGMA * face_size)
+        blurred = _gaussian_blur(torch.cat([face, face_motion], 1), EXTEND_SIGMA * sizes)
         extended = blurred[:, 1:] / blurred[:, :1].clamp(min=1e-6)
         head = targets.head - grid
 
@@ -165,23 +173,24 @@ class GeometricWarp:
         to_tensor = lambda a: torch.from_numpy(a).to(grid.device)[:, None]  # noqa: E731
         near = to_tensor(_fade(outside, 0.0, EXTEND_REACH * face_size))
         with_head = to_tensor(_fade(outside, HEAD_NEAR * face_size, HEAD_FAR * face_size))
-        on_face = to_tensor(np.clip(inside / max(2.0, FACE_FEATHER * face_size), 0, 1))
+        on_face = to_tensor(np.clip(inside / np.maximum(2.0, FACE_FEATHER * face_size), 0, 1).astype(np.float32))
         around = (near * extended + (1 - near) * with_head * head) * self._above_body(targets.landmarks, face_size)
         return grid + on_face * face_motion + (1 - on_face) * around
 
 
-    def _above_body(self, landmarks: torch.Tensor, face_size: float) -> torch.Tensor:
+    def _above_body(self, landmarks: torch.Tensor, face_size: np.ndarray) -> torch.Tensor:
         """(B, 1, S, S): 1 down to the chin line (across the head's own up-down axis, so a tilted
-        head tilts it), fading to 0 at BODY_FADE face sizes below."""
+        head tilts it), fading to 0 at BODY_FADE face sizes below (``face_size`` (B, 1, 1))."""
         chin = landmarks[:, 8, :2]
         down = F.normalize(chin - landmarks[:, 36:48, :2].mean(1), dim=-1)  # eyes → chin
         below = torch.einsum("bc,bchw->bhw", down, self.grid[None] - chin[:, :, None, None])
         return torch.from_numpy(_fade(below.cpu().numpy(), 0.0, BODY_FADE * face_size)).to(self.grid.device)[:, None]
 
 
-def _fade(distance: np.ndarray, start: float, stop: float) -> np.ndarray:
-    """1 up to ``start``, 0 from ``stop`` on, a smoothstep between."""
-    ramp = np.clip((stop - distance) / max(stop - start, 1e-6), 0.0, 1.0)
+def _fade(distance: np.ndarray, start: float | np.ndarray, stop: float | np.ndarray) -> np.ndarray:
+    """1 up to ``start``, 0 from ``stop`` on, a smoothstep between (bounds broadcast against
+    ``distance``: one per image)."""
+    ramp = np.clip((stop - distance) / np.maximum(np.subtract(stop, start), 1e-6), 0.0, 1.0)
     return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
 
 
