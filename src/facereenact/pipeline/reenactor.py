@@ -101,6 +101,10 @@ class Reenactor:
     def _to_crop(self, points: torch.Tensor) -> torch.Tensor:
         return vertices_to_crop(points, self._box_t.expand(len(points), 4), self.options.crop_size)
 
+    def landmarks_in_crop(self, params: FaceParams) -> torch.Tensor:
+        """The 68 landmarks (B, 68, 3) of faces ``params`` (B,) in the generated crop's pixels."""
+        return self._to_crop(self.model.landmarks(params))
+
     @torch.inference_mode()
     def reenact(
         self,
