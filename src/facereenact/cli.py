@@ -361,9 +361,6 @@ def live(
 
     from facereenact.app import live_run
 
-    # The tracking and the generating threads each take a core (see app.live.drive): PyTorch's
-    # own threads on top would oversubscribe them.
-    torch.set_num_threads(1)
     request = AnimateRequest(method=method, model=model, mode=mode, crop_size=crop_size, crop_only=crop_only, smooth=smooth, face_index=face_index, max_size=max_size)
     if camera is not None and driving is not None:
         raise InputError("--camera and --driving exclude each other: drive with a camera or with a video")
@@ -374,10 +371,17 @@ def live(
         raise InputError("--preview: there is no display to show a window on (DISPLAY is not set, or OpenCV has no GUI); write the result with --output FILE")
     if not show and output is None:
         raise InputError("there is no display to show the result on: write it with --output FILE (a .mp4, .mov or .mkv)")
-    stats = live_run.live_file(
-        request, source, camera, driving, realtime, output, show, seconds, assets, device, data,
-        LiveOptions(smooth=smooth, crop_only=crop_only, max_size=max_size),
-    )  # fmt: skip
+    # The tracking and the generating threads each take a core (see app.live.drive): PyTorch's
+    # own threads on top would oversubscribe them.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        stats = live_run.live_file(
+            request, source, camera, driving, realtime, output, show, seconds, assets, device, data,
+            LiveOptions(smooth=smooth, crop_only=crop_only, max_size=max_size),
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     console.print(f"live: {stats.line()}", highlight=False, soft_wrap=True)
     if output is not None:
         console.print(f"wrote {output}", highlight=False, soft_wrap=True)
