@@ -498,8 +498,8 @@ def bench(
     data: DataOption = None,
     assets: AssetsOption = None,
 ) -> None:
-    """Time the 3D front end and the animate pipeline on this machine: frames per second of each
-    stage, with a baseline measured in the same run."""
+    """Time the 3D front end, the animate pipeline and live driving on this machine: frames per
+    second of each stage, with a baseline measured in the same run."""
     from facereenact.app import bench as bench_module
 
     resolved = resolve_assets(assets)
@@ -507,6 +507,7 @@ def bench(
     bench_module.print_report(bench_module.run(resolved, clip, frames), console)
     source = source or examples.default_portrait(data, assets)
     bench_module.print_report(bench_module.run_animate(resolved, source, clip, frames), console)
+    bench_module.print_report(bench_module.run_live(resolved, source, clip, frames), console)
 
 
 assets_app = typer.Typer(
