@@ -669,6 +669,7 @@ def serve(
     keep_minutes: Annotated[float, typer.Option(min=0.1, help="Results and uploads are deleted after this long unused.")] = 30.0,
     model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint for the 'neural' method (default: the shipped model).", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Torch threads (default: the CPU cores shared among --max-jobs).", show_default=False)] = None,
+    max_live: Annotated[int, typer.Option(min=0, help="Live sessions (the Live tab's camera driving) at once; one more is refused. 0 turns the Live tab off.")] = 1,
     data: DataOption = None,
     assets: AssetsOption = None,
     device: DeviceOption = "cpu",
@@ -693,7 +694,7 @@ def serve(
             console.print(f"[yellow]note:[/] offering the warp only: {error}", highlight=False, soft_wrap=True)
     settings = ServerSettings(
         max_jobs=max_jobs, max_waiting=max_waiting, max_upload_mb=max_upload_mb, max_seconds=max_seconds, max_frames=max_frames,
-        keep_minutes=keep_minutes, data=data, model=model, assets=assets, device=device,
+        keep_minutes=keep_minutes, data=data, model=model, assets=assets, device=device, max_live=max_live,
     )  # fmt: skip
     # Jobs run in threads of this process: share the cores among them rather than oversubscribe.
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // max_jobs))

@@ -143,7 +143,8 @@ class LiveEngine:
         two steps (each may run in its own thread, see :func:`drive`)."""
         started = time.perf_counter()
         frame, now = captured.frame, captured.time
-        period = now - self._last_time if self._last_time is not None else 0.04
+        # A camera's clock may stall or jump: the filter takes a step of 1 ms to 1 s.
+        period = min(max(now - self._last_time, 1e-3), 1.0) if self._last_time is not None else 0.04
         self._last_time = now
         face = self.tracker.step(frame)
         if face is not None:
@@ -274,8 +275,9 @@ class LiveStats:
     dropped: int = 0
     #: Frames that were not images (the web page's), dropped.
     undecodable: int = 0
-    #: Frames over the rate limit (the web page's), dropped.
+    #: Frames over the rate limit, or over the size limit (the web page's), dropped.
     over_rate: int = 0
+    too_large: int = 0
     #: Delivered frames with no face found in the camera frame.
     no_face: int = 0
 
@@ -307,6 +309,7 @@ class LiveStats:
             "dropped": self.dropped,
             "undecodable": self.undecodable,
             "over_rate": self.over_rate,
+            "too_large": self.too_large,
             "no_face": self.no_face,
         }
 
