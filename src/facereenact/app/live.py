@@ -74,6 +74,8 @@ class Followed:
     driving: FaceParams
     reference: FaceParams
     landmarks: np.ndarray | None
+    #: The driving face's head rotation (3, 3) as fitted, before smoothing (None: not found).
+    rotation: np.ndarray | None
     resting: bool
     work_seconds: float
 
@@ -88,13 +90,15 @@ class LiveFrame:
     found: bool
     #: The portrait is holding or easing back (the face has gone).
     resting: bool
-    #: Seconds spent making it (tracking to output image).
-    work_seconds: float
-    #: The driving face's 68 landmarks (68, 3) in the camera frame (None when not found), and
-    #: the output face's (68, 3) in the generated crop: what the smoothing is measured on.
+    #: Seconds spent on its two steps: following the driving face, making the picture.
+    follow_seconds: float
+    make_seconds: float
+    #: The driving face's 68 landmarks (68, 3) in the camera frame and head rotation (3, 3) as
+    #: fitted (None when not found); the output face's landmarks (68, 3) in the generated crop
+    #: and its head rotation relative to the source's (3, 3): what the smoothing is measured on.
     driving_landmarks: np.ndarray | None
+    driving_rotation: np.ndarray | None
     output_landmarks: np.ndarray
-    #: The output face's head rotation relative to the source's (3, 3).
     output_rotation: np.ndarray
 
 
@@ -175,7 +179,8 @@ class LiveEngine:
         else:
             driving, reference = self._driving, self._reference
         landmarks = face.landmarks if face is not None else None
-        return Followed(captured, driving, reference, landmarks, self._gone, time.perf_counter() - started)
+        rotation = face.params.rotation[0].cpu().numpy() if face is not None else None
+        return Followed(captured, driving, reference, landmarks, rotation, self._gone, time.perf_counter() - started)
 
     def make(self, followed: Followed) -> LiveFrame:
         """The output frame for a followed face: the second step of :meth:`process`."""
@@ -188,8 +193,10 @@ class LiveEngine:
         targets = batch.targets
         output_landmarks = self.reenactor.landmarks_in_crop(targets)[0].cpu().numpy()
         relative = (targets.rotation[0] @ self.reenactor.source.params.rotation[0].to(targets.rotation.device).T).cpu().numpy()
-        work = followed.work_seconds + time.perf_counter() - started
-        return LiveFrame(image, followed.captured, found, followed.resting, work, followed.landmarks, output_landmarks, relative)
+        return LiveFrame(
+            image, followed.captured, found, followed.resting, followed.work_seconds, time.perf_counter() - started,
+            followed.landmarks, followed.rotation, output_landmarks, relative,
+        )  # fmt: skip
 
     def _rest(self) -> FaceParams:
         """The driving parameters that give the source its own pose and expression."""
@@ -270,7 +277,9 @@ class LiveStats:
 
     latencies: list[float] = field(default_factory=list)
     shown_at: list[float] = field(default_factory=list)
-    work: list[float] = field(default_factory=list)
+    #: Seconds of each delivered frame's two steps (see :meth:`LiveEngine.follow`).
+    follow: list[float] = field(default_factory=list)
+    make: list[float] = field(default_factory=list)
     #: Frames replaced while the engine was busy (or arriving too late to matter).
     dropped: int = 0
     #: Frames that were not images (the web page's), dropped.
@@ -284,7 +293,8 @@ class LiveStats:
     def record(self, result: LiveFrame, shown_at: float) -> None:
         self.latencies.append(shown_at - result.captured.captured_at)
         self.shown_at.append(shown_at)
-        self.work.append(result.work_seconds)
+        self.follow.append(result.follow_seconds)
+        self.make.append(result.make_seconds)
         self.no_face += not result.found
 
     @property
@@ -305,7 +315,8 @@ class LiveStats:
             "fps": round(self.fps, 2),
             "latency_p50_ms": round(float(np.percentile(latency_ms, 50)), 1),
             "latency_p95_ms": round(float(np.percentile(latency_ms, 95)), 1),
-            "work_p50_ms": round(float(np.median(self.work)) * 1000, 1) if self.work else 0.0,
+            "follow_p50_ms": round(float(np.median(self.follow)) * 1000, 1) if self.follow else 0.0,
+            "make_p50_ms": round(float(np.median(self.make)) * 1000, 1) if self.make else 0.0,
             "dropped": self.dropped,
             "undecodable": self.undecodable,
             "over_rate": self.over_rate,
