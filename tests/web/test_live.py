@@ -153,3 +153,10 @@ def test_frame_decoding_refuses_huge_and_odd_pictures() -> None:
     assert decode_frame(small[:40]) is None and decode_frame(b"") is None
     limit = RateLimit(2)
     assert [limit.allows(t) for t in (0.0, 0.1, 0.2, 1.05, 1.2)] == [True, True, False, True, True]
+
+
+def test_a_server_without_live_slots_says_so(fitter, data_dir: Path, portrait_id: str) -> None:  # type: ignore[no-untyped-def]
+    with TestClient(create_app(ServerSettings(max_live=0, data=data_dir), fitter=fitter)) as local:
+        assert local.get("/api/config").json()["live"]["max_sessions"] == 0
+        with local.websocket_connect(f"/api/live?source={portrait_id}", headers=ORIGIN) as ws:
+            assert "turned off" in _next_json(ws, "error")["error"]

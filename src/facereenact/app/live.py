@@ -115,7 +115,9 @@ class LiveEngine:
         live: LiveOptions | None = None,
     ):
         self.live = live or LiveOptions()
-        self.reenactor = Reenactor(source_image, fitter, options, method)
+        # The output is shown at most max_size: a larger photo is scaled down once, here, rather
+        # than every frame pasted back at full resolution and then scaled.
+        self.reenactor = Reenactor(_fit_size(source_image, self.live.max_size), fitter, options, method)
         self.fitter = fitter
         self.tracker = FaceTracker(fitter)
         self._smoother: CausalSmoother | None = None

@@ -118,7 +118,8 @@ async def live_session(websocket: WebSocket, service: WebService, slots: LiveSlo
         return
     await websocket.accept()
     if not slots.take():
-        await _refuse(websocket, f"the server's {slots.limit} live session{'s are' if slots.limit > 1 else ' is'} in use; try again when one ends", TRY_AGAIN_LATER)
+        busy = f"the server's {slots.limit} live session{'s are' if slots.limit > 1 else ' is'} in use; try again when one ends"
+        await _refuse(websocket, busy if slots.limit else "live driving is turned off on this server (serve --max-live)", TRY_AGAIN_LATER)
         return
     engine: LiveEngine | None = None
     try:
