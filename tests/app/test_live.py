@@ -218,3 +218,63 @@ def test_live_from_a_file_writes_every_frame_and_reports(assets, data_dir, tmp_p
     frames = read_frames(output)
     assert len(frames) == 12 and max(frames.shape[1:3]) == 200
     assert torch.get_num_threads() == threads
+
+
+def _short_clip(data_dir: Path, folder: Path, frames: int = 12) -> Path:
+    clip = folder / "short.mp4"
+    with VideoWriter(clip, 25) as writer:
+        writer.write_batch(np.stack(list(iter_frames(data_dir / "clips" / f"{CLIP}.mp4", frames))))
+    return clip
+
+
+def test_a_file_played_in_real_time_keeps_its_clock_and_drops_for_a_slow_engine(data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.app.live_run import PlayedFile
+
+    played = PlayedFile(_short_clip(data_dir, tmp_path), realtime=True)
+    inbox: LatestFrame[Captured] = LatestFrame()
+    taken: list[Captured] = []
+
+    def slow_engine() -> None:
+        while (captured := inbox.take()) is not None:
+            taken.append(captured)
+            time.sleep(0.1)  # 2.5 frame periods a frame
+
+    consumer = threading.Thread(target=slow_engine)
+    consumer.start()
+    started = time.monotonic()
+    played.run(inbox, threading.Event())
+    inbox.close()
+    consumer.join(5)
+    assert time.monotonic() - started >= 11 / 25, "paced by the clock, not as fast as it decodes"
+    assert inbox.dropped + played.skipped > 0 and len(taken) + inbox.dropped + played.skipped == 12
+    assert taken[-1].index == 11 and all(c.time == pytest.approx(c.index / 25) for c in taken)
+    due = np.array([c.captured_at - c.time for c in taken])
+    assert np.ptp(due) < 1e-6, "each frame is stamped with the time a camera would have given it"
+
+
+def test_the_written_file_holds_each_output_through_the_frames_dropped_after_it() -> None:
+    from facereenact.app.live_run import _HeldWriter
+
+    class Sink:
+        def __init__(self) -> None:
+            self.frames: list[int] = []
+
+        def write(self, frame: np.ndarray) -> None:
+            self.frames.append(int(frame[0, 0, 0]))
+
+    sink = Sink()
+    held = _HeldWriter(sink)  # type: ignore[arg-type]
+    for index in (0, 3, 4, 7):
+        captured = Captured(np.zeros((2, 2, 3), np.uint8), 0.0, 0.0, index)
+        held.write(LiveFrame(np.full((2, 2, 3), index, np.uint8), captured, True, False, 0, 0, None, None, np.zeros((68, 3)), np.eye(3)))
+    assert sink.frames == [0, 0, 0, 3, 4, 4, 4, 7]
+
+
+def test_live_in_real_time_writes_a_file_as_long_as_the_clip(assets, data_dir, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FACEREENACT_ASSETS", str(assets.root))
+    output = tmp_path / "live.mp4"
+    clip = _short_clip(data_dir, tmp_path, 25)
+    result = run_cli("live", "--source", data_dir / "portraits" / f"{PORTRAIT}.jpg", "--driving", clip, "--realtime", "-o", output, "--max-size", "128")
+    assert result.exit_code == 0, result.output
+    assert "frames/s; latency median" in result.output
+    assert len(read_frames(output)) == 25, "one output per captured frame, dropped ones held"

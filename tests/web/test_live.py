@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,12 @@ def test_a_session_beyond_the_slots_is_refused_and_a_closed_one_frees_its_slot(c
         _next_answer(first)
     with client.websocket_connect(f"/api/live?source={portrait_id}", headers=ORIGIN) as again:  # the slot is free
         assert _next_json(again, "ready")["type"] == "ready"
+        for index in range(3):  # closed with frames still coming in
+            again.send_bytes(_frame(jpegs[index], 40.0 * index))
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("live-") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "a closed connection stops its engine's threads"
+        time.sleep(0.05)
 
 
 def test_an_unknown_portrait_or_face_is_one_line(client: TestClient, portrait_id: str) -> None:
