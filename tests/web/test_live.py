@@ -167,3 +167,18 @@ def test_a_server_without_live_slots_says_so(fitter, data_dir: Path, portrait_id
         assert local.get("/api/config").json()["live"]["max_sessions"] == 0
         with local.websocket_connect(f"/api/live?source={portrait_id}", headers=ORIGIN) as ws:
             assert "turned off" in _next_json(ws, "error")["error"]
+
+
+def test_a_failing_engine_ends_the_session_with_its_line(client: TestClient, portrait_id: str, jpegs: list[bytes], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.app.live import LiveEngine
+
+    def broken(self, followed):  # type: ignore[no-untyped-def]
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(LiveEngine, "make", broken)
+    with client.websocket_connect(f"/api/live?source={portrait_id}", headers=ORIGIN) as ws:
+        _next_json(ws, "ready")
+        ws.send_bytes(_frame(jpegs[0], 0.0))
+        assert _next_json(ws, "error")["error"] == "the live session stopped: out of memory"
+    with client.websocket_connect(f"/api/live?source={portrait_id}", headers=ORIGIN) as again:  # its slot was freed
+        assert _next_json(again, "ready")["type"] == "ready"

@@ -53,8 +53,8 @@ MAX_LIVE_PIXELS = 1920 * 1080
 JPEG_QUALITY = 85
 #: Seconds between stats messages.
 STATS_EVERY_S = 1.0
-#: WebSocket close codes: the policy was broken; the server is busy (try later).
-POLICY_VIOLATION, TRY_AGAIN_LATER = 1008, 1013
+#: WebSocket close codes: the policy was broken; the server failed; the server is busy (try later).
+POLICY_VIOLATION, INTERNAL_ERROR, TRY_AGAIN_LATER = 1008, 1011, 1013
 _HEADER = struct.Struct("<d")
 _ANSWER = struct.Struct("<df")
 
@@ -170,14 +170,13 @@ async def _run(websocket: WebSocket, service: WebService, engine: LiveEngine) ->
     inbox: LatestFrame[Captured] = LatestFrame()
     stats = LiveStats()
     rate = RateLimit(settings.live_fps)
-    client_times: dict[int, float] = {}
     gone = threading.Event()
 
     def deliver(result: LiveFrame) -> None:
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         captured = result.captured
         server_ms = (time.monotonic() - captured.captured_at) * 1000
-        message = _ANSWER.pack(client_times.pop(captured.index, 0.0), server_ms) + jpeg.tobytes()
+        message = _ANSWER.pack(captured.time * 1000, server_ms) + jpeg.tobytes()  # the page's own capture time
         if not gone.is_set():
             future = asyncio.run_coroutine_threadsafe(websocket.send_bytes(message), loop)
             try:
@@ -186,7 +185,15 @@ async def _run(websocket: WebSocket, service: WebService, engine: LiveEngine) ->
                 gone.set()
                 inbox.close()
 
-    worker = threading.Thread(target=drive, args=(engine, inbox, deliver, stats), name="live-session", daemon=True)
+    def work() -> None:
+        try:
+            drive(engine, inbox, deliver, stats)
+        except Exception as error:  # a failure ends the session with its line, not the server
+            log.exception("live session failed")
+            if not gone.is_set():
+                asyncio.run_coroutine_threadsafe(_refuse(websocket, f"the live session stopped: {error}", INTERNAL_ERROR), loop)
+
+    worker = threading.Thread(target=work, name="live-session", daemon=True)
     worker.start()
     index, last_stats = 0, time.monotonic()
     try:
@@ -213,9 +220,6 @@ async def _run(websocket: WebSocket, service: WebService, engine: LiveEngine) ->
                 client_ms = _HEADER.unpack_from(data)[0]
                 if not math.isfinite(client_ms):  # the page's clock is only trusted to be a number
                     client_ms = now * 1000
-                client_times[index] = client_ms
-                for stale in [key for key in client_times if key < index - 64]:
-                    del client_times[stale]
                 inbox.put(Captured(frame, now, client_ms / 1000.0, index))
                 index += 1
             if now - last_stats >= STATS_EVERY_S:
