@@ -15,9 +15,14 @@ own frame spacing), once with the causal One Euro filter and once without any sm
   output head's yaw, pitch and roll (relative to the source's) with the driver's fitted ones
   (relative to its first frame). Positive: the output trails the driver.
 
+Web (``--web``): the same through ``facereenact serve``'s Live tab protocol: the server under
+uvicorn on a loopback port, a WebSocket client sending the clip's frames as JPEGs (encoded
+beforehand, as the page's browser would) at the clip's rate by the clock; the server's own
+figures (its stats message: receipt → sent) and the client's (sent → answer received).
+
 Usage::
 
-    python benchmarks/live.py [--data ../shared/data] [--clips hdtf_aoc stk_nice] [--portrait lp_s12] [--seconds 8] [--method warp|neural] [--out FILE.json]
+    python benchmarks/live.py [--data ../shared/data] [--clips hdtf_aoc stk_nice] [--portrait lp_s12] [--seconds 8] [--method warp|neural] [--web] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -92,6 +97,74 @@ def play(fitter: FaceFitter, portrait: np.ndarray, clip: Path, method: object, r
     return stats.summary(), results
 
 
+def web(fitter: FaceFitter, portrait: Path, clip: Path, seconds: float) -> dict:
+    """A live session of the web server driven by ``clip`` at its own rate; both ends' figures."""
+    import socket
+    import struct
+    import threading
+    import urllib.request
+
+    import cv2
+    import uvicorn
+    from websockets.sync.client import connect
+
+    from facereenact.io.video import iter_frames, probe_video
+    from facereenact.web.app import create_app
+    from facereenact.web.settings import ServerSettings
+
+    fps = probe_video(clip).fps
+    jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes() for f in iter_frames(clip, round(seconds * fps))]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(ServerSettings(), fitter=fitter), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"127.0.0.1:{port}"
+    upload = urllib.request.Request(f"http://{base}/api/uploads/source?name=p.jpg", portrait.read_bytes(), {"Content-Type": "application/octet-stream"})
+    source = json.loads(urllib.request.urlopen(upload).read())["id"]
+    latencies: list[float] = []
+    received: list[float] = []
+    server_stats: dict = {}
+    try:
+        with connect(f"ws://{base}/api/live?source={source}", origin=f"http://{base}", max_size=None) as ws:  # type: ignore[arg-type]
+            while json.loads(ws.recv()).get("type") != "ready":
+                pass
+
+            def send() -> None:
+                start = time.monotonic()
+                for index, jpeg in enumerate(jpegs):
+                    time.sleep(max(0.0, start + index / fps - time.monotonic()))
+                    ws.send(struct.pack("<d", time.monotonic() * 1000) + jpeg)
+                time.sleep(0.5)
+                ws.send(json.dumps({"type": "ping"}))  # one last stats message
+
+            sender = threading.Thread(target=send)
+            sender.start()
+            deadline = time.monotonic() + seconds + 3
+            while time.monotonic() < deadline:
+                try:
+                    message = ws.recv(timeout=1)
+                except TimeoutError:
+                    continue
+                if isinstance(message, bytes):
+                    received.append(time.monotonic())
+                    latencies.append(received[-1] * 1000 - struct.unpack_from("<d", message)[0])
+                else:
+                    server_stats = json.loads(message)
+            sender.join()
+    finally:
+        server.should_exit = True
+    return {
+        "sent": len(jpegs), "fps_in": round(fps, 2),
+        "client_fps": round((len(received) - 1) / (received[-1] - received[0]), 2),
+        "client_latency_p50_ms": round(float(np.percentile(latencies, 50)), 1),
+        "client_latency_p95_ms": round(float(np.percentile(latencies, 95)), 1),
+        "server": {k: server_stats.get(k) for k in ("delivered", "fps", "latency_p50_ms", "latency_p95_ms", "dropped", "follow_p50_ms", "make_p50_ms")},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -100,6 +173,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--method", choices=["warp", "neural"], default="warp")
     parser.add_argument("--skip-smoothing", action="store_true")
+    parser.add_argument("--web", action="store_true", help="through the web server's Live protocol instead")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as `facereenact live`: one core tracks, the other generates
@@ -110,6 +184,11 @@ def main() -> None:
     for name in args.clips:
         clip = args.data / "clips" / f"{name}.mp4"
         started = time.time()
+        if args.web:
+            row = {"clip": name, "web": web(fitter, args.data / "portraits" / f"{args.portrait}.jpg", clip, args.seconds), "load_average": round(os.getloadavg()[0], 2)}
+            print(json.dumps(row), flush=True)
+            report.append(row)
+            continue
         speed, delivered = play(fitter, portrait, clip, method, True, True, args.seconds)
         row: dict = {"clip": name, "method": args.method, "fps_in": round(PlayedFile(clip, True).fps, 2), **speed}
         row["realtime_jitter_ratio"] = smoothing(delivered)["jitter_ratio"]
