@@ -267,7 +267,8 @@ def test_the_written_file_holds_each_output_through_the_frames_dropped_after_it(
     for index in (0, 3, 4, 7):
         captured = Captured(np.zeros((2, 2, 3), np.uint8), 0.0, 0.0, index)
         held.write(LiveFrame(np.full((2, 2, 3), index, np.uint8), captured, True, False, 0, 0, None, None, np.zeros((68, 3)), np.eye(3)))
-    assert sink.frames == [0, 0, 0, 3, 4, 4, 4, 7]
+    held.finish(10)  # the capture went on to frame 9: dropped at the end
+    assert sink.frames == [0, 0, 0, 3, 4, 4, 4, 7, 7, 7]
 
 
 def test_live_in_real_time_writes_a_file_as_long_as_the_clip(assets, data_dir, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -37,6 +37,8 @@ class Capture(Protocol):
     """Frames from a camera or a file, put into ``inbox`` until :meth:`stop` or the end."""
 
     fps: float
+    #: Frames captured so far (given to the engine or skipped).
+    frames: int
     #: Frames the capture itself skipped (it fell behind), counted as dropped.
     skipped: int
     #: Every frame is to be made, none dropped (a file read as fast as the engine goes).
@@ -53,7 +55,7 @@ class PlayedFile:
     def __init__(self, path: Path, realtime: bool):
         self.path, self.realtime = path, realtime
         self.fps = probe_video(path).fps
-        self.skipped = 0
+        self.frames = self.skipped = 0
         self.every_frame = not realtime
 
     def run(self, inbox: LatestFrame[Captured], stop: threading.Event) -> None:
@@ -61,6 +63,7 @@ class PlayedFile:
         with VideoReader(self.path, with_audio=False) as reader:
             start = time.monotonic()
             for index, frame in enumerate(reader.frames()):
+                self.frames = index + 1
                 if self.every_frame:
                     inbox.put(Captured(frame, time.monotonic(), index * period, index), wait=True)
                     if stop.is_set():
@@ -86,7 +89,7 @@ class Camera:
         if not self.capture.isOpened():
             raise InputError(f"cannot open camera {index}: no such camera, or it is in use (use --driving FILE --realtime without one)")
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS)) or 30.0
-        self.skipped = 0
+        self.frames = self.skipped = 0
         self.every_frame = False
 
     def run(self, inbox: LatestFrame[Captured], stop: threading.Event) -> None:
@@ -99,6 +102,7 @@ class Camera:
                 now = time.monotonic()
                 inbox.put(Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), now, now, index))
                 index += 1
+                self.frames = index
         finally:
             self.capture.release()
 
@@ -144,6 +148,12 @@ class _HeldWriter:
             self.writer.write(previous)
         self.writer.write(result.image)
         self.last, self.next_index = result.image, result.captured.index + 1
+
+    def finish(self, captured: int) -> None:
+        """Hold the last output through the frames captured after it (dropped at the end)."""
+        for _ in range(captured - self.next_index):
+            if self.last is not None:
+                self.writer.write(self.last)
 
 
 def run_live(
@@ -194,6 +204,10 @@ def run_live(
             drive(engine, inbox, deliver, stats, capture.every_frame)
         except KeyboardInterrupt:  # Ctrl+C is how a camera session ends: keep what was made
             pass
+        stop.set()
+        feeder.join(5)
+        if held is not None:
+            held.finish(capture.frames)
     stats.dropped += capture.skipped
     return stats
 

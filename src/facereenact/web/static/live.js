@@ -7,7 +7,7 @@
   const el = (id) => document.getElementById(id);
   const CLIP_CARDS = ["driving-card", "options-card", "run-card"];
   const SEND_SIDE = 640; // the camera frames' longer side as sent
-  const live = { ws: null, stream: null, timer: null, stopping: false, shownAt: [], latencies: [], server: null, url: null };
+  const live = { ws: null, stream: null, timer: null, stopping: false, shownAt: [], latencies: [], server: null, url: null, resultHidden: true };
   const canvas = document.createElement("canvas");
 
   function liveError(message) {
@@ -17,12 +17,19 @@
 
   function showTab(name) {
     const isLive = name === "live";
+    if (isLive === !el("live-card").hidden) return;
     el("tab-live").setAttribute("aria-pressed", String(isLive));
     el("tab-clip").setAttribute("aria-pressed", String(!isLive));
     el("live-card").hidden = !isLive;
     for (const id of CLIP_CARDS) el(id).hidden = isLive;
-    if (isLive) el("result-card").hidden = true;
-    if (!isLive) stop();
+    // A clip's result stays where it was when the Animate tab comes back.
+    if (isLive) {
+      live.resultHidden = el("result-card").hidden;
+      el("result-card").hidden = true;
+    } else {
+      el("result-card").hidden = live.resultHidden;
+      stop();
+    }
   }
 
   function setRunning(running) {
