@@ -279,3 +279,15 @@ def test_live_in_real_time_writes_a_file_as_long_as_the_clip(assets, data_dir, t
     assert result.exit_code == 0, result.output
     assert "frames/s; latency median" in result.output
     assert len(read_frames(output)) == 25, "one output per captured frame, dropped ones held"
+
+
+def test_bench_reports_live_rows_with_latency(assets, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facereenact.app.bench import run_live as bench_live
+
+    clip = _short_clip(data_dir, tmp_path, 10)
+    threads = torch.get_num_threads()
+    report = bench_live(assets, data_dir / "portraits" / f"{PORTRAIT}.jpg", clip, 10)
+    rows = {stage: (fps, note) for stage, fps, note in report.rows}
+    assert "live --method warp" in rows and rows["live --method warp"][0] > 0
+    assert "latency p50" in rows["live --method warp"][1] and "frames dropped" in rows["live --method warp"][1]
+    assert torch.get_num_threads() == threads

@@ -182,3 +182,11 @@ def test_a_failing_engine_ends_the_session_with_its_line(client: TestClient, por
         assert _next_json(ws, "error")["error"] == "the live session stopped: out of memory"
     with client.websocket_connect(f"/api/live?source={portrait_id}", headers=ORIGIN) as again:  # its slot was freed
         assert _next_json(again, "ready")["type"] == "ready"
+
+
+def test_the_page_has_the_live_tab_and_its_script(client: TestClient) -> None:
+    page = client.get("/").text
+    assert 'id="tab-live"' in page and 'src="/static/live.js"' in page
+    script = client.get("/static/live.js")
+    assert script.status_code == 200 and "getUserMedia" in script.text
+    assert client.get("/api/config").json()["live"] == {"max_sessions": 1, "fps": 1000, "frame_kb": 200}
