@@ -51,6 +51,7 @@ from facereenact.app.api import run_animation
 from facereenact.app.batch import animate_batch, check_checkpoints, read_batch
 from facereenact.app.extras import require_extra
 from facereenact.app.fit import FaceFitter, fit_file, load_fitter
+from facereenact.app.live import LiveOptions
 from facereenact.app.locations import ASSETS_ENV, assets_dir, resolve_assets
 from facereenact.app.pncc import pncc_file
 from facereenact.app.progress import Progress as StageProgress
@@ -337,6 +338,61 @@ def animate(
     console.print(f"wrote {report.output} ({report.frames} frame{'s' if report.frames != 1 else ''})", highlight=False, soft_wrap=True)
 
 
+@app.command()
+@_user_errors
+def live(
+    source: Annotated[Path | None, typer.Option("--source", "-s", help="Source portrait (who). Default: an example portrait.", show_default=False)] = None,
+    camera: Annotated[int | None, typer.Option("--camera", min=0, help="The camera to drive with, by index [default: 0, when no --driving].", show_default=False)] = None,
+    driving: Annotated[Path | None, typer.Option("--driving", "-d", help="A video that stands in for the camera.", show_default=False)] = None,
+    realtime: Annotated[bool, typer.Option("--realtime", help="With --driving: play the video at its own frame rate, by the clock, dropping the frames the engine is too slow for (as a camera would); otherwise every frame is made, as fast as it goes.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the result to this video (.mp4/.mov/.mkv), in real time at the input's frame rate.", show_default=False)] = None,
+    seconds: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds (default: at the end of --driving, or q / Ctrl+C).", show_default=False)] = None,
+    preview: Annotated[bool | None, typer.Option("--preview/--no-preview", help="Show the result in a window (default: where there is a display).", show_default=False)] = None,
+    mode: Annotated[MotionMode, typer.Option(help="relative: the source's own pose plus the change since the first frame with a face (r in the window re-centres); absolute: the driver's head orientation and expression as they are.")] = DEFAULTS.mode,
+    crop_size: Annotated[int, typer.Option(help=f"Side of the face crop that is generated ({CROP_SIZES[0]}–{CROP_SIZES[1]}).")] = DEFAULTS.crop_size,
+    crop_only: Annotated[bool, typer.Option("--crop-only", help="Show the generated face crop instead of the full source photo.")] = False,
+    smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Causal smoothing of the driving face (One Euro filter, no look-ahead).")] = True,
+    face_index: Annotated[int, typer.Option(help="Which source face to animate, largest first.")] = DEFAULTS.face_index,
+    max_size: Annotated[int, typer.Option(min=16, help="Scale the output down so its longer side is at most this many pixels.")] = LiveOptions().max_size or 512,
+    method: Annotated[GenerationMethod, typer.Option(help="warp: the training-free 3D correspondence warp (real time on a CPU); neural: the trained network refining it (the shipped model, or --model).")] = GenerationMethod.warp,
+    model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural.", show_default=False)] = None,
+    data: DataOption = None,
+    assets: AssetsOption = None,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Drive a portrait live with a camera (or a video played as one): each frame is tracked,
+    smoothed without look-ahead and animated as it comes; frames that arrive while one is being
+    made are dropped. Shows a window where there is a display; prints frames/s and latency."""
+    import torch
+
+    from facereenact.app import live_run
+
+    request = AnimateRequest(method=method, model=model, mode=mode, crop_size=crop_size, crop_only=crop_only, smooth=smooth, face_index=face_index, max_size=max_size)
+    if camera is not None and driving is not None:
+        raise InputError("--camera and --driving exclude each other: drive with a camera or with a video")
+    if realtime and driving is None:
+        raise InputError("--realtime plays a --driving video by the clock: name one")
+    show = live_run.has_display() if preview is None else preview
+    if preview and not live_run.has_display():
+        raise InputError("--preview: there is no display to show a window on (DISPLAY is not set, or OpenCV has no GUI); write the result with --output FILE")
+    if not show and output is None:
+        raise InputError("there is no display to show the result on: write it with --output FILE (a .mp4, .mov or .mkv)")
+    # The tracking and the generating threads each take a core (see app.live.drive): PyTorch's
+    # own threads on top would oversubscribe them.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        stats = live_run.live_file(
+            request, source, camera, driving, realtime, output, show, seconds, assets, device, data,
+            LiveOptions(smooth=smooth, crop_only=crop_only, max_size=max_size),
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    console.print(f"live: {stats.line()}", highlight=False, soft_wrap=True)
+    if output is not None:
+        console.print(f"wrote {output}", highlight=False, soft_wrap=True)
+
+
 def _animate_batch(csv_path: Path, out: Path, defaults: AnimateRequest, backend: Backend, assets: Path | None, device: str) -> None:
     """``animate --batch``: every row of the CSV as a task; exit code 1 when any row failed."""
     if out.exists() and not out.is_dir():
@@ -448,8 +504,8 @@ def bench(
     data: DataOption = None,
     assets: AssetsOption = None,
 ) -> None:
-    """Time the 3D front end and the animate pipeline on this machine: frames per second of each
-    stage, with a baseline measured in the same run."""
+    """Time the 3D front end, the animate pipeline and live driving on this machine: frames per
+    second of each stage, with a baseline measured in the same run."""
     from facereenact.app import bench as bench_module
 
     resolved = resolve_assets(assets)
@@ -457,6 +513,7 @@ def bench(
     bench_module.print_report(bench_module.run(resolved, clip, frames), console)
     source = source or examples.default_portrait(data, assets)
     bench_module.print_report(bench_module.run_animate(resolved, source, clip, frames), console)
+    bench_module.print_report(bench_module.run_live(resolved, source, clip, frames), console)
 
 
 assets_app = typer.Typer(
@@ -618,6 +675,7 @@ def serve(
     keep_minutes: Annotated[float, typer.Option(min=0.1, help="Results and uploads are deleted after this long unused.")] = 30.0,
     model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint for the 'neural' method (default: the shipped model).", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Torch threads (default: the CPU cores shared among --max-jobs).", show_default=False)] = None,
+    max_live: Annotated[int, typer.Option(min=0, help="Live sessions (the Live tab's camera driving) at once; one more is refused. 0 turns the Live tab off.")] = 1,
     data: DataOption = None,
     assets: AssetsOption = None,
     device: DeviceOption = "cpu",
@@ -642,7 +700,7 @@ def serve(
             console.print(f"[yellow]note:[/] offering the warp only: {error}", highlight=False, soft_wrap=True)
     settings = ServerSettings(
         max_jobs=max_jobs, max_waiting=max_waiting, max_upload_mb=max_upload_mb, max_seconds=max_seconds, max_frames=max_frames,
-        keep_minutes=keep_minutes, data=data, model=model, assets=assets, device=device,
+        keep_minutes=keep_minutes, data=data, model=model, assets=assets, device=device, max_live=max_live,
     )  # fmt: skip
     # Jobs run in threads of this process: share the cores among them rather than oversubscribe.
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // max_jobs))

@@ -32,6 +32,7 @@ from facereenact.io.video import VideoWriter, iter_frames, probe_video
 from facereenact.pipeline.composite import reenactment_box
 from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions, Reenactor
 from facereenact.pipeline.request import AnimateRequest, GenerationMethod, resolve_checkpoint
+from facereenact.stage import StageMethod
 
 if TYPE_CHECKING:
     from facereenact.model.inference import NeuralStage
@@ -164,6 +165,37 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
         _, seconds = _timed(copy_only)
         baseline = report.add("decode + encode only", len(decoded), seconds, "baseline")
         report.rows[0] = (*report.rows[0][:2], f"decode + fit + warp + paste + encode; {end_to_end / baseline:.2f}× baseline")
+    return report
+
+
+def run_live(assets: Assets, source: Path, clip: Path, frames: int) -> BenchReport:
+    """Live driving at a 256² crop (``facereenact live --driving CLIP --realtime``): the clip
+    played at its own frame rate by the clock, as a camera would give it; frames/s delivered,
+    capture → shown latency and frames dropped while the engine was busy."""
+    from facereenact.app.live import LiveEngine, LiveOptions
+    from facereenact.app.live_run import PlayedFile
+    from facereenact.app.live_run import run_live as play
+
+    info = probe_video(clip)
+    fitter = FaceFitter(assets)
+    report = BenchReport(f"{Path(source).name} driven live by {Path(clip).name} ({info.fps:g} fps)", (info.width, info.height), 0, 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the live command: one core for tracking, one for generating
+    try:
+        seconds = frames / info.fps
+        methods: list[tuple[str, StageMethod | None]] = [("warp", None)]
+        stage = _shipped_stage(report.notes)
+        if stage is not None:
+            methods.append(("neural", stage))
+        for name, method in methods:
+            with LiveEngine(fitter, read_image(source), ReenactOptions(), method, LiveOptions()) as engine:
+                stats = play(engine, PlayedFile(clip, realtime=True), None, False, seconds)
+            summary = stats.summary()
+            report.frames = max(report.frames, stats.delivered + stats.dropped)
+            note = f"delivered; latency p50 {summary['latency_p50_ms']:.0f} ms, p95 {summary['latency_p95_ms']:.0f} ms; {stats.dropped} of {stats.delivered + stats.dropped} frames dropped"
+            report.rows.append((f"live --method {name}", stats.fps, note))
+    finally:
+        torch.set_num_threads(threads)
     return report
 
 

@@ -33,7 +33,7 @@ from facereenact.io.assets import Assets
 
 #: A tracked crop whose detector score falls below this has lost the face.
 TRACK_SCORE_THRESHOLD = 0.3
-#: Frames of a video whose eyelids set the clip's eye-score offset (see FaceFitter._eyelid_offset).
+#: Frames of a video whose eyelids set the clip's eye-score offset (see FaceFitter.eyelid_offset).
 EYELID_SAMPLES = 24
 
 
@@ -155,54 +155,22 @@ class FaceFitter:
         boxes: list[np.ndarray] = []
         scores: list[np.ndarray | None] = []
         eyelid_points: list[np.ndarray | None] = []  # MediaPipe's landmarks where read
-        box: np.ndarray | None = None
-        detections = 0
-        # A fresh reader per video: MediaPipe's own tracking and clock start again.
-        reader = BlendshapeReader(self.assets, video=True) if self.reads_blendshapes else None
-        for index, frame in enumerate(frames):
-            # MediaPipe reads every frame (its own tracking needs them all, in order).
-            read = reader.faces(frame) if reader is not None else []
-            fitted = None
-            if box is not None:
-                params, landmarks, crop = self._fit_in_box(frame, box)
-                if _face_at(read, landmarks) is not None or self._crop_score(crop) >= TRACK_SCORE_THRESHOLD:
-                    fitted = (params, landmarks, box)
-            if fitted is None:  # first frame, or tracking lost: look at the whole frame
-                detections += 1
-                found = sorted(self.detector.detect(frame), key=lambda d: d.area, reverse=True)
-                if found:
-                    box = box_from_detection(np.array(found[0].box))
-                    params, landmarks, _ = self._fit_in_box(frame, box)  # just detected: no check
-                    fitted = (params, landmarks, box)
-            if fitted is None:
-                box = None
-                params_list.append(None)
-                landmarks_list.append(None)
-                boxes.append(np.full(4, np.nan))
-                scores.append(None)
-                eyelid_points.append(None)
-            else:
-                params, landmarks, used_box = fitted
-                params_list.append(params)
-                landmarks_list.append(landmarks)
-                boxes.append(used_box)
-                box = box_from_landmarks(landmarks)
-                if reader is not None:
-                    face = _face_at(read, landmarks)
-                    scores.append(face[0] if face else None)
-                    eyelid_points.append(face[1] if face else None)
-                else:
-                    scores.append(np.zeros(N_BLENDSHAPES, np.float32))
-                    eyelid_points.append(None)
-            if on_frame is not None:
-                on_frame(index)
-        if reader is not None:
-            reader.close()
-        fit = self._assemble(params_list, landmarks_list, boxes, scores, detections, fps, smoothing)
-        fit.params.blendshapes += self._eyelid_offset(fit.params, eyelid_points)
+        # A fresh tracker per video: MediaPipe's own tracking and clock start again.
+        with FaceTracker(self) as tracker:
+            for index, frame in enumerate(frames):
+                face = tracker.step(frame)
+                params_list.append(face.params if face else None)
+                landmarks_list.append(face.landmarks if face else None)
+                boxes.append(face.box if face else np.full(4, np.nan))
+                scores.append(face.scores if face else None)
+                eyelid_points.append(face.eyelid_points if face else None)
+                if on_frame is not None:
+                    on_frame(index)
+        fit = self._assemble(params_list, landmarks_list, boxes, scores, tracker.detections, fps, smoothing)
+        fit.params.blendshapes += self.eyelid_offset(fit.params, eyelid_points)
         return fit
 
-    def _eyelid_offset(self, params: FaceParams, points: list[np.ndarray | None]) -> torch.Tensor:
+    def eyelid_offset(self, params: FaceParams, points: list[np.ndarray | None]) -> torch.Tensor:
         """(1, K) the change of the eye scores that puts the model's eyelids where MediaPipe's
         landmarks see them, as the median over up to EYELID_SAMPLES read frames of the clip: one
         offset for the whole clip, so that the frame-to-frame motion is MediaPipe's scores' own."""
@@ -256,6 +224,70 @@ class FaceFitter:
         else:
             landmarks = np.stack([landmarks_list[i] for i in nearest])
         return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps, read)
+
+
+@dataclass
+class TrackedFace:
+    """The face in one frame, as :class:`FaceTracker` found it: parameters (batch 1, blendshapes
+    zero where unread), 68 landmarks (68, 3), the regressor's crop box, MediaPipe's scores and
+    landmarks (None where it could not read the face)."""
+
+    params: FaceParams
+    landmarks: np.ndarray
+    box: np.ndarray
+    scores: np.ndarray | None
+    eyelid_points: np.ndarray | None
+
+
+class FaceTracker:
+    """Tracks the largest face frame by frame: the detector runs on the first frame and again only
+    when the tracked crop loses the face. Offline tracking (:meth:`FaceFitter.track`) and the live
+    engine both step it; call :meth:`close` or use ``with``."""
+
+    def __init__(self, fitter: FaceFitter):
+        self.fitter = fitter
+        self.box: np.ndarray | None = None
+        #: How many times the full-frame detector ran.
+        self.detections = 0
+        self.reader = BlendshapeReader(fitter.assets, video=True) if fitter.reads_blendshapes else None
+
+    def step(self, frame: np.ndarray) -> TrackedFace | None:
+        """The face in ``frame`` (RGB uint8), or None when there is none."""
+        fitter, fitted = self.fitter, None
+        # MediaPipe reads every frame (its own tracking needs them all, in order).
+        read = self.reader.faces(frame) if self.reader is not None else []
+        if self.box is not None:
+            params, landmarks, crop = fitter._fit_in_box(frame, self.box)
+            if _face_at(read, landmarks) is not None or fitter._crop_score(crop) >= TRACK_SCORE_THRESHOLD:
+                fitted = (params, landmarks, self.box)
+        if fitted is None:  # first frame, or tracking lost: look at the whole frame
+            self.detections += 1
+            found = sorted(fitter.detector.detect(frame), key=lambda d: d.area, reverse=True)
+            if found:
+                box = box_from_detection(np.array(found[0].box))
+                params, landmarks, _ = fitter._fit_in_box(frame, box)  # just detected: no check
+                fitted = (params, landmarks, box)
+        if fitted is None:
+            self.box = None
+            return None
+        params, landmarks, used_box = fitted
+        self.box = box_from_landmarks(landmarks)
+        if self.reader is None:
+            return TrackedFace(params, landmarks, used_box, np.zeros(N_BLENDSHAPES, np.float32), None)
+        face = _face_at(read, landmarks)
+        if face is not None:
+            params.blendshapes = torch.from_numpy(face[0])[None].to(params.blendshapes.device)
+        return TrackedFace(params, landmarks, used_box, face[0] if face else None, face[1] if face else None)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _face_at(faces: list[tuple[np.ndarray, np.ndarray]], landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

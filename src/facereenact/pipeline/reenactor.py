@@ -84,6 +84,10 @@ class Reenactor:
         """The source crop (S, S, 3) uint8, as the generation stage sees it."""
         return self.bound.crops_rgb[0]
 
+    def landmarks_in_crop(self, params: FaceParams) -> torch.Tensor:
+        """The 68 landmarks (B, 68, 3) of faces ``params`` (B,) in the generated crop's pixels."""
+        return self._to_crop(self.model.landmarks(params))
+
     @torch.inference_mode()
     def reenact(
         self,

@@ -12,6 +12,8 @@ anything must come from the page itself, see :mod:`facereenact.web.guard`):
 - ``POST /api/jobs`` (:class:`~facereenact.web.service.JobChoices`): queue a run;
   ``GET /api/jobs/{id}``: state, place in line, progress; ``GET /api/jobs/{id}/video``: the
   result (``?download=1``: as an attachment); ``DELETE /api/jobs/{id}``: cancel or discard it.
+- ``GET /api/live?source=…`` (a WebSocket): the Live tab, camera frames in and animated frames
+  out (:mod:`facereenact.web.live`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -38,6 +40,7 @@ from facereenact.app.locations import resolve_assets
 from facereenact.errors import FaceReenactError, NoFaceError
 from facereenact.web.guard import cross_site_problem, host_allowed
 from facereenact.web.jobqueue import Job, JobState, QueueFull
+from facereenact.web.live import LiveSlots, live_session
 from facereenact.web.service import JobChoices, NotFound, WebService
 from facereenact.web.settings import ServerSettings
 from facereenact.web.uploads import StoreFull, UploadTooLarge, receive, safe_name, stored_name
@@ -218,6 +221,12 @@ def create_app(
             raise NotFound(f"that job has no result ({job.state.value})")
         name = job.payload.download_name
         return FileResponse(job.result, media_type="video/mp4", filename=name, content_disposition_type="attachment" if download else "inline")
+
+    slots = LiveSlots(settings.max_live)
+
+    @app.websocket("/api/live")
+    async def live(websocket: WebSocket) -> None:
+        await live_session(websocket, service, slots, allowed_hosts)
 
     @app.delete("/api/jobs/{job_id}")
     def discard(job_id: str) -> Response:

@@ -13,6 +13,10 @@ such pages out, before a request's body is read:
 
 Tools such as curl send neither ``Origin`` nor ``Sec-Fetch-Site`` and are served as before, given
 a fitting ``Content-Type``.
+
+A WebSocket handshake (the Live tab's) is a GET that the same-origin policy does not protect: any
+page may open one to any server. Its Host and Origin are checked the same way before it is
+accepted (:func:`websocket_problem`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,23 @@ def cross_site_problem(method: str, headers: Mapping[str, str]) -> str | None:
         if media_type in _FORM_TYPES:
             shown = media_type or "none"
             return f"refused: a body of content type {shown}; send uploads as application/octet-stream (or the file's type) and jobs as application/json"
+    return None
+
+
+def websocket_problem(headers: Mapping[str, str], allowed: list[str] | None) -> str | None:
+    """Why a WebSocket handshake is refused, or None when it may be accepted: a Host this server
+    does not answer to (``allowed``: see :func:`allowed_hosts`; None accepts any), or an
+    ``Origin`` (or ``Sec-Fetch-Site``) of another site. Browsers always send ``Origin`` on a
+    WebSocket handshake; a tool without one is served, as with :func:`cross_site_problem`."""
+    host = headers.get("host", "")
+    if allowed is not None and not host_allowed(host, allowed):
+        return f"refused: this server does not answer to the host name {host[:80]!r} (see --allow-host)"
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site.strip().lower() not in _OWN_FETCH_SITES:
+        return f"refused: the connection came from another site (Sec-Fetch-Site: {fetch_site[:40]})"
+    origin = headers.get("origin")
+    if origin is not None and not _same_origin(origin, host):
+        return f"refused: the connection came from another origin ({origin[:80]})"
     return None
 
 

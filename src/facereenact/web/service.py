@@ -165,6 +165,7 @@ class WebService:
             "keep_minutes": settings.keep_minutes,
             "methods": methods,
             "defaults": _page_defaults(),
+            "live": {"max_sessions": settings.max_live, "fps": settings.live_fps, "frame_kb": settings.live_frame_kb},
         }
 
     def health(self) -> dict[str, Any]:

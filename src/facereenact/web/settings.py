@@ -45,6 +45,15 @@ class ServerSettings:
     device: str = "cpu"
     #: Parent of the server's temporary folder (None: the system's temporary folder).
     work_dir: Path | None = None
+    #: Live sessions (the Live tab's camera driving) at once; one more is refused.
+    max_live: int = 1
+    #: Largest camera frame message of a live session, in kB; larger ones are dropped.
+    live_frame_kb: float = 1000.0
+    #: Camera frames per second a live session may send; those over it are dropped (the page
+    #: sends at most 30, so a camera's uneven timing stays under it).
+    live_fps: float = 40.0
+    #: The longer side of the frames a live session sends back, in pixels, at most.
+    live_max_side: int = 512
 
     def __post_init__(self) -> None:
         if self.max_jobs < 1:
@@ -59,6 +68,12 @@ class ServerSettings:
             raise ValueError("max_uploads must be at least 2 (a portrait and a clip)")
         if self.max_stored_uploads < self.max_uploads:
             raise ValueError("max_stored_uploads must be at least max_uploads")
+        if self.max_live < 0 or self.live_frame_kb <= 0 or self.live_fps <= 0 or self.live_max_side < 16:
+            raise ValueError("max_live must be at least 0; live_frame_kb and live_fps positive; live_max_side at least 16")
+
+    @property
+    def live_frame_bytes(self) -> int:
+        return int(self.live_frame_kb * 1000)
 
     @property
     def max_upload_bytes(self) -> int:
