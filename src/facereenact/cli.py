@@ -352,7 +352,7 @@ def live(
     crop_size: Annotated[int, typer.Option(help=f"Side of the face crop that is generated ({CROP_SIZES[0]}–{CROP_SIZES[1]}).")] = DEFAULTS.crop_size,
     crop_only: Annotated[bool, typer.Option("--crop-only", help="Show the generated face crop instead of the full source photo.")] = False,
     smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Causal smoothing of the driving face (One Euro filter, no look-ahead).")] = True,
-    face_index: Annotated[int, typer.Option(help="Which source face to animate, largest first.")] = DEFAULTS.face_index,
+    face_index: Annotated[int, typer.Option(help="Which source face to animate, largest first.")] = DEFAULTS.reenact_options().face_index,
     max_size: Annotated[int, typer.Option(min=16, help="Scale the output down so its longer side is at most this many pixels.")] = LiveOptions().max_size or 512,
     method: Annotated[GenerationMethod, typer.Option(help="warp: the training-free 3D correspondence warp (real time on a CPU); neural: the trained network refining it (the shipped model, or --model).")] = GenerationMethod.warp,
     model: Annotated[Path | None, typer.Option("--model", help="A trained network's checkpoint (.safetensors) for --method neural.", show_default=False)] = None,

@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
-from facereenact.app.animate import _fit_size
+from facereenact.app.output import fit_size
 from facereenact.face3d.fitter import FaceFitter, FaceTracker
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.smoothing import CausalSmoother
@@ -117,7 +117,7 @@ class LiveEngine:
         self.live = live or LiveOptions()
         # The output is shown at most max_size: a larger photo is scaled down once, here, rather
         # than every frame pasted back at full resolution and then scaled.
-        self.reenactor = Reenactor(_fit_size(source_image, self.live.max_size), fitter, options, method)
+        self.reenactor = Reenactor(fit_size(source_image, self.live.max_size), fitter, options, method)
         self.fitter = fitter
         self.tracker = FaceTracker(fitter)
         self._smoother: CausalSmoother | None = None
@@ -191,7 +191,7 @@ class LiveEngine:
         shown = followed.captured.frame[None] if found else None
         batch = self.reenactor.reenact(followed.driving, followed.reference, paste=False, frames=shown, found=np.array([True]) if found else None)
         image = batch.crops[0] if self.live.crop_only else next(self.reenactor.pasted(batch))
-        image = _fit_size(image, self.live.max_size)
+        image = fit_size(image, self.live.max_size)
         targets = batch.targets
         output_landmarks = self.reenactor.landmarks_in_crop(targets)[0].cpu().numpy()
         relative = (targets.rotation[0] @ self.reenactor.source.params.rotation[0].to(targets.rotation.device).T).cpu().numpy()

@@ -86,7 +86,7 @@ class Reenactor:
 
     def landmarks_in_crop(self, params: FaceParams) -> torch.Tensor:
         """The 68 landmarks (B, 68, 3) of faces ``params`` (B,) in the generated crop's pixels."""
-        return self._to_crop(self.model.landmarks(params))
+        return self.bound.to_crop(self.model.landmarks(params))
 
     @torch.inference_mode()
     def reenact(
