@@ -36,12 +36,10 @@ import cv2
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from facereenact.app.animate import AnimateRequest, GenerationMethod, MotionMode
 from facereenact.app.live import Captured, LatestFrame, LiveEngine, LiveFrame, LiveOptions, LiveStats, drive
+from facereenact.app.media import image_header_size, read_still
 from facereenact.errors import FaceReenactError
-from facereenact.face3d.transfer import MotionMode
-from facereenact.io.image import image_header_size
-from facereenact.io.media import read_still
-from facereenact.pipeline.request import AnimateRequest, GenerationMethod
 from facereenact.web.guard import websocket_problem
 from facereenact.web.service import WebService
 
