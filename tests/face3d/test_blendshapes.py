@@ -69,3 +69,46 @@ def test_mirrored_parameters_swap_the_sides(fitter) -> None:  # type: ignore[no-
     mirrored = ParamMirror(fitter.model)(params, width=100.0)
     assert float(mirrored.blendshapes[0, CHANNEL_NAMES.index("eyeBlinkRight")]) == pytest.approx(0.7)
     assert float(mirrored.blendshapes[0, CHANNEL_NAMES.index("eyeBlinkLeft")]) == 0.0
+
+
+def test_readers_made_in_several_threads_at_once_leave_stderr_where_it_was(assets) -> None:  # type: ignore[no-untyped-def]
+    """MediaPipe's set-up chatter is silenced by pointing file descriptor 2 at /dev/null for a
+    moment; readers made at once in two threads (the source prepared while the driving video is
+    tracked) must not leave it there, or every later message and error of the process is lost."""
+    import os
+    import threading
+
+    from facereenact.face3d.blendshapes import BlendshapeReader
+
+    before = os.fstat(2)
+    made: list[BlendshapeReader] = []
+    together = threading.Barrier(2)
+
+    def make(video: bool) -> None:
+        for _ in range(6):
+            together.wait()
+            made.append(BlendshapeReader(assets, video=video))
+
+    threads = [threading.Thread(target=make, args=(video,)) for video in (True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    for reader in made:
+        reader.close()
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino), "file descriptor 2 was left pointing elsewhere"
+
+
+def test_silencing_drops_mediapipes_chatter_and_keeps_every_other_line(capfd: pytest.CaptureFixture[str]) -> None:
+    """While a reader is made, what another thread writes (a server's log line) still arrives."""
+    import os
+
+    from facereenact.face3d.blendshapes import _native_stderr_silenced
+
+    with _native_stderr_silenced():
+        os.write(2, b"W0000 00:00:1 face_landmarker_graph.cc:181] Sets FaceBlendshapesGraph acceleration\n")
+        os.write(2, b"upload of clip.mp4 cut off: the client went away\n")
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    written = capfd.readouterr().err
+    assert written == "upload of clip.mp4 cut off: the client went away\n", written

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -105,10 +104,6 @@ def test_a_stop_with_slow_uploads_and_a_running_job_ends_within_seconds(assets, 
     """The process exits, its job cancelled and its folder gone, within 5 s; each upload a client
     abandoned is one log line, not a traceback."""
     process, port = _start_server(assets, data_dir, tmp_path)
-    lines: list[str] = []
-    reading = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
-    reading.start()
-    gone = "upload of slow.mp4 cut off: the client went away"
     connections: list[socket.socket] = []
     try:
         source = _post(port, "/api/uploads/source?name=me.jpg", (data_dir / "portraits" / "lp_s12.jpg").read_bytes())["id"]
@@ -116,31 +111,22 @@ def test_a_stop_with_slow_uploads_and_a_running_job_ends_within_seconds(assets, 
         job = _post(port, "/api/jobs", json.dumps({"source": source, "driving": driving, "method": "warp"}).encode(), "application/json")["id"]
         while json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/{job}", timeout=10))["state"] == "queued":
             time.sleep(0.1)
-        # Clients that give up half-way, after the server has begun to read them (one that
-        # closes in the same instant may be gone before its request is read at all).
-        giving_up = [_start_upload(port, 1_000_000, 10_000) for _ in range(3)]
-        time.sleep(0.5)
-        for connection in giving_up:
-            connection.close()
+        for _ in range(3):  # clients that give up half-way
+            _start_upload(port, 1_000_000, 10_000).close()
         connections = [_start_upload(port, 5_000_000, 50_000) for _ in range(3)]  # clients still sending
-        deadline = time.monotonic() + 30  # the server notices the three that gave up (slowly on a busy machine)
-        while sum(gone in line for line in lines) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
         time.sleep(0.5)
         assert json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs/{job}", timeout=10))["state"] == "running"
         started = time.monotonic()
         process.send_signal(stop)
-        process.wait(timeout=30)
+        output, _ = process.communicate(timeout=30)
         took = time.monotonic() - started
     finally:
         for connection in connections:
             connection.close()
         if process.poll() is None:
             process.kill()
-            process.wait()
-        reading.join(timeout=10)
-    output = "".join(lines)
+            process.communicate()
     assert took < 5.0, f"the server took {took:.1f} s to stop:\n{output}"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("facereenact-web-")]
     assert "Traceback" not in output, output
-    assert output.count(gone) == 3, output
+    assert output.count("upload of slow.mp4 cut off: the client went away") == 3, output

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from enum import Enum
@@ -62,19 +63,42 @@ def region_mask(regions: Iterable[Region]) -> np.ndarray:
     return np.array([name in wanted for name in CHANNEL_NAMES])
 
 
+#: File descriptor 2 belongs to the whole process: one silencing at a time, or two threads making
+#: readers at once would each save the other's redirection and leave it in place for good.
+_SILENCING = threading.Lock()
+#: How MediaPipe's set-up lines begin (absl's W/I lines, TensorFlow Lite's delegate notice).
+_CHATTER = (b"W0000 ", b"I0000 ", b"INFO: Created TensorFlow Lite", b"WARNING: Logging before InitGoogle()")
+
+
 @contextlib.contextmanager
 def _native_stderr_silenced() -> Iterator[None]:
     """MediaPipe's C++ side writes set-up chatter (delegates, feedback tensors) straight to file
-    descriptor 2, past Python's logging; a user of the command line should not see it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
+    descriptor 2, past Python's logging; a user of the command line should not see it. For the
+    moment a reader is made, descriptor 2 is a pipe whose lines are passed on to the real stderr
+    unless they are that chatter, so what other threads write meanwhile (a server's log) is kept."""
+    with _SILENCING:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        readable, writable = os.pipe()
+        relay = threading.Thread(target=_pass_on, args=(readable, saved), name="stderr-relay", daemon=True)
+        relay.start()
+        try:
+            os.dup2(writable, 2)
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(writable)
+            relay.join()
+            os.close(saved)
+
+
+def _pass_on(readable: int, target: int) -> None:
+    """Copy the pipe's lines to ``target``, leaving out MediaPipe's set-up chatter."""
+    with os.fdopen(readable, "rb") as lines:
+        for line in lines:
+            if not line.startswith(_CHATTER):
+                os.write(target, line)
 
 
 def fill_gaps(scores: np.ndarray, found: np.ndarray) -> np.ndarray:
