@@ -10,6 +10,7 @@ regressor already uses, which tells when the face has gone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -250,16 +251,22 @@ class FaceTracker:
         #: How many times the full-frame detector ran.
         self.detections = 0
         self.reader = BlendshapeReader(fitter.assets, video=True) if fitter.reads_blendshapes else None
+        # MediaPipe reads each frame in a thread of its own while the regressor fits the face in
+        # the tracked crop: the two are independent until the crop is checked.
+        self._reading = ThreadPoolExecutor(1, thread_name_prefix="mediapipe") if self.reader is not None else None
 
     def step(self, frame: np.ndarray) -> TrackedFace | None:
         """The face in ``frame`` (RGB uint8), or None when there is none."""
         fitter, fitted = self.fitter, None
         # MediaPipe reads every frame (its own tracking needs them all, in order).
-        read = self.reader.faces(frame) if self.reader is not None else []
-        if self.box is not None:
-            params, landmarks, crop = fitter._fit_in_box(frame, self.box)
+        reading = self._reading.submit(self.reader.faces, frame) if self._reading is not None and self.reader is not None else None
+        tracked_box = self.box
+        in_box = fitter._fit_in_box(frame, tracked_box) if tracked_box is not None else None
+        read = reading.result() if reading is not None else []
+        if in_box is not None and tracked_box is not None:
+            params, landmarks, crop = in_box
             if _face_at(read, landmarks) is not None or fitter._crop_score(crop) >= TRACK_SCORE_THRESHOLD:
-                fitted = (params, landmarks, self.box)
+                fitted = (params, landmarks, tracked_box)
         if fitted is None:  # first frame, or tracking lost: look at the whole frame
             self.detections += 1
             found = sorted(fitter.detector.detect(frame), key=lambda d: d.area, reverse=True)
@@ -280,6 +287,8 @@ class FaceTracker:
         return TrackedFace(params, landmarks, used_box, face[0] if face else None, face[1] if face else None)
 
     def close(self) -> None:
+        if self._reading is not None:
+            self._reading.shutdown()
         if self.reader is not None:
             self.reader.close()
 
