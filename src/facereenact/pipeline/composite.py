@@ -27,6 +27,17 @@ MADE_MARGIN = 1.0
 BAND_ROWS = 256
 
 
+def _whole_rectangle(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right), exclusive ends: the rectangle where ``alpha`` is 1, the crop
+    taken whole (None when there is none, or it is not a rectangle)."""
+    whole = alpha >= 1.0 - 1e-6
+    rows, columns = np.flatnonzero(whole.any(1)), np.flatnonzero(whole.any(0))
+    if not len(rows):
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+    return (top, bottom, left, right) if whole[top:bottom, left:right].all() else None
+
+
 def reenactment_box(landmarks: np.ndarray, scale: float) -> np.ndarray:
     """A square box (4,) of side ``scale`` × the landmarks' extent, centred a little above their
     centre so the forehead and hair fit."""
@@ -59,6 +70,7 @@ class Paster:
         ramp = np.clip(np.minimum(np.arange(size), np.arange(size)[::-1]) / (FEATHER * size), 0, 1).astype(np.float32)
         alpha = np.minimum.outer(ramp, ramp)
         self.alpha = np.ascontiguousarray(self._to_region(alpha))
+        self._whole = _whole_rectangle(self.alpha)
         # Each region column's and row's place in the photo; the 2-D sampling maps are made band
         # by band from these, so a huge photo needs little memory.
         self._photo_x = np.arange(self.out_size[0], dtype=np.float32) + left
@@ -146,10 +158,33 @@ class Paster:
                 placed = self._scaled_up(crop_rgb, inner_rows, inner_columns, cv2.BORDER_CONSTANT)
                 at = (slice(inner_rows.start - rows.start, inner_rows.stop - rows.start), slice(inner_columns.start - columns.start, inner_columns.stop - columns.start))
                 sharp[at] = cv2.blendLinear(np.ascontiguousarray(sharp[at]), placed, weight, 1 - weight)
-        alpha = self.alpha[part]
         if influence is not None:
-            alpha = alpha * self._scaled_up(influence, rows, columns, cv2.BORDER_CONSTANT)
-        return cv2.blendLinear(sharp, np.ascontiguousarray(original), alpha, 1 - alpha)
+            alpha = self.alpha[part] * self._scaled_up(influence, rows, columns, cv2.BORDER_CONSTANT)
+            return cv2.blendLinear(sharp, np.ascontiguousarray(original), alpha, 1 - alpha)
+        return self._feathered(sharp, original, part)
+
+    def _feathered(self, sharp: np.ndarray, original: np.ndarray, part: tuple[slice, slice]) -> np.ndarray:
+        """``sharp`` faded into ``original`` over the box's feathered edge: blended only in that
+        ring, taken as it is inside (where the blend would give it anyway)."""
+        rows, columns = part
+        height, width = sharp.shape[:2]
+        alpha = self.alpha[part]
+        inside = None
+        if self._whole is not None:
+            r0, r1, c0, c1 = self._whole
+            top, bottom = min(max(r0 - rows.start, 0), height), min(max(r1 - rows.start, 0), height)
+            left, right = min(max(c0 - columns.start, 0), width), min(max(c1 - columns.start, 0), width)
+            if top < bottom and left < right:
+                inside = (top, bottom, left, right)
+        if inside is None:
+            return cv2.blendLinear(sharp, np.ascontiguousarray(original), alpha, 1 - alpha)
+        top, bottom, left, right = inside
+        ring = [(slice(0, top), slice(None)), (slice(bottom, None), slice(None)), (slice(top, bottom), slice(0, left)), (slice(top, bottom), slice(right, None))]
+        for strip in ring:
+            weight = np.ascontiguousarray(alpha[strip])
+            if weight.size:
+                sharp[strip] = cv2.blendLinear(np.ascontiguousarray(sharp[strip]), np.ascontiguousarray(original[strip]), weight, 1 - weight)
+        return sharp
 
     def _scaled_up(self, picture: np.ndarray, rows: slice, columns: slice, border: int) -> np.ndarray:
         """Crop-resolution ``picture``, bilinearly scaled onto the region's ``rows`` × ``columns``."""
