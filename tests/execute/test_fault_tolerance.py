@@ -98,9 +98,15 @@ def test_prepare_survives_a_killed_worker(backend: str, request: pytest.FixtureR
     if backend == "ray":
         request.getfixturevalue("local_ray")
         killer = Killer(lambda: _ray_worker_running(set(CLIPS)))
-    else:
-        killer = Killer(lambda: (workers[0], "a local worker") if (workers := _local_workers()) else None)
     out = tmp_path / "prepared"
+    if backend == "local":
+        # A worker only while at least two clips are left, so it holds one (the pool has two):
+        # one killed after the last clip, idle, loses nothing and is rightly not retried.
+        def busy_worker() -> tuple[int, str] | None:
+            left = len(CLIPS) - len(list((out / "clips").glob("*.npz")))
+            return (workers[0], "a local worker") if left >= 2 and (workers := _local_workers()) else None
+
+        killer = Killer(busy_worker)
     started = time.monotonic()
     with killer:
         result = runner.invoke(app, ["prepare", str(videos), str(out), "--size", "64", "--max-frames", "25", "--backend", backend, "--assets", str(assets.root)])
