@@ -110,8 +110,8 @@ class Sampling:
         """``sources`` frames evenly spaced over [0, last] (the first always included)."""
         return sorted({round(v) for v in np.linspace(0, last, self.sources)}) if self.sources > 1 else [0]
 
-    def describe(self) -> str:
-        """The sampling in words, for the report."""
+    def describe(self, video: bool = False) -> str:
+        """The sampling in words, for the report (``video``: with the video-to-video protocol's)."""
         sources = "frame 0" if self.sources == 1 else f"{self.sources} frames evenly spaced over the sampled span"
         cross = "every source" if self.cross_sources == 0 else f"{self.cross_sources} source(s), dealt evenly from a seeded shuffle"
         window = f"temporal stability over frames 1–{self.window} after the source" if self.window >= 3 else "no temporal stability"
@@ -120,16 +120,18 @@ class Sampling:
             if self.expression_window >= metrics.MIN_SIGNAL_FRAMES
             else ""
         )
-        video = "every clip" if self.video_pairs == 0 else f"{self.video_pairs} clips (a seeded shuffle)"
+        sources_video = "every clip" if self.video_pairs == 0 else f"{self.video_pairs} clips (a seeded shuffle)"
+        video_text = (
+            f". Video-to-video: {sources_video} as source videos, each driven by the next clip of another person in that order, over "
+            f"the source's first {self.video_frames} frames, as animate does with a source video (the driver's expression, each "
+            "frame pasted back into itself); measured on each frame's 256² face crop"
+        )
         return (
             f"self-reenactment: source = {sources}; driving = frames {self.every}, {2 * self.every}, … (every {self.every} frames), "
             f"at most {self.max_frames} per clip, skipping frames where the tracker lost the face; {window}. "
             f"Cross-identity: each driving clip drives {cross}, with {self.cross_frames} of its sampled frames, absolute motion{expression}. "
             f"All comparisons on {CROP_SIZE}² face crops, except at native resolution: the self-reenactment's frames pasted back into "
-            "the first frame at the clip's own resolution, compared in the source's face box. "
-            f"Video-to-video: {video} as source videos, each driven by the next clip of another person in that order, over the source's "
-            f"first {self.video_frames} frames, as animate does with a source video (the driver's expression, each frame pasted back "
-            "into itself); measured on each frame's 256² face crop"
+            "the first frame at the clip's own resolution, compared in the source's face box" + (video_text if video else "")
         )
 
 
@@ -168,12 +170,13 @@ class Outcome:
     expression_strip: bytes | None = None
 
 
-def load_clip(path: Path, fitter: FaceFitter, sampling: Sampling, at_least: int = 0) -> DrivingClip:
-    """Decode the prefix the sampling needs (and ``at_least`` frames: the video-to-video
-    protocol's) and track it; a clear error when nothing is usable."""
-    frames, fit, fps = track_prefix(path, fitter, max(sampling.decode_limit, at_least))
+def load_clip(path: Path, fitter: FaceFitter, sampling: Sampling, count: int | None = None, sampled: bool = True) -> DrivingClip:
+    """Decode the first ``count`` frames (default: the prefix the sampling needs) and track
+    them; a clear error when nothing is usable (with ``sampled``: no sampled driving frame has a
+    face, which the self, native and cross protocols need)."""
+    frames, fit, fps = track_prefix(path, fitter, count or sampling.decode_limit)
     driving = [i for i in sampling.driving_indices(len(frames)) if fit.found[i]]
-    if not driving:
+    if sampled and not driving:
         raise NoFaceError("the tracker found no face in any sampled driving frame")
     return DrivingClip(path.stem, frames, fit, driving, fps)
 
@@ -695,7 +698,10 @@ class VideoToVideo:
         tools, scale = self.tools, VIDEO_OPTIONS.crop_scale
         count = min(self.sampling.video_frames, len(clip.frames))
         driving_fps = probe_video(driving).fps
-        driver_frames, driver_fit, _ = track_prefix(driving, tools.fitter, math.ceil(count * driving_fps / clip.fps) + 1)
+        try:
+            driver_frames, driver_fit, _ = track_prefix(driving, tools.fitter, math.ceil(count * driving_fps / clip.fps) + 1)
+        except NoFaceError as error:
+            raise NoFaceError(f"driving clip {driving.stem}: {error}") from None
         source_at, driving_at = timeline(count, clip.fps, len(driver_frames), driving_fps, LengthPolicy.shortest)
         # Frames where the source face was lost pass through unchanged in animate: nothing to measure.
         tracked = clip.fit.found[source_at]

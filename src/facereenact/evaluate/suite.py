@@ -200,11 +200,18 @@ def evaluate_clip(work: ClipWork, path: Path, sources: tuple[str, ...], driving:
     instruments = worker_cache(("evaluation", work), lambda: _Instruments(work))
     with torch.inference_mode():
         try:
-            clip: DrivingClip | Exception = load_clip(path, instruments.fitter, work.sampling, work.sampling.video_frames if VIDEO in work.protocols else 0)
+            clip: DrivingClip | Exception = load_clip(path, instruments.fitter, work.sampling, _decode_count(work), bool(set(work.protocols) - {VIDEO}))
         except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
             clip = error
         outcomes = clip_outcomes(instruments.protocols, path.stem, clip, sources, driving)
     return TaskOutput(frames=0 if isinstance(clip, Exception) else len(clip.frames), value=outcomes)
+
+
+def _decode_count(work: ClipWork) -> int:
+    """Frames of a clip its protocols use: the sampling's prefix, and the video-to-video
+    protocol's frames (a clip only that one uses is decoded no further)."""
+    counts = [work.sampling.decode_limit] if set(work.protocols) - {VIDEO} else []
+    return max([*counts, work.sampling.video_frames] if VIDEO in work.protocols else counts)
 
 
 def _partial_file(folder: Path, args: tuple[ClipWork, Path, tuple[str, ...], Path | None]) -> Path:
@@ -296,7 +303,9 @@ def evaluate(
     summary = RunSummary()
     per_clip: dict[str, dict[str, list[Outcome]]] = {}
     tasks = []
-    for path in data.clips:
+    # A clip that no chosen protocol uses (only video-to-video, and it is no pair's source) is not run.
+    used = [path for path in data.clips if set(settings.protocols) - {VIDEO} or path.stem in video_pairs]
+    for path in used:
         driving = clip_paths.get(video_pairs.get(path.stem, ""))
         args = (work, path.absolute(), tuple(assignment.get(path.stem, ())), driving)
         kept = _read_partial(partial, args)
@@ -318,7 +327,7 @@ def evaluate(
     for task, done in zip(tasks, run_all(backend or LocalBackend(), tasks, summary, arrived, log=log)):
         per_clip[task.name] = done.output.value if done.ok and done.output is not None else _lost_clip(settings.protocols, task.name, task.args[2], task.args[3], done.error or "")
     outcomes: dict[str, list[Outcome]] = {protocol: [] for protocol in PROTOCOLS if protocol in settings.protocols}
-    for path in data.clips:
+    for path in used:
         for protocol, clip_part in per_clip[path.stem].items():
             outcomes[protocol].extend(clip_part)
     result: dict[str, Any] = {
@@ -339,7 +348,7 @@ def evaluate(
             "video_pairs_from": "an identities file" if data.person_of else "every clip counted as its own person (no identities file)",
             "cross_sources_from": source_kind,
         },
-        "sampling": sampling.describe(),
+        "sampling": sampling.describe(VIDEO in settings.protocols),
         "metrics": {},
         "notes": [],
     }
