@@ -213,3 +213,4 @@ def test_evaluate_video_to_video(assets_env, data_dir: Path, tmp_path: Path) -> 
     assert set(aggregate) == {"csim", "face_found", "yaw_r", "pitch_r", "expression_r", "expression_ratio"} and aggregate["csim"]["n"] == 3
     html = (out / "report.html").read_text()
     assert "<h2>Video-to-video</h2>" in html and f"strips/video_grid__{pairs['grid']['driving']}.jpg" in html
+    assert not any("Fréchet" in note for note in report["notes"]), "no note about a protocol that did not run"

@@ -505,9 +505,11 @@ def _notes(result: dict[str, Any], with_lpips: bool, source_kind: str) -> list[s
         if protocol in result and result[protocol]["counts"]["ok"] < result[protocol]["counts"]["total"]:
             counts = result[protocol]["counts"]
             notes.append(f"{counts['total'] - counts['ok']} of {counts['total']} {result[protocol]['unit']} failed ({protocol}); their reasons are in metrics.json.")
-    notes.append('Infinite values (the PSNR of identical images) are written as "inf" in metrics.json; a mean over one is infinite.')
-    notes.append(
-        "The Fréchet distance is computed on dlib's 128-d face descriptors (an identity embedding), not Inception features: "
-        "it is not comparable with FID values elsewhere."
-    )
+    if SELF in result or NATIVE in result:
+        notes.append('Infinite values (the PSNR of identical images) are written as "inf" in metrics.json; a mean over one is infinite.')
+    if SELF in result:
+        notes.append(
+            "The Fréchet distance is computed on dlib's 128-d face descriptors (an identity embedding), not Inception features: "
+            "it is not comparable with FID values elsewhere."
+        )
     return notes
