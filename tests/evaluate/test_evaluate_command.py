@@ -170,6 +170,7 @@ def test_evaluate_a_folder_whose_only_clip_is_unreadable(assets_env, data_dir: P
         (["--protocols", "self,other"], "unknown protocol"),
         (["--lpips-alexnet", "x.pth"], "needs both"),
         (["--clips", "nobody"], "no clip named nobody"),
+        (["--identities", "no-such-identities.txt"], "cannot read identities file no-such-identities.txt"),
     ],
 )
 def test_evaluate_bad_options(data_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
