@@ -49,8 +49,8 @@ from facereenact.face3d.fitter import FaceFitter  # noqa: E402
 from facereenact.face3d.params import FaceParams  # noqa: E402
 from facereenact.face3d.regressor import crop_faces  # noqa: E402
 from facereenact.io.assets import Assets  # noqa: E402
+from facereenact.io.identities import read_identity_groups  # noqa: E402
 from facereenact.io.video import iter_frames, probe_video  # noqa: E402
-from facereenact.train.prepare import read_identity_groups  # noqa: E402
 
 VIDEO_EXTENSIONS = {".mp4", ".mov"}
 #: Held-out identities (clip stems; a person with several clips is listed with all of them).

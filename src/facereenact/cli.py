@@ -58,7 +58,7 @@ from facereenact.app.progress import Progress as StageProgress
 from facereenact.app.progress import ProgressFactory
 from facereenact.errors import AssetError, FaceIndexError, FaceReenactError, InputError, OptionError, OutputError
 from facereenact.evaluate import dataset, report, suite
-from facereenact.evaluate.catalog import CROSS, NATIVE, SELF
+from facereenact.evaluate.catalog import CROSS, NATIVE, SELF, VIDEO
 from facereenact.evaluate.protocols import Sampling
 from facereenact.execute import Backend, BackendName, RunSummary, TaskResult, make_backend
 from facereenact.execute.progress import RunProgress
@@ -616,8 +616,11 @@ def evaluate(
     window: Annotated[int, typer.Option(min=0, help="Consecutive frames after the source for temporal stability (0: off).")] = Sampling.window,
     cross_frames: Annotated[int, typer.Option(min=1, help="Cross-identity: driving frames per pair.")] = Sampling.cross_frames,
     cross_sources: Annotated[int, typer.Option(min=0, help="Cross-identity: sources each driving clip drives (0: every source).")] = Sampling.cross_sources,
+    video_pairs: Annotated[int, typer.Option(min=0, help="Video-to-video: source clips, each driven by a clip of another person (0: every clip).")] = Sampling.video_pairs,
+    video_frames: Annotated[int, typer.Option(min=3, help="Video-to-video: consecutive frames of each source clip, from its first.")] = Sampling.video_frames,
+    identities: Annotated[Path | None, typer.Option(help="Identities file: one line per person, the clip names that show them (default: DATA/identities.txt if present).", show_default=False)] = None,
     clips: Annotated[str | None, typer.Option(help="Only these clips (comma-separated names without extension).", show_default=False)] = None,
-    protocols: Annotated[str, typer.Option(help="self, cross and native (self-reenactment pasted back at each clip's own resolution), comma-separated.")] = "self,cross,native",
+    protocols: Annotated[str, typer.Option(help="self, cross, native (self-reenactment pasted back at each clip's own resolution) and video (video-to-video), comma-separated.")] = "self,cross,native",
     lpips_alexnet: Annotated[Path | None, typer.Option(help="torchvision's AlexNet ImageNet weights (alexnet-owt-7be5be79.pth), for LPIPS.", show_default=False)] = None,
     lpips_linear: Annotated[Path | None, typer.Option(help="LPIPS v0.1 linear layers (lpips/weights/v0.1/alex.pth), for LPIPS.", show_default=False)] = None,
     bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the 95% intervals.")] = 1000,
@@ -629,23 +632,26 @@ def evaluate(
     device: DeviceOption = "cpu",
 ) -> None:
     """Measure reenactment methods on a folder of clips: self-reenactment (fidelity, identity,
-    pose, expression, keypoints, temporal stability) and cross-identity (identity, pose,
-    expression); writes metrics.json and report.html and prints the aggregate table. A clip
+    pose, expression, keypoints, temporal stability), cross-identity (identity, pose,
+    expression) and, with --protocols video, video-to-video; writes metrics.json and report.html and prints the aggregate table. A clip
     without a usable face is recorded as failed in the report; the exit code is 1 when a clip's
     task itself failed (e.g. its worker kept dying) or when no clip could be measured at all."""
     require_extra("eval", "evaluate")
     _require_backend(backend)
-    chosen = {"self": SELF, "cross": CROSS, "native": NATIVE}
+    chosen = {"self": SELF, "cross": CROSS, "native": NATIVE, "video": VIDEO}
     names = [p.strip() for p in protocols.split(",") if p.strip()]
     unknown = [n for n in names if n not in chosen]
     if unknown or not names:
-        raise InputError(f"unknown protocol {unknown[0] if unknown else protocols!r}: choose from self, cross and native")
+        raise InputError(f"unknown protocol {unknown[0] if unknown else protocols!r}: choose from self, cross, native and video")
     if (lpips_alexnet is None) != (lpips_linear is None):
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-linear")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder")
-    found = dataset.discover(examples.data_dir(data), [c.strip() for c in clips.split(",") if c.strip()] if clips else None)
-    sampling = Sampling(every=every, max_frames=max_frames, sources=sources, window=window, cross_frames=cross_frames, cross_sources=cross_sources)
+    found = dataset.discover(examples.data_dir(data), [c.strip() for c in clips.split(",") if c.strip()] if clips else None, identities)
+    sampling = Sampling(
+        every=every, max_frames=max_frames, sources=sources, window=window, cross_frames=cross_frames, cross_sources=cross_sources,
+        video_pairs=video_pairs, video_frames=video_frames,
+    )  # fmt: skip
     lpips = (lpips_alexnet, lpips_linear) if lpips_alexnet and lpips_linear else None
     resolved = resolve_assets(assets)
     protocols_chosen = tuple(chosen[n] for n in dict.fromkeys(names))
@@ -656,7 +662,7 @@ def evaluate(
     metrics_path, report_path = report.write_report(evaluation.result, evaluation.strips, out)
     shutil.rmtree(out / PARTIAL, ignore_errors=True)  # the report holds it all now
     report.print_tables(evaluation.result, Console())
-    measured = [evaluation.result[key]["counts"]["ok"] for key in ("self_reenactment", "cross_identity", "native_resolution") if key in evaluation.result]
+    measured = [evaluation.result[key]["counts"]["ok"] for key in (SELF, CROSS, NATIVE, VIDEO) if key in evaluation.result]
     if not any(measured):
         raise InputError(f"no clip could be measured (every one failed; their reasons are in {metrics_path})")
     _finish(evaluation.summary, "clip", f"wrote {metrics_path} and {report_path} ({evaluation.result['seconds']:.0f} s)")

@@ -170,6 +170,7 @@ def test_evaluate_a_folder_whose_only_clip_is_unreadable(assets_env, data_dir: P
         (["--protocols", "self,other"], "unknown protocol"),
         (["--lpips-alexnet", "x.pth"], "needs both"),
         (["--clips", "nobody"], "no clip named nobody"),
+        (["--identities", "no-such-identities.txt"], "cannot read identities file no-such-identities.txt"),
     ],
 )
 def test_evaluate_bad_options(data_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
@@ -184,3 +185,33 @@ def test_evaluate_a_corrupt_checkpoint(data_dir: Path, tmp_path: Path) -> None:
     result = _run("--data", data_dir, "--out", tmp_path / "out", "--methods", f"source,warp,neural:{broken}")
     assert result.exit_code == 1
     assert "is not a safetensors file" in _error_line(result)
+
+
+def test_evaluate_video_to_video(assets_env, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Three clips of two people (an identities file says so): every clip re-acted by one of the
+    other person, over its first frames; the unchanged source keeps identity and pose exactly."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, clip in (("dpe_s.mp4", "dpe_s.mp4"), ("dpe_s_again.mp4", "dpe_s.mp4"), ("grid.mp4", "grid_bbaf2n.mp4")):
+        (folder / name).symlink_to(data_dir / "clips" / clip)
+    (folder / "identities.txt").write_text("# one person in two clips\ndpe_s dpe_s_again\n")
+    out = tmp_path / "report"
+    result = _run("--data", folder, "--out", out, "--methods", "source,warp", "--protocols", "video", "--video-pairs", "0", "--video-frames", "8", "--bootstrap", "20")
+    assert result.exit_code == 0, result.output
+    assert "Video-to-video: 3 of 3 pairs" in result.output
+    report = _strict_json(out / "metrics.json")
+    assert set(report) >= {"video_to_video"} and "self_reenactment" not in report
+    pairs = {p["source"]: p for p in report["video_to_video"]["pairs"]}
+    assert pairs["grid"]["driving"] in ("dpe_s", "dpe_s_again") and {pairs["dpe_s"]["driving"], pairs["dpe_s_again"]["driving"]} == {"grid"}
+    for pair in pairs.values():
+        assert pair["status"] == "ok" and pair["frames"] == list(range(8))
+        source, warp = pair["methods"]["source"], pair["methods"]["warp"]
+        assert source["csim"] > 0.999 and source["yaw_r"] > 0.999 and source["pitch_r"] > 0.999, "the unchanged source frame"
+        assert 0.85 < warp["csim"] < source["csim"], "each output frame against its own source frame"
+        assert warp["face_found"] == 1.0 and -1 <= warp["yaw_r"] <= 1
+        assert (out / pair["strip"]).is_file()
+    aggregate = report["video_to_video"]["aggregate"]["warp"]
+    assert set(aggregate) == {"csim", "face_found", "yaw_r", "pitch_r", "expression_r", "expression_ratio"} and aggregate["csim"]["n"] == 3
+    html = (out / "report.html").read_text()
+    assert "<h2>Video-to-video</h2>" in html and f"strips/video_grid__{pairs['grid']['driving']}.jpg" in html
+    assert not any("Fréchet" in note for note in report["notes"]), "no note about a protocol that did not run"

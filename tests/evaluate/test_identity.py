@@ -10,7 +10,7 @@ import pytest
 
 from facereenact.errors import AssetError
 from facereenact.evaluate.identity import DescriptorService, DescriptorWorkerError, DlibFaceDescriptor, describe_clips, identity_validation
-from facereenact.train.prepare import read_identity_groups
+from facereenact.io.identities import read_identity_groups
 from tests.conftest import clip_paths
 
 #: Clips that show the same person (../shared/data/README.md, "Splitting"), as training groups them.

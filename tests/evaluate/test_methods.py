@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from facereenact.errors import CheckpointError, InputError
 from facereenact.evaluate.methods import SourceStage, parse_methods
-from facereenact.evaluate.protocols import Sampling, assign_cross_pairs
+from facereenact.evaluate.protocols import Sampling, assign_cross_pairs, assign_video_pairs
 from facereenact.stage import WarpTargets
 
 
@@ -78,6 +78,8 @@ def test_sampling_indices() -> None:
         Sampling(every=0)
     with pytest.raises(ValueError):
         Sampling(expression_window=-1)
+    with pytest.raises(ValueError):
+        Sampling(video_frames=2)
 
 
 def test_cross_pairs_are_balanced_reproducible_and_never_self() -> None:
@@ -94,3 +96,16 @@ def test_cross_pairs_are_balanced_reproducible_and_never_self() -> None:
     # Clips as their own sources (no portraits): never paired with themselves.
     own = assign_cross_pairs(clips[:4], clips[:4], 5, np.random.default_rng(0))
     assert all(driver not in chosen and len(chosen) == 3 for driver, chosen in own.items())
+
+
+def test_video_pairs_are_reproducible_and_of_different_people() -> None:
+    clips = [f"clip{i}" for i in range(12)]
+    person = {"clip1": "a", "clip2": "a", "clip3": "a", "clip4": "b", "clip5": "b"}.get
+    pairs = assign_video_pairs(clips, 5, lambda clip: person(clip, clip), np.random.default_rng(0))
+    assert pairs == assign_video_pairs(clips, 5, lambda clip: person(clip, clip), np.random.default_rng(0))
+    assert pairs != assign_video_pairs(clips, 5, lambda clip: person(clip, clip), np.random.default_rng(1))
+    assert len(pairs) == 5 and all(person(s, s) != person(d, d) for s, d in pairs.items())
+    every = assign_video_pairs(clips, 0, lambda clip: person(clip, clip), np.random.default_rng(0))
+    assert sorted(every) == sorted(clips), "0: every clip is a source"
+    assert max(Counter(every.values()).values()) <= 3, "drivers are the next clips in one order, so each drives about once"
+    assert assign_video_pairs(["x", "y"], 0, lambda clip: "one person", np.random.default_rng(0)) == {}

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facereenact.io.identities import read_identity_groups
 from facereenact.train.clipstore import load_clip
-from facereenact.train.prepare import plan_jobs, read_identity_groups, stable_boxes
+from facereenact.train.prepare import plan_jobs, stable_boxes
 from tests.cli_inputs import run_cli
 
 

@@ -1,74 +1,34 @@
 """Video-to-video: a source video re-acted by a driving video.
 
-Both videos are tracked as a driving video is (:func:`facereenact.app.tracking.track`). Each
-output frame is one source frame with the driver's motion, measured from the driver's resting
-reference, added to it, and pasted back into that frame: the source keeps its own head movement,
-background and lighting. The expression the driver's motion is added to is the source clip's
-resting one (for the regions that travel), so the source's own talking does not add to the
-driver's. The output runs at the source's frame rate; the driver is resampled by time.
+Both videos are tracked as a driving video is (:func:`facereenact.app.tracking.track`); the
+frames are made by :mod:`facereenact.pipeline.source_video` (each source frame with the driver's
+motion added, pasted back into it) and written here. The output runs at the source's frame rate;
+the driver is resampled by time.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from facereenact.app.output import fit_height, fit_size, is_frame_folder, open_writer
 from facereenact.app.progress import ProgressFactory
 from facereenact.app.report import AnimateReport
 from facereenact.app.tracking import TrackedVideo, track
 from facereenact.errors import InputError, NoFaceError, OptionError
-from facereenact.face3d.blendshapes import Region, region_mask
 from facereenact.face3d.fitter import FaceFitter, true_ranges
-from facereenact.face3d.params import FaceParams
-from facereenact.face3d.transfer import MotionOptions, neutral_reference
 from facereenact.io.image import IMAGE_EXTENSIONS
 from facereenact.io.media import MovingMedia, open_media
 from facereenact.io.prefetch import prefetch
 from facereenact.io.video import VIDEO_EXTENSIONS, AudioTrack
 from facereenact.pipeline.composite import crop, reenactment_box
-from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions
-from facereenact.pipeline.request import AnimateRequest, AudioFrom, LengthPolicy
-from facereenact.pipeline.sources import BoundSources
-from facereenact.stage import StageMethod, WarpResult
-
-
-def timeline(source_count: int, source_fps: float, driving_count: int, driving_fps: float, length: LengthPolicy) -> tuple[np.ndarray, np.ndarray]:
-    """For each output frame (at the source's rate), the source frame and the driving frame it
-    shows: the driving frame is the one on screen at that output frame's time. ``shortest``
-    stops with the shorter clip; ``loop`` and ``pingpong`` last as long as the driver."""
-    driving_span = math.ceil(driving_count * source_fps / driving_fps - 1e-6)
-    count = min(source_count, driving_span) if length is LengthPolicy.shortest else driving_span
-    k = np.arange(count)
-    driving = np.minimum(np.floor(k * driving_fps / source_fps + 1e-6).astype(np.int64), driving_count - 1)
-    if length is LengthPolicy.pingpong and source_count > 1:
-        period = 2 * (source_count - 1)
-        phase = k % period
-        source = np.where(phase < source_count, phase, period - phase)
-    else:
-        source = k % source_count
-    return source, driving
-
-
-@dataclass
-class _Batch:
-    """One batch of output frames: the source frames they show, which of them had a face, and
-    (for those) the bound sources and the generated crops."""
-
-    frames: list[np.ndarray]
-    live: np.ndarray
-    boxes: np.ndarray
-    driving_frames: np.ndarray | None
-    driving_landmarks: np.ndarray
-    bound: BoundSources | None = None
-    crops: np.ndarray | None = None
-    stage: WarpResult | None = None
+from facereenact.pipeline.reenactor import ReenactOptions
+from facereenact.pipeline.request import AnimateRequest, AudioFrom
+from facereenact.pipeline.source_video import VideoBatch, output_frames, reenacted_batches, timeline
+from facereenact.stage import StageMethod
 
 
 def animate_source_video(
@@ -145,18 +105,6 @@ def _order(tracked: TrackedVideo) -> np.ndarray:
     return np.repeat(np.arange(count), tracked.holds) if tracked.holds is not None else np.arange(count)
 
 
-def _bases(params: FaceParams, reference: FaceParams, motion: MotionOptions) -> FaceParams:
-    """The source frames' fits (T,), with the resting expression of the source clip in the
-    regions the driver moves: the driver's change is added to that, not to the source's own
-    expression of the moment (which would make two people's talking add up)."""
-    if not motion.transfer_expression:
-        return params
-    chosen = torch.from_numpy(region_mask(motion.regions)).to(params.blendshapes.device)
-    blendshapes = torch.where(chosen, reference.blendshapes.expand_as(params.blendshapes), params.blendshapes)
-    expression = reference.expression.expand_as(params.expression) if Region.mouth in motion.regions else params.expression
-    return params.replace(expression=expression.contiguous(), blendshapes=blendshapes.contiguous())
-
-
 def _write(
     fitter: FaceFitter,
     request: AnimateRequest,
@@ -169,7 +117,6 @@ def _write(
     method: StageMethod | None,
 ) -> AnimateReport:
     """Generate and write the output frames of the tracked ``source`` and ``driving``."""
-    motion, crop_size, crop_scale = options.motion, options.crop_size, options.crop_scale
     source_order, driving_order = _order(source), _order(driving)
     source_at, driving_at = timeline(len(source_order), source.fps, len(driving_order), driving.fps, request.length)
     if request.max_frames is not None:
@@ -182,42 +129,17 @@ def _write(
     if shown_lost:
         spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in true_ranges(np.isin(np.arange(len(source.fit)), shown_lost)))
         report.warnings.append(f"the source face was lost in frames {spans} of the source video: those frames pass through unchanged")
-    found = source.fit.found
-    reference = neutral_reference(driving.fit.params, int(np.flatnonzero(driving.fit.found)[0]))
-    bases = _bases(source.fit.params, neutral_reference(source.fit.params, int(np.flatnonzero(found)[0])), motion)
     assert source.frames is not None
-    source_frames, driving_frames = source.frames, driving.frames
-    mouths = driving_frames is not None and options.uses_driving_frames
-    model, device = fitter.model, fitter.device
-    cuda_index = (device.index if device.index is not None else torch.cuda.current_device()) if device.type == "cuda" else None
+    batches = reenacted_batches(fitter.model, options, source.frames, source.fit, driving.frames, driving.fit, source_at, driving_at, method)
     tick = progress("animating", len(source_at))
-
-    def generate() -> Iterator[_Batch]:
-        # Runs in a background thread: it alone reads the frame stores.
-        if cuda_index is not None:
-            torch.cuda.set_device(cuda_index)
-        for start in range(0, len(source_at), ANIMATE_BATCH):
-            at, by = source_at[start : start + ANIMATE_BATCH], driving_at[start : start + ANIMATE_BATCH]
-            shown = [source_frames[int(i)] for i in at]
-            live = found[at]
-            boxes = np.stack([reenactment_box(points, crop_scale) for points in source.fit.landmarks[at]])
-            frames_of_driving = np.stack([driving_frames[int(i)] for i in by]) if driving_frames is not None else None
-            batch = _Batch(shown, live, boxes, frames_of_driving, driving.fit.landmarks[by])
-            if live.any():
-                chosen = at[live]
-                batch.bound = BoundSources(model, [f for f, keep in zip(shown, live, strict=True) if keep], source.fit.params[chosen].to(device), source.fit.landmarks[chosen], crop_size, crop_scale, method)
-                donors = frames_of_driving[live] if mouths and frames_of_driving is not None else None
-                batch.crops, batch.stage, _ = batch.bound.generate(motion, driving.fit.params[by[live]], reference, bases[chosen], donors, driving.fit.found[by[live]])
-            yield batch
-
     written = 0
     report.audio_left_out = is_frame_folder(output) and audio is not None
     with open_writer(output, source.fps, audio, request.crf) as writer:
-        for batch in prefetch(generate(), depth=2):
-            made = _made(batch, request.crop_only, crop_size)
+        for batch in prefetch(batches, depth=2):
+            made = output_frames(batch, request.crop_only, options.crop_size)
             for offset, frame in enumerate(made):
                 if request.compare:
-                    frame = _panel(batch, offset, frame, request.crop_only, crop_size, crop_scale)
+                    frame = _panel(batch, offset, frame, request.crop_only, options.crop_size, options.crop_scale)
                 writer.write(fit_size(frame, request.max_size))
             written += len(batch.frames)
             tick(written - 1)
@@ -225,20 +147,7 @@ def _write(
     return report
 
 
-def _made(batch: _Batch, crop_only: bool, crop_size: int) -> Iterator[np.ndarray]:
-    """The batch's output frames in order: generated where the source face was tracked, the
-    source frame (or its crop) as it is elsewhere."""
-    results: Iterator[np.ndarray] = iter(())
-    if batch.bound is not None and batch.crops is not None:
-        results = iter(batch.crops) if crop_only or batch.stage is None else batch.bound.pasted(batch.crops, batch.stage)
-    for frame, live, box in zip(batch.frames, batch.live, batch.boxes, strict=True):
-        if live:
-            yield next(results)
-        else:
-            yield crop(frame, box, crop_size) if crop_only else frame
-
-
-def _panel(batch: _Batch, offset: int, made: np.ndarray, crop_only: bool, crop_size: int, crop_scale: float) -> np.ndarray:
+def _panel(batch: VideoBatch, offset: int, made: np.ndarray, crop_only: bool, crop_size: int, crop_scale: float) -> np.ndarray:
     """``compare``: source frame | driving frame | result, at the result's height."""
     height = made.shape[0]
     source = crop(batch.frames[offset], batch.boxes[offset], crop_size) if crop_only else batch.frames[offset]

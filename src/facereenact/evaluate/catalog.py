@@ -7,7 +7,13 @@ from dataclasses import dataclass
 SELF = "self_reenactment"
 CROSS = "cross_identity"
 NATIVE = "native_resolution"
-PROTOCOLS = (SELF, CROSS, NATIVE)
+VIDEO = "video_to_video"
+PROTOCOLS = (SELF, CROSS, NATIVE, VIDEO)
+#: What runs unless protocols are named: video-to-video is asked for (it tracks a second clip and
+#: describes every frame of each pair; see docs/evaluation.md for its cost).
+DEFAULT_PROTOCOLS = (SELF, CROSS, NATIVE)
+#: Protocols whose unit is a (source, driving clip) pair rather than a clip.
+PAIRED = (CROSS, VIDEO)
 
 #: A blendshape counts as "on" above this score. MediaPipe's scores sit below it on most
 #: neutral frames (medians ≤ 0.15 on this project's clips, except the eye squints), while an
@@ -32,14 +38,23 @@ METRICS: tuple[Metric, ...] = (
     Metric("ssim", "SSIM", "", "higher", (SELF,), "to the real frame on the face crop (pytorch-msssim, 11×11 Gaussian window)"),
     Metric("ms_ssim", "MS-SSIM", "", "higher", (SELF,), "multi-scale SSIM to the real frame on the face crop (pytorch-msssim)"),
     Metric("lpips", "LPIPS", "", "lower", (SELF,), "LPIPS v0.1, AlexNet, to the real frame on the face crop (user-supplied weights)"),
-    Metric("csim", "CSIM", "", "higher", (SELF, CROSS), "cosine similarity of dlib's 128-d face descriptors, output vs source"),
+    Metric("csim", "CSIM", "", "higher", (SELF, CROSS, VIDEO),
+           "cosine similarity of dlib's 128-d face descriptors, output vs source (video-to-video: each output frame vs its own source frame)"),
     Metric("pose_rmse_fitter", "Pose RMSE (fitter)", "°", "lower", (SELF, CROSS), "RMSE of yaw, pitch, roll, output vs driving, both measured by our 3D fitter"),
     Metric("pose_rmse_mediapipe", "Pose RMSE (MediaPipe)", "°", "lower", (SELF, CROSS), "RMSE of yaw, pitch, roll, output vs driving, from MediaPipe's transformation matrix"),
     Metric("expression_l1", "Blendshape L1", "", "lower", (SELF, CROSS), "mean absolute difference of MediaPipe's 51 expression blendshapes, output vs driving"),
     Metric("expression_agreement", "Blendshape agreement", "", "higher", (SELF, CROSS),
            f"AUCON-style: of the blendshapes on (> {EXPRESSION_THRESHOLD}) in the output or the driving frame, the share on in both"),
     Metric("akd", "AKD (MediaPipe)", "px", "lower", (SELF,), "mean distance of MediaPipe's 478 landmarks, output vs real frame, at 256²"),
-    Metric("face_found", "Face found", "", "higher", (SELF, CROSS), "share of output frames where MediaPipe finds a face"),
+    Metric("face_found", "Face found", "", "higher", (SELF, CROSS, VIDEO), "share of output frames where MediaPipe finds a face"),
+    Metric("yaw_r", "Yaw r (source)", "", "higher", (VIDEO,),
+           "Pearson r over the pair's frames between the output's yaw and its source frame's, both fitted by our 3D fitter: 1 keeps the source's head turns"),
+    Metric("pitch_r", "Pitch r (source)", "", "higher", (VIDEO,), "the same for pitch (nodding)"),
+    Metric("expression_r", "Expression r (driver)", "", "higher", (VIDEO,),
+           "mean Pearson r over the blendshapes the driver moves (std > 0.02) between MediaPipe's scores of the output and of the driving frame "
+           "shown at its time: does the output follow the driver's expression? (the source baseline's own talking gives about 0)"),
+    Metric("expression_ratio", "Expression ratio (driver)", "", "", (VIDEO,),
+           "median over those blendshapes of std(output) / std(driver): 1 moves as far as the driver"),
     Metric("jitter_ratio", "Jitter ratio", "", "", (SELF,),
            "landmark jitter (mean |x(t+1) − 2x(t) + x(t−1)| of MediaPipe's landmarks over consecutive frames) of the output over that of "
            "the real clip: above 1 the method adds shake; the source baseline is 0 because it does not move"),

@@ -1,4 +1,4 @@
-"""The two evaluation protocols, per driving clip.
+"""The evaluation protocols, per clip.
 
 * Self-reenactment: the source is a frame of the clip (the first; optionally N evenly spaced
   ones), the driving frames are every k-th frame after it (at most ``max_frames``); each output is
@@ -12,9 +12,13 @@
   expression by region over time (eyes, gaze, brows, mouth: does the output blink when the
   driver blinks, and as far?), read by two instruments (MediaPipe's blendshapes, dlib's 68
   landmarks).
+* Native resolution: self-reenactment pasted back at the clip's own resolution.
+* Video-to-video: the clip as a source video, re-acted by another person's clip as ``animate``
+  does (:mod:`facereenact.pipeline.source_video`) over its first frames: identity per frame,
+  the source's head movement kept, the driver's expression followed.
 
 The driving clip is decoded once (only the prefix the sampling needs), tracked and smoothed as
-``animate`` does, and shared by both protocols and every method. Each protocol runs in two
+``animate`` does, and shared by the protocols and every method. Each protocol runs in two
 steps: :meth:`start` generates and measures and sends faces to the descriptor service; the
 returned finisher waits for the descriptors and scores. The caller starts the next clip before
 finishing this one, so dlib's descriptors (in a worker process) overlap the rest.
@@ -38,7 +42,7 @@ from facereenact.evaluate.analysis import FaceAnalyser, FaceMeasurements
 from facereenact.evaluate.catalog import REGION_SIGNALS
 from facereenact.evaluate.identity import DescriptorService, PendingDescriptors, image_key
 from facereenact.evaluate.lpips import LearnedPerceptualDistance
-from facereenact.evaluate.methods import Method
+from facereenact.evaluate.methods import Method, SourceStage
 from facereenact.evaluate.references import DlibLandmarks
 from facereenact.evaluate.report import THUMBNAIL, make_strip
 from facereenact.evaluate.stats import mean_or_none
@@ -49,6 +53,8 @@ from facereenact.io.media import read_still
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.pipeline.composite import crop, reenactment_box
 from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactedBatch, ReenactOptions, Reenactor
+from facereenact.pipeline.request import AnimateRequest, LengthPolicy
+from facereenact.pipeline.source_video import output_frames, reenacted_batches, timeline
 
 CROP_SIZE = 256
 #: Self-reenactment never fills the mouth from the driving frame: there the driving frame is the
@@ -77,13 +83,19 @@ class Sampling:
     cross_frames: int = 3
     cross_sources: int = 2
     strip_frames: int = 3
+    #: Video-to-video: source clips (0: every clip), each driven by a clip of another person over
+    #: its first ``video_frames`` frames (consecutive: the pose and expression are followed over time).
+    video_pairs: int = 10
+    video_frames: int = 40
 
     def __post_init__(self) -> None:
         for name in ("every", "max_frames", "sources", "cross_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.window < 0 or self.expression_window < 0 or self.cross_sources < 0 or self.strip_frames < 0:
-            raise ValueError("window, expression_window, cross_sources and strip_frames cannot be negative")
+        if self.window < 0 or self.expression_window < 0 or self.cross_sources < 0 or self.strip_frames < 0 or self.video_pairs < 0:
+            raise ValueError("window, expression_window, cross_sources, strip_frames and video_pairs cannot be negative")
+        if self.video_frames < metrics.MIN_SIGNAL_FRAMES:
+            raise ValueError(f"video_frames must be at least {metrics.MIN_SIGNAL_FRAMES}")
 
     @property
     def decode_limit(self) -> int:
@@ -98,8 +110,8 @@ class Sampling:
         """``sources`` frames evenly spaced over [0, last] (the first always included)."""
         return sorted({round(v) for v in np.linspace(0, last, self.sources)}) if self.sources > 1 else [0]
 
-    def describe(self) -> str:
-        """The sampling in words, for the report."""
+    def describe(self, video: bool = False) -> str:
+        """The sampling in words, for the report (``video``: with the video-to-video protocol's)."""
         sources = "frame 0" if self.sources == 1 else f"{self.sources} frames evenly spaced over the sampled span"
         cross = "every source" if self.cross_sources == 0 else f"{self.cross_sources} source(s), dealt evenly from a seeded shuffle"
         window = f"temporal stability over frames 1–{self.window} after the source" if self.window >= 3 else "no temporal stability"
@@ -108,12 +120,18 @@ class Sampling:
             if self.expression_window >= metrics.MIN_SIGNAL_FRAMES
             else ""
         )
+        sources_video = "every clip" if self.video_pairs == 0 else f"{self.video_pairs} clips (a seeded shuffle)"
+        video_text = (
+            f". Video-to-video: {sources_video} as source videos, each driven by the next clip of another person in that order, over "
+            f"the source's first {self.video_frames} frames, as animate does with a source video (the driver's expression, each "
+            "frame pasted back into itself); measured on each frame's 256² face crop"
+        )
         return (
             f"self-reenactment: source = {sources}; driving = frames {self.every}, {2 * self.every}, … (every {self.every} frames), "
             f"at most {self.max_frames} per clip, skipping frames where the tracker lost the face; {window}. "
             f"Cross-identity: each driving clip drives {cross}, with {self.cross_frames} of its sampled frames, absolute motion{expression}. "
             f"All comparisons on {CROP_SIZE}² face crops, except at native resolution: the self-reenactment's frames pasted back into "
-            "the first frame at the clip's own resolution, compared in the source's face box"
+            "the first frame at the clip's own resolution, compared in the source's face box" + (video_text if video else "")
         )
 
 
@@ -137,6 +155,7 @@ class DrivingClip:
     frames: list[np.ndarray]
     fit: VideoFit
     driving: list[int]
+    fps: float
 
 
 @dataclass
@@ -151,17 +170,24 @@ class Outcome:
     expression_strip: bytes | None = None
 
 
-def load_clip(path: Path, fitter: FaceFitter, sampling: Sampling) -> DrivingClip:
-    """Decode the prefix the sampling needs and track it; a clear error when nothing is usable."""
-    info = probe_video(path)
-    frames = list(iter_frames(path, sampling.decode_limit))
+def load_clip(path: Path, fitter: FaceFitter, sampling: Sampling, count: int | None = None, sampled: bool = True) -> DrivingClip:
+    """Decode the first ``count`` frames (default: the prefix the sampling needs) and track
+    them; a clear error when nothing is usable (with ``sampled``: no sampled driving frame has a
+    face, which the self, native and cross protocols need)."""
+    frames, fit, fps = track_prefix(path, fitter, count or sampling.decode_limit)
+    driving = [i for i in sampling.driving_indices(len(frames)) if fit.found[i]]
+    if sampled and not driving:
+        raise NoFaceError("the tracker found no face in any sampled driving frame")
+    return DrivingClip(path.stem, frames, fit, driving, fps)
+
+
+def track_prefix(path: Path, fitter: FaceFitter, count: int) -> tuple[list[np.ndarray], VideoFit, float]:
+    """The first ``count`` frames of a clip, tracked and smoothed as ``animate`` tracks a video, and its rate."""
+    fps = probe_video(path).fps
+    frames = list(iter_frames(path, count))
     if len(frames) < 2:
         raise NoFaceError(f"{path.name} has only {len(frames)} frame(s); at least 2 are needed")
-    fit = fitter.track(frames, info.fps, smoothing=True)
-    driving = [i for i in sampling.driving_indices(len(frames)) if fit.found[i]]
-    if not driving:
-        raise NoFaceError("the tracker found no face in any sampled driving frame")
-    return DrivingClip(path.stem, frames, fit, driving)
+    return frames, fitter.track(frames, fps, smoothing=True), fps
 
 
 def _batches(reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None) -> Iterator[ReenactedBatch]:
@@ -631,3 +657,128 @@ class CrossIdentity:
 
 def _failed(record: dict[str, Any]) -> Finisher:
     return lambda: Outcome(record)
+
+
+# ---- video-to-video --------------------------------------------------------------------------------
+#: What ``animate`` does with a source video by default: the driver's expression onto each source
+#: frame, which keeps its own head movement, pasted back into that frame.
+VIDEO_OPTIONS = AnimateRequest().reenact_options(source_video=True)
+#: How much wider than the generated crop a strip shows each frame, so the paste's edge is in view.
+VIDEO_STRIP_CONTEXT = 1.6
+#: Brightening of the strips' difference column (|output − source frame|).
+VIDEO_DIFFERENCE_GAIN = 4
+
+
+def assign_video_pairs(clips: Sequence[str], count: int, person: Callable[[str], str], rng: np.random.Generator) -> dict[str, str]:
+    """The driving clip of each source clip: ``count`` sources (0: every clip) taken in a seeded
+    shuffle's order, each driven by the next clip in that order that shows another person
+    (``person`` names a clip's), so a clip drives about once; none where every clip is one person."""
+    order = [clips[i] for i in rng.permutation(len(clips))]
+    pairs: dict[str, str] = {}
+    for position, source in enumerate(order[: count or len(order)]):
+        others = (order[(position + step) % len(order)] for step in range(1, len(order)))
+        driver = next((clip for clip in others if person(clip) != person(source)), None)
+        if driver is not None:
+            pairs[source] = driver
+    return pairs
+
+
+class VideoToVideo:
+    """A source clip re-acted by another person's clip, as ``animate`` does with a source video:
+    does each output frame keep its source frame's identity (CSIM) and the source's head
+    movement (yaw and pitch r against the source clip), and follow the driver's expression
+    (MediaPipe's blendshapes over time, as the cross protocol's ``active_blendshapes``)?"""
+
+    def __init__(self, methods: Sequence[Method], tools: Tools, sampling: Sampling):
+        self.methods = methods
+        self.tools = tools
+        self.sampling = sampling
+
+    def start(self, clip: DrivingClip, driving: Path) -> Finisher:
+        tools, scale = self.tools, VIDEO_OPTIONS.crop_scale
+        count = min(self.sampling.video_frames, len(clip.frames))
+        driving_fps = probe_video(driving).fps
+        try:
+            driver_frames, driver_fit, _ = track_prefix(driving, tools.fitter, math.ceil(count * driving_fps / clip.fps) + 1)
+        except NoFaceError as error:
+            raise NoFaceError(f"driving clip {driving.stem}: {error}") from None
+        source_at, driving_at = timeline(count, clip.fps, len(driver_frames), driving_fps, LengthPolicy.shortest)
+        # Frames where the source face was lost pass through unchanged in animate: nothing to measure.
+        tracked = clip.fit.found[source_at]
+        source_at, driving_at = source_at[tracked], driving_at[tracked]
+        if len(source_at) < metrics.MIN_SIGNAL_FRAMES:
+            raise NoFaceError(f"the source face was tracked in {len(source_at)} of the first {count} frames; at least {metrics.MIN_SIGNAL_FRAMES} are needed")
+        boxes = [reenactment_box(clip.fit.landmarks[i], scale) for i in source_at]
+        source_crops = _crops([clip.frames[i] for i in source_at], boxes)
+        driver_crops = _crops([driver_frames[i] for i in driving_at], [reenactment_box(driver_fit.landmarks[i], scale) for i in driving_at])
+        source_faces = tools.analyser.measure(source_crops)
+        pending_source = tools.descriptors.submit(source_crops, source_faces.boxes)
+        driver_blendshapes = torch.from_numpy(tools.analyser.measure(driver_crops, fitter=False).blendshapes)
+        # A frame where the tracker lost the driver's face holds another frame's motion.
+        driver_blendshapes = driver_blendshapes.masked_fill(torch.from_numpy(~driver_fit.found[driving_at])[:, None], math.nan)
+        shown = _evenly(list(range(len(source_at))), self.sampling.strip_frames)
+        context = [_scaled_box(box, VIDEO_STRIP_CONTEXT) for box in boxes]
+        rows: list[list[np.ndarray]] = [[crop(clip.frames[source_at[k]], context[k], CROP_SIZE), driver_crops[k]] for k in shown]
+        differences: list[list[np.ndarray]] = [[] for _ in shown]
+        measured: dict[str, tuple[FaceMeasurements, PendingDescriptors]] = {}
+        for method in self.methods:
+            made = reenacted_batches(tools.fitter.model, VIDEO_OPTIONS, clip.frames, clip.fit, driver_frames, driver_fit, source_at, driving_at, method.stage)
+            frames = [frame for batch in made for frame in output_frames(batch, False, VIDEO_OPTIONS.crop_size)]
+            crops = _crops(frames, boxes)
+            faces = tools.analyser.measure(crops)
+            measured[method.name] = (faces, tools.descriptors.submit(crops, faces.boxes))
+            for row, difference, k in zip(rows, differences, shown):
+                row.append(crop(frames[k], context[k], CROP_SIZE))
+                if not isinstance(method.stage, SourceStage):
+                    difference.append(_paste_difference(frames[k], clip.frames[source_at[k]], context[k], boxes[k]))
+        labels = ["source frame", "driving frame", *(m.name for m in self.methods)]
+        labels += [f"{m.name}: change x{VIDEO_DIFFERENCE_GAIN}" for m in self.methods if not isinstance(m.stage, SourceStage)]
+        strip = make_strip([row + difference for row, difference in zip(rows, differences)], labels) if shown else None
+        spread = np.nanstd(source_faces.fitter_angles[:, :2], axis=0)
+        record: dict[str, Any] = {
+            "source": clip.name,
+            "driving": driving.stem,
+            "status": "ok",
+            "frames": [int(i) for i in source_at],
+            "driving_frames": [int(i) for i in driving_at],
+            "source_pose_std_deg": {"yaw": _value(float(spread[0])), "pitch": _value(float(spread[1]))},
+        }
+
+        def finish() -> Outcome:
+            source_descriptors = pending_source.result()
+            scores: dict[str, Scores] = {}
+            for name, (faces, pending) in measured.items():
+                scores[name] = self._scores(faces, pending.result(), source_faces, source_descriptors, driver_blendshapes)
+            return Outcome({**record, "methods": scores}, strip)
+
+        return finish
+
+    @staticmethod
+    def _scores(faces: FaceMeasurements, descriptors: np.ndarray, source: FaceMeasurements, source_descriptors: np.ndarray, driver_blendshapes: torch.Tensor) -> Scores:
+        t = torch.from_numpy
+        following = metrics.active_blendshape_agreement(t(faces.blendshapes), driver_blendshapes)
+        return {
+            "csim": _identity_score(descriptors, source_descriptors),
+            "yaw_r": _value(metrics.signal_agreement(t(faces.fitter_angles[:, 0]), t(source.fitter_angles[:, 0])).r),
+            "pitch_r": _value(metrics.signal_agreement(t(faces.fitter_angles[:, 1]), t(source.fitter_angles[:, 1])).r),
+            "expression_r": _value(following.r),
+            "expression_ratio": _value(following.ratio),
+            "face_found": float(faces.mediapipe_found.mean()),
+        }
+
+
+def _scaled_box(box: np.ndarray, factor: float) -> np.ndarray:
+    """``box`` (left, top, right, bottom) grown by ``factor`` about its centre."""
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * factor
+    return np.concatenate([centre - half, centre + half])
+
+
+def _paste_difference(output: np.ndarray, source: np.ndarray, context: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """|output − source frame|, brightened, in the ``context`` box, with the generated crop's
+    ``box`` (where the paste may change the frame) outlined: a seam shows as an edge at the line."""
+    change = np.abs(output.astype(np.int16) - source.astype(np.int16)) * VIDEO_DIFFERENCE_GAIN
+    picture = np.ascontiguousarray(crop(np.clip(change, 0, 255).astype(np.uint8), context, CROP_SIZE))
+    scale = CROP_SIZE / (context[2] - context[0])
+    (left, top), (right, bottom) = ((box[:2] - context[:2]) * scale).round().astype(int), ((box[2:] - context[:2]) * scale).round().astype(int)
+    cv2.rectangle(picture, (int(left), int(top)), (int(right), int(bottom)), (255, 200, 0), 1)
+    return picture

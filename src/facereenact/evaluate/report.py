@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.table import Table
 
 from facereenact.errors import OutputError
-from facereenact.evaluate.catalog import BY_KEY, CROSS, INSTRUMENTS, NATIVE, PROTOCOLS, SELF
+from facereenact.evaluate.catalog import BY_KEY, CROSS, INSTRUMENTS, NATIVE, PROTOCOLS, SELF, VIDEO
 from facereenact.io.atomic import atomic_output
 
 #: Side of each picture in an image strip.
 THUMBNAIL = 128
-PROTOCOL_TITLES = {SELF: "Self-reenactment", CROSS: "Cross-identity", NATIVE: "Self-reenactment at native resolution"}
+PROTOCOL_TITLES = {SELF: "Self-reenactment", CROSS: "Cross-identity", NATIVE: "Self-reenactment at native resolution", VIDEO: "Video-to-video"}
 
 
 # ---- image strips ---------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def _protocol_html(result: dict[str, Any], protocol: str) -> str:
     part = result[protocol]
     methods = result["methods"]
     keys = _metric_keys(result, protocol)
-    rows = part["clips"] if protocol != CROSS else part["pairs"]
+    rows = part[part["unit"]]
     counts = f"{part['counts']['ok']} of {part['counts']['total']} {part['unit']} evaluated"
     out = [f"<h2>{PROTOCOL_TITLES[protocol]}</h2>", f"<p>{counts}; mean over them, with the 95% bootstrap interval (resampling them).</p>"]
     out.append("<table><tr><th>metric</th>" + "".join(f"<th>{e(m)}</th>" for m in methods) + "<th>n</th></tr>")
@@ -220,6 +220,11 @@ def _protocol_html(result: dict[str, Any], protocol: str) -> str:
     strips = [r for r in rows if r.get("strip")]
     if strips:
         out.append(f"<details><summary>Image strips ({len(strips)})</summary>")
+        if protocol == VIDEO:
+            out.append(
+                "<p>Each frame shown wider than the generated crop; the last columns are |output − source frame|, brightened, with the "
+                "generated crop's edge outlined: the output may differ from its source frame only inside it, and a seam shows as an edge there.</p>"
+            )
         out.extend(f"<div class='strip'><p>{e(_row_name(r))}</p><img loading='lazy' src='{e(r['strip'])}' alt='{e(_row_name(r))}'></div>" for r in strips)
         out.append("</details>")
     if part.get("expression_regions"):

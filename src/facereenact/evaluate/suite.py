@@ -27,7 +27,20 @@ from facereenact import __version__
 from facereenact.errors import FaceReenactError
 from facereenact.evaluate import metrics
 from facereenact.evaluate.analysis import FaceAnalyser
-from facereenact.evaluate.catalog import BY_KEY, CROSS, EXPRESSION_THRESHOLD, INSTRUMENTS, NATIVE, PROTOCOLS, REGION_SIGNALS, SELF, metrics_for
+from facereenact.evaluate.catalog import (
+    BY_KEY,
+    CROSS,
+    DEFAULT_PROTOCOLS,
+    EXPRESSION_THRESHOLD,
+    INSTRUMENTS,
+    NATIVE,
+    PAIRED,
+    PROTOCOLS,
+    REGION_SIGNALS,
+    SELF,
+    VIDEO,
+    metrics_for,
+)
 from facereenact.evaluate.dataset import EvaluationData
 from facereenact.evaluate.identity import DescriptorService, DescriptorWorkerError, identity_validation
 from facereenact.evaluate.lpips import LearnedPerceptualDistance
@@ -43,7 +56,9 @@ from facereenact.evaluate.protocols import (
     SelfReenactment,
     SourceBank,
     Tools,
+    VideoToVideo,
     assign_cross_pairs,
+    assign_video_pairs,
     load_clip,
 )
 from facereenact.evaluate.references import MediaPipeFace
@@ -58,7 +73,7 @@ from facereenact.pipeline.cache import worker_fitter
 @dataclass(frozen=True)
 class EvaluationSettings:
     sampling: Sampling = field(default_factory=Sampling)
-    protocols: tuple[str, ...] = PROTOCOLS
+    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     seed: int = 0
     bootstrap: int = 1000
     expression_threshold: float = EXPRESSION_THRESHOLD
@@ -118,9 +133,11 @@ def _start(base: dict[str, Any], clip: DrivingClip | Exception, start: Callable[
         return _failed(base, error)
 
 
-def clip_outcomes(protocols: dict[str, Any], name: str, clip: DrivingClip | Exception, sources: Sequence[str]) -> dict[str, list[Outcome]]:
-    """One clip through every protocol: its self-reenactment outcome and one per cross pair.
-    Each protocol starts (generates, sends faces to the descriptor service) before any
+def clip_outcomes(
+    protocols: dict[str, Any], name: str, clip: DrivingClip | Exception, sources: Sequence[str], driving: Path | None = None
+) -> dict[str, list[Outcome]]:
+    """One clip through every protocol: its self-reenactment outcome, one per cross pair, and
+    (with ``driving``, a clip of another person) its video-to-video pair. Each protocol starts (generates, sends faces to the descriptor service) before any
     finishes, so a background descriptor process overlaps the rest."""
     started: list[tuple[str, dict[str, Any], Finisher]] = []
     if SELF in protocols:
@@ -138,6 +155,9 @@ def clip_outcomes(protocols: dict[str, Any], name: str, clip: DrivingClip | Exce
         except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
             finishers = [_failed(base, error) for base in bases]
         started.extend((CROSS, base, finisher) for base, finisher in zip(bases, finishers))
+    if VIDEO in protocols and driving is not None:
+        pair = {"source": name, "driving": driving.stem}
+        started.append((VIDEO, pair, _start(pair, clip, lambda source: protocols[VIDEO].start(source, driving))))
     outcomes: dict[str, list[Outcome]] = {protocol: [] for protocol in protocols}
     for protocol, base, finisher in started:
         try:
@@ -168,31 +188,40 @@ class _Instruments:
             self.protocols[NATIVE] = NativeResolution(methods, tools)
         if CROSS in work.protocols:
             self.protocols[CROSS] = CrossIdentity(methods, tools, work.sampling, SourceBank({n: Path(p) for n, p in work.sources}, methods, tools))
+        if VIDEO in work.protocols:
+            self.protocols[VIDEO] = VideoToVideo(methods, tools, work.sampling)
 
 
-def evaluate_clip(work: ClipWork, path: Path, sources: tuple[str, ...]) -> TaskOutput:
-    """One clip's task: decode and track it, run the protocols; the value is its outcomes by
-    protocol, the frames those decoded and tracked."""
+def evaluate_clip(work: ClipWork, path: Path, sources: tuple[str, ...], driving: Path | None = None) -> TaskOutput:
+    """One clip's task: decode and track it, run the protocols (``driving`` re-acts it in the
+    video-to-video one); the value is its outcomes by protocol, the frames those decoded and tracked."""
     if work.background_descriptors:  # one of the task's cores is dlib's
         torch.set_num_threads(max(1, torch.get_num_threads() - 1))
     instruments = worker_cache(("evaluation", work), lambda: _Instruments(work))
     with torch.inference_mode():
         try:
-            clip: DrivingClip | Exception = load_clip(path, instruments.fitter, work.sampling)
+            clip: DrivingClip | Exception = load_clip(path, instruments.fitter, work.sampling, _decode_count(work), bool(set(work.protocols) - {VIDEO}))
         except Exception as error:  # noqa: BLE001 (recorded as this clip's failure; the run goes on)
             clip = error
-        outcomes = clip_outcomes(instruments.protocols, path.stem, clip, sources)
+        outcomes = clip_outcomes(instruments.protocols, path.stem, clip, sources, driving)
     return TaskOutput(frames=0 if isinstance(clip, Exception) else len(clip.frames), value=outcomes)
 
 
-def _partial_file(folder: Path, args: tuple[ClipWork, Path, tuple[str, ...]]) -> Path:
+def _decode_count(work: ClipWork) -> int:
+    """Frames of a clip its protocols use: the sampling's prefix, and the video-to-video
+    protocol's frames (a clip only that one uses is decoded no further)."""
+    counts = [work.sampling.decode_limit] if set(work.protocols) - {VIDEO} else []
+    return max([*counts, work.sampling.video_frames] if VIDEO in work.protocols else counts)
+
+
+def _partial_file(folder: Path, args: tuple[ClipWork, Path, tuple[str, ...], Path | None]) -> Path:
     """Where a clip's outcomes are kept: named by the clip and a digest of everything that
     decides them (settings, methods, sources), so changed settings never reuse old outcomes."""
     digest = hashlib.sha256(repr(args).encode()).hexdigest()[:16]
     return folder / f"{args[1].stem}.{digest}.pkl"
 
 
-def _read_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, ...]]) -> dict[str, list[Outcome]] | None:
+def _read_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, ...], Path | None]) -> dict[str, list[Outcome]] | None:
     if folder is None:
         return None
     try:
@@ -202,7 +231,7 @@ def _read_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, ..
         return None
 
 
-def _write_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, ...]], outcomes: dict[str, list[Outcome]]) -> None:
+def _write_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, ...], Path | None], outcomes: dict[str, list[Outcome]]) -> None:
     if folder is None:
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -210,7 +239,7 @@ def _write_partial(folder: Path | None, args: tuple[ClipWork, Path, tuple[str, .
         tmp.write_bytes(pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def _lost_clip(protocols: Sequence[str], name: str, sources: Sequence[str], reason: str) -> dict[str, list[Outcome]]:
+def _lost_clip(protocols: Sequence[str], name: str, sources: Sequence[str], driving: Path | None, reason: str) -> dict[str, list[Outcome]]:
     """The records of a clip whose task failed outright (its worker kept dying)."""
     outcomes: dict[str, list[Outcome]] = {}
     for per_clip in (SELF, NATIVE):
@@ -218,6 +247,8 @@ def _lost_clip(protocols: Sequence[str], name: str, sources: Sequence[str], reas
             outcomes[per_clip] = [Outcome({"clip": name, "status": "failed", "reason": reason})]
     if CROSS in protocols:
         outcomes[CROSS] = [Outcome({"source": source, "driving": name, "status": "failed", "reason": reason}) for source in sources]
+    if VIDEO in protocols and driving is not None:
+        outcomes[VIDEO] = [Outcome({"source": name, "driving": driving.stem, "status": "failed", "reason": reason})]
     return outcomes
 
 
@@ -254,6 +285,9 @@ def evaluate(
         source_paths, source_kind = {p.stem: p for p in data.clips}, "the first frames of the other clips (no portraits found)"
     clip_names = [p.stem for p in data.clips]
     assignment = assign_cross_pairs(clip_names, list(source_paths), sampling.cross_sources, rng) if CROSS in settings.protocols else {}
+    # Its own generator: choosing video pairs leaves the other protocols' pairing and intervals as they were.
+    video_pairs = assign_video_pairs(clip_names, sampling.video_pairs, data.person, np.random.default_rng(settings.seed)) if VIDEO in settings.protocols else {}
+    clip_paths = {path.stem: path.absolute() for path in data.clips}
     work = ClipWork(
         assets=str(assets.root.absolute()),
         methods=absolute_spec(methods),
@@ -269,8 +303,11 @@ def evaluate(
     summary = RunSummary()
     per_clip: dict[str, dict[str, list[Outcome]]] = {}
     tasks = []
-    for path in data.clips:
-        args = (work, path.absolute(), tuple(assignment.get(path.stem, ())))
+    # A clip that no chosen protocol uses (only video-to-video, and it is no pair's source) is not run.
+    used = [path for path in data.clips if set(settings.protocols) - {VIDEO} or path.stem in video_pairs]
+    for path in used:
+        driving = clip_paths.get(video_pairs.get(path.stem, ""))
+        args = (work, path.absolute(), tuple(assignment.get(path.stem, ())), driving)
         kept = _read_partial(partial, args)
         if kept is not None:
             per_clip[path.stem] = kept
@@ -288,9 +325,9 @@ def evaluate(
             on_result(done)
 
     for task, done in zip(tasks, run_all(backend or LocalBackend(), tasks, summary, arrived, log=log)):
-        per_clip[task.name] = done.output.value if done.ok and done.output is not None else _lost_clip(settings.protocols, task.name, task.args[2], done.error or "")
+        per_clip[task.name] = done.output.value if done.ok and done.output is not None else _lost_clip(settings.protocols, task.name, task.args[2], task.args[3], done.error or "")
     outcomes: dict[str, list[Outcome]] = {protocol: [] for protocol in PROTOCOLS if protocol in settings.protocols}
-    for path in data.clips:
+    for path in used:
         for protocol, clip_part in per_clip[path.stem].items():
             outcomes[protocol].extend(clip_part)
     result: dict[str, Any] = {
@@ -307,9 +344,11 @@ def evaluate(
             "crop_size": CROP_SIZE,
             "self_motion": "relative",
             "cross_motion": "absolute",
+            "video_motion": "expression (animate's default for a source video), pasted back into each source frame",
+            "video_pairs_from": "an identities file" if data.person_of else "every clip counted as its own person (no identities file)",
             "cross_sources_from": source_kind,
         },
-        "sampling": sampling.describe(),
+        "sampling": sampling.describe(VIDEO in settings.protocols),
         "metrics": {},
         "notes": [],
     }
@@ -318,7 +357,7 @@ def evaluate(
         result[protocol] = _protocol_result(protocol, protocol_outcomes, compared, settings, lpips is not None, rng, strips)
         result["metrics"].update({k: None for k in _present_keys(result[protocol])})
     result["metrics"] = {key: _describe_metric(key) for key in result["metrics"]}
-    result["identity_check"] = _identity_check(outcomes.get(SELF, []))
+    result["identity_check"] = _identity_check(outcomes.get(SELF, []), data.person_of)
     result["notes"] = _notes(result, lpips is not None, source_kind)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return EvaluationResult(jsonable(result), strips, summary)
@@ -334,7 +373,7 @@ def _describe_metric(key: str) -> dict[str, str]:
 
 
 #: The file-name prefix of each protocol's image strips.
-STRIP_PREFIX = {SELF: "self", CROSS: "cross", NATIVE: "native"}
+STRIP_PREFIX = {SELF: "self", CROSS: "cross", NATIVE: "native", VIDEO: "video"}
 
 
 def _safe_name(text: str) -> str:
@@ -353,7 +392,7 @@ def _protocol_result(
     records = []
     for outcome in outcomes:
         record = dict(outcome.record)
-        name = record["clip"] if protocol != CROSS else f"{record['source']}__{record['driving']}"
+        name = record["clip"] if protocol not in PAIRED else f"{record['source']}__{record['driving']}"
         if outcome.strip is not None:
             record["strip"] = f"strips/{STRIP_PREFIX[protocol]}_{_safe_name(name)}.jpg"
             strips[record["strip"]] = outcome.strip
@@ -370,9 +409,9 @@ def _protocol_result(
             groups = [(o.descriptors["real"], o.descriptors[method.name]) for o in good]
             aggregate[method.name]["frechet_dlib"] = _frechet_summary(groups)
     part: dict[str, Any] = {
-        "unit": "clips" if protocol != CROSS else "pairs",
+        "unit": "clips" if protocol not in PAIRED else "pairs",
         "counts": {"ok": len(ok), "total": len(records)},
-        "clips" if protocol != CROSS else "pairs": records,
+        "clips" if protocol not in PAIRED else "pairs": records,
         "aggregate": aggregate,
     }
     if protocol == CROSS:
@@ -427,11 +466,12 @@ def _frechet_summary(groups: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, A
     return jackknife_statistic(groups, statistic)
 
 
-def _identity_check(outcomes: list[Outcome]) -> dict[str, Any] | None:
-    """The descriptor's own check on this data, from the real frames already described."""
+def _identity_check(outcomes: list[Outcome], person_of: dict[str, str]) -> dict[str, Any] | None:
+    """The descriptor's own check on this data, from the real frames already described (clips of
+    one person are not counted as different people)."""
     descriptors = {o.record["clip"]: np.unique(o.descriptors["real"], axis=0) for o in outcomes if o.record["status"] == "ok"}
     try:
-        return identity_validation(descriptors).as_dict()
+        return identity_validation(descriptors, person_of).as_dict()
     except ValueError:
         return None
 
@@ -447,21 +487,29 @@ def _notes(result: dict[str, Any], with_lpips: bool, source_kind: str) -> list[s
     if check:
         notes.append(
             f"Identity descriptor check on these clips: two real frames of one clip are more alike than a frame of another clip in "
-            f"{100 * check['rate']:.1f}% of {check['comparisons']} comparisons (every clip counted as a different person, "
-            f"so clips of one person lower it). On this descriptor's scale two frames of one clip score {check['same_clip_similarity']:.3f} "
+            f"{100 * check['rate']:.1f}% of {check['comparisons']} comparisons (every clip counted as a different person unless an identities "
+            f"file groups them, so other clips of one person lower it). On this descriptor's scale two frames of one clip score {check['same_clip_similarity']:.3f} "
             f"on average and frames of two clips {check['other_person_similarity']:.3f}: read CSIM between these."
         )
     if CROSS in result:
         notes.append(f"Cross-identity sources: {source_kind}.")
         if result[CROSS].get("expression_regions"):
             notes.append(expression_instruments_note(result[CROSS]["expression_regions"]))
+    if VIDEO in result:
+        notes.append(
+            "Video-to-video: each output frame's CSIM is against its own source frame; yaw and pitch r need a source that moves its head "
+            "(source_pose_std_deg per pair says how far it did); expression r is MediaPipe's, which also drives the pipeline's "
+            "eyes, brows and mouth corners, so it partly grades the pipeline's own signal."
+        )
     for protocol in PROTOCOLS:
         if protocol in result and result[protocol]["counts"]["ok"] < result[protocol]["counts"]["total"]:
             counts = result[protocol]["counts"]
             notes.append(f"{counts['total'] - counts['ok']} of {counts['total']} {result[protocol]['unit']} failed ({protocol}); their reasons are in metrics.json.")
-    notes.append('Infinite values (the PSNR of identical images) are written as "inf" in metrics.json; a mean over one is infinite.')
-    notes.append(
-        "The Fréchet distance is computed on dlib's 128-d face descriptors (an identity embedding), not Inception features: "
-        "it is not comparable with FID values elsewhere."
-    )
+    if SELF in result or NATIVE in result:
+        notes.append('Infinite values (the PSNR of identical images) are written as "inf" in metrics.json; a mean over one is infinite.')
+    if SELF in result:
+        notes.append(
+            "The Fréchet distance is computed on dlib's 128-d face descriptors (an identity embedding), not Inception features: "
+            "it is not comparable with FID values elsewhere."
+        )
     return notes

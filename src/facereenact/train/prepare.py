@@ -33,6 +33,7 @@ from facereenact.face3d.fitter import FaceFitter
 from facereenact.face3d.pncc import params_to_crop
 from facereenact.io.assets import Assets
 from facereenact.io.atomic import atomic_output, remove_partial
+from facereenact.io.identities import read_identity_groups
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.pipeline.cache import worker_fitter
 from facereenact.pipeline.composite import crop, reenactment_box
@@ -65,20 +66,6 @@ class PrepareReport:
 def find_videos(root: Path) -> list[Path]:
     """Every video file under ``root`` (any depth), sorted."""
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-
-
-def read_identity_groups(path: Path) -> dict[str, str]:
-    """clip name → identity (the first name of its group) from an identities file."""
-    mapping: dict[str, str] = {}
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise InputError(f"cannot read identities file {path}: {error.strerror or error}") from None
-    for line in lines:
-        names = line.split("#", 1)[0].replace(",", " ").split()
-        for name in names:
-            mapping[name] = names[0]
-    return mapping
 
 
 def plan_jobs(videos_dir: Path, groups: dict[str, str]) -> list[ClipToPrepare]:
