@@ -104,9 +104,9 @@ def test_silencing_drops_mediapipes_chatter_and_keeps_every_other_line(capfd: py
     """While a reader is made, what another thread writes (a server's log line) still arrives."""
     import os
 
-    from facereenact.face3d.blendshapes import _native_stderr_silenced
+    from facereenact.face3d.blendshapes import mediapipe_chatter_silenced
 
-    with _native_stderr_silenced():
+    with mediapipe_chatter_silenced():
         os.write(2, b"W0000 00:00:1 face_landmarker_graph.cc:181] Sets FaceBlendshapesGraph acceleration\n")
         os.write(2, b"upload of clip.mp4 cut off: the client went away\n")
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")

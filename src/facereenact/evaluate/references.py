@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from facereenact.errors import AssetError
+from facereenact.face3d.blendshapes import mediapipe_chatter_silenced
 from facereenact.io.assets import Assets
 
 DLIB_MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
@@ -276,7 +277,10 @@ class MediaPipeFace:
             output_facial_transformation_matrixes=True,
         )
         try:
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            with mediapipe_chatter_silenced():
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
+                # The first inference logs its delegate choice: run it here, on a blank image.
+                self._landmarker.detect(mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
         except (RuntimeError, ValueError) as error:
             raise AssetError(f"{model} is not a usable MediaPipe face landmarker ({str(error).splitlines()[0]})") from None
         self._mp = mediapipe

@@ -71,7 +71,7 @@ _CHATTER = (b"W0000 ", b"I0000 ", b"INFO: Created TensorFlow Lite", b"WARNING: L
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def mediapipe_chatter_silenced() -> Iterator[None]:
     """MediaPipe's C++ side writes set-up chatter (delegates, feedback tensors) straight to file
     descriptor 2, past Python's logging; a user of the command line should not see it. For the
     moment a reader is made, descriptor 2 is a pipe whose lines are passed on to the real stderr
@@ -133,7 +133,7 @@ class BlendshapeReader:
             output_face_blendshapes=True,
         )
         try:
-            with _native_stderr_silenced():
+            with mediapipe_chatter_silenced():
                 self._landmarker = vision.FaceLandmarker.create_from_options(options)
                 # The first inference logs its delegate choice: run it here, on a blank image.
                 blank = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
