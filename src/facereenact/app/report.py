@@ -39,11 +39,9 @@ class AnimateReport:
         elif self.faces_found > 1:
             notes.append(f"the source has {self.faces_found} faces; animating face {self.face_index} (largest first; {choose_face})")
         if self.lost_ranges:
-            spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in self.lost_ranges)
-            notes.append(f"the driving face was lost in frames {spans}; those frames hold the last good pose and expression")
+            notes.append(f"the driving face was lost in frames {spans(self.lost_ranges)}; those frames hold the last good pose and expression")
         if self.unread_ranges:
-            spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in self.unread_ranges)
-            notes.append(f"the driving eyes, brows and mouth could not be read in frames {spans}; they move from the frames before to those after")
+            notes.append(f"the driving eyes, brows and mouth could not be read in frames {spans(self.unread_ranges)}; they move from the frames before to those after")
         if self.resampled is not None:
             source_fps, driving_fps = self.resampled
             notes.append(f"the driving clip runs at {driving_fps:g} frames/s and the source at {source_fps:g}: the driving motion is resampled to the source's rate by time")
@@ -52,3 +50,8 @@ class AnimateReport:
         if self.audio_left_out:
             notes.append("the frames are PNG images: the audio is not in them")
         return notes
+
+
+def spans(ranges: list[tuple[int, int]]) -> str:
+    """Inclusive frame ranges as a user reads them: ``3–5, 9``."""
+    return ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in ranges)

@@ -16,7 +16,7 @@ import numpy as np
 
 from facereenact.app.output import fit_height, fit_size, is_frame_folder, open_writer
 from facereenact.app.progress import ProgressFactory
-from facereenact.app.report import AnimateReport
+from facereenact.app.report import AnimateReport, spans
 from facereenact.app.tracking import TrackedVideo, track
 from facereenact.errors import InputError, NoFaceError, OptionError
 from facereenact.face3d.fitter import FaceFitter, true_ranges
@@ -127,8 +127,8 @@ def _write(
     report.resampled = (source.fps, driving.fps) if abs(source.fps - driving.fps) > 1e-3 else None
     shown_lost = sorted(set(source_at[~source.fit.found[source_at]].tolist()))
     if shown_lost:
-        spans = ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in true_ranges(np.isin(np.arange(len(source.fit)), shown_lost)))
-        report.warnings.append(f"the source face was lost in frames {spans} of the source video: those frames pass through unchanged")
+        lost = spans(true_ranges(np.isin(np.arange(len(source.fit)), shown_lost)))
+        report.warnings.append(f"the source face was lost in frames {lost} of the source video: those frames pass through unchanged")
     assert source.frames is not None
     batches = reenacted_batches(fitter.model, options, source.frames, source.fit, driving.frames, driving.fit, source_at, driving_at, method)
     tick = progress("animating", len(source_at))

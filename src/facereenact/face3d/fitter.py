@@ -260,13 +260,12 @@ class FaceTracker:
         fitter, fitted = self.fitter, None
         # MediaPipe reads every frame (its own tracking needs them all, in order).
         reading = self._reading.submit(self.reader.faces, frame) if self._reading is not None and self.reader is not None else None
-        tracked_box = self.box
-        in_box = fitter._fit_in_box(frame, tracked_box) if tracked_box is not None else None
+        in_box = (self.box, *fitter._fit_in_box(frame, self.box)) if self.box is not None else None
         read = reading.result() if reading is not None else []
-        if in_box is not None and tracked_box is not None:
-            params, landmarks, crop = in_box
+        if in_box is not None:
+            box, params, landmarks, crop = in_box
             if _face_at(read, landmarks) is not None or fitter._crop_score(crop) >= TRACK_SCORE_THRESHOLD:
-                fitted = (params, landmarks, tracked_box)
+                fitted = (params, landmarks, box)
         if fitted is None:  # first frame, or tracking lost: look at the whole frame
             self.detections += 1
             found = sorted(fitter.detector.detect(frame), key=lambda d: d.area, reverse=True)

@@ -117,7 +117,6 @@ class CausalSmoother:
         return _from_units(smoothed, self.face_size, self.coefficient_scale)
 
 
-
 def _to_units(params: FaceParams, face_size: torch.Tensor, coefficient_scale: torch.Tensor) -> list[torch.Tensor]:
     """Pose (rotation rows, log scale, translation in face sizes), identity and expression
     (over their spread), blendshapes: each (T, D) in units one set of cutoffs suits."""
