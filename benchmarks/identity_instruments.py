@@ -57,6 +57,9 @@ def main() -> int:
 
     assets = resolve_assets()
     fitter = FaceFitter(assets)
+    # The drift relates the regressor's own coefficients: read identities without MediaPipe's
+    # refinement of the expression (the pipeline's fitter refines it).
+    reader = FaceFitter(assets, blendshapes=False)
     analyser = FaceAnalyser(fitter, MediaPipeFace(assets))
     scale = fitter.coefficient_scale[:40].cpu().double().numpy()
     drift = load_identity_drift().double().numpy()
@@ -71,12 +74,13 @@ def main() -> int:
             clip = next(p for p in (args.data / "clips").iterdir() if p.stem == name)
             frames = list(iter_frames(clip))
             fit = fitter.track(frames, probe_video(clip).fps)
+            read = reader.track(frames, probe_video(clip).fps)
             picks = list(range(0, len(frames), SAMPLE_EVERY))
             driving_descriptors = describe(np.stack([frames[i] for i in picks]))
             for portrait in sorted((args.data / "portraits").glob("*.jpg")):
                 image = read_image(portrait)
                 reenactor = Reenactor(image, fitter, ReenactOptions())
-                source = FittedIdentities.of(reenactor.source.params)
+                source = FittedIdentities.of(reader.fit_one(image).params)
                 source_descriptor = describe(image[None])[0]
                 outputs = []
                 for start in range(0, len(picks), BATCH):
@@ -85,12 +89,12 @@ def main() -> int:
                     assert batch.frames is not None
                     outputs.append(batch.frames)
                 produced = np.concatenate(outputs)
-                fitted = [(fitter.fit_image(frame), index) for frame, index in zip(produced, picks)]
+                fitted = [(reader.fit_image(frame), index) for frame, index in zip(produced, picks)]
                 found = [(faces[0].params, index) for faces, index in fitted if faces]
                 output = FittedIdentities.of(FaceParams.cat([params for params, _ in found]))
-                driving = FittedIdentities.of(fit.params[[index for _, index in found]])
+                driving = FittedIdentities.of(read.params[[index for _, index in found]])
                 votes = identity_votes(output, source, driving, drift, scale)
-                ceiling = faithful_output_votes(source, FittedIdentities.of(fit.params[picks]), FittedIdentities.of(fit.params[0]), drift, scale)
+                ceiling = faithful_output_votes(source, FittedIdentities.of(read.params[picks]), FittedIdentities.of(read.params[0]), drift, scale)
                 produced_descriptors = describe(produced)
                 usable = np.isfinite(produced_descriptors).all(1) & np.isfinite(driving_descriptors).all(1)
                 dlib = _cosine(produced_descriptors[usable], source_descriptor) > _cosine(produced_descriptors[usable], driving_descriptors[usable])

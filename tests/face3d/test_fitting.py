@@ -85,8 +85,9 @@ def test_tracking_finds_the_face_on_every_clip(fitter, data_dir) -> None:  # typ
 
 
 def test_blendshapes_are_read_on_images_and_through_videos(fitter, assets, portraits, data_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The source and every driving frame get MediaPipe's scores (in [0, 1], but the eye scores,
-    offset to put the model's lids where the picture's are); eyes hidden for a
+    """The source and every driving frame get MediaPipe's scores (refined to its landmarks, so a
+    little outside [0, 1] at times, and the eye scores offset to put the model's lids where the
+    picture's are); eyes hidden for a
     while hold a steady state; frames MediaPipe cannot read are filled from their neighbours and
     named; a fitter told not to read them leaves them at zero."""
     import torch
@@ -99,7 +100,7 @@ def test_blendshapes_are_read_on_images_and_through_videos(fitter, assets, portr
     face = fitter.fit_one(portraits["lp_s12"])
     assert face.params.blendshapes.shape == (1, N_BLENDSHAPES)
     others = ~torch.from_numpy(region_mask([Region.eyes]))  # eye scores are matched to the photo's lids
-    assert float(face.params.blendshapes.max()) > 0.1 and float(face.params.blendshapes[:, others].min()) >= 0.0
+    assert float(face.params.blendshapes.max()) > 0.1 and float(face.params.blendshapes[:, others].abs().max()) < 1.5
     frames = list(iter_frames(data_dir / "clips" / "dpe_s.mp4", 30))
     hidden = [frame.copy() for frame in frames]
     for frame in hidden[4:14]:

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES, Region
 from facereenact.face3d.params import FaceParams, angles_to_rotation
 from facereenact.face3d.transfer import (
+    LIP_GAP_NOISE,
     MotionMode,
     MotionOptions,
+    follow_lips,
     keep_lips_apart,
     lip_gap,
     neutral_reference,
@@ -88,6 +90,39 @@ def test_lips_never_pass_through_each_other(fitter, seed: int, spread: float) ->
         change = kept.expression[crossed] - params.expression[crossed]
         direction = torch.nn.functional.normalize(change, dim=1)
         assert bool((direction - direction[:1]).abs().max() < 1e-3)
+
+
+def test_a_mouth_opens_from_the_drivers_rest_when_the_clip_starts_mid_sentence(fitter) -> None:  # type: ignore[no-untyped-def]
+    """A driving clip whose first frame has its mouth open, a source with its mouth closed: the
+    output's mouth shuts when the driver's does and opens as far as the driver's opens beyond it,
+    instead of staying shut until the driver opens wider than at the start. A source that is the
+    driver's first frame is plain relative motion, bit for bit."""
+    model = fitter.model
+    spreads = fitter.coefficient_scale.cpu()[40:50]
+
+    height = float(model.mean[:, 1].max() - model.mean[:, 1].min())
+
+    def face(opening: float) -> FaceParams:
+        """The mean face with its lips ``opening`` face heights apart (a step along the gap)."""
+        closed = FaceParams(rotation=torch.eye(3)[None], scale=torch.ones(1), translation=torch.zeros(1, 2), shape=torch.zeros(1, 40), expression=torch.zeros(1, 10))
+        closed = keep_lips_apart(model, closed.replace(expression=-3 * spreads[None]))  # just touching
+        step = closed.replace(expression=closed.expression + 1e-3 * spreads[None])
+        per_step = float(lip_gap(model, step.shape, step.expression) - lip_gap(model, closed.shape, closed.expression))
+        return closed.replace(expression=closed.expression + opening * height * spreads[None] * 1e-3 / per_step)
+
+    def gap(params: FaceParams) -> torch.Tensor:
+        return lip_gap(model, params.shape, params.expression, params.blendshapes) / height
+
+    source, start = face(0.0), face(0.08)  # the driver starts with its mouth open
+    driving = FaceParams.cat([face(0.0), face(0.08), face(0.15)])  # shut, as at the start, wider
+    options = MotionOptions()
+    targets = keep_lips_apart(model, follow_lips(model, source, driving, start, target_params(source, driving, start, options)))
+    # Measured from a rest as open as the source's (and the fits' noise: LIP_GAP_NOISE).
+    assert torch.allclose(gap(targets), torch.tensor([0.0, 0.08, 0.15]) - torch.tensor([0.0, LIP_GAP_NOISE, LIP_GAP_NOISE]), atol=0.003)
+    plain = keep_lips_apart(model, target_params(source, driving, start, options))
+    assert float(gap(plain)[1]) < 0.003, "plain relative motion would have kept the mouth shut"
+    as_itself = target_params(start, driving, start, options)
+    assert torch.equal(follow_lips(model, start, driving, start, as_itself).expression, as_itself.expression)
 
 
 def _with_scores(params: FaceParams, **scores: float) -> FaceParams:

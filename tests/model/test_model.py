@@ -157,3 +157,16 @@ def test_source_features_computed_once_give_the_same_output(warp_inputs: bool) -
         cached = generator(source, source_pncc, pncc, *extras, source=generator.encode_source(source, source_pncc))
     # (float rounding differs between a batch of 1 and of 3: equal to about 1e-5)
     assert torch.allclose(cached.image, repeated.image, atol=1e-4) and torch.allclose(cached.flow, repeated.flow, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [64, 96, 128, 32])
+def test_resize_to_any_size(size: int) -> None:
+    """A crop resampled to the network's 64²: whole blocks, a 96² crop (not a whole multiple),
+    or growing; a flat picture stays flat at its level."""
+    from facereenact.model.layers import resize_to
+
+    picture = torch.full((2, 3, size, size), 0.25)
+    picture[:, :, : size // 2] = 0.75  # top half bright: the mean stays 0.5
+    resized = resize_to(picture, torch.zeros(1, 1, 64, 64))
+    assert resized.shape == (2, 3, 64, 64)
+    assert abs(float(resized.mean()) - 0.5) < 1e-3

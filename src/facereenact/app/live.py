@@ -131,6 +131,7 @@ class LiveEngine:
         self._last_time: float | None = None
         self._last_scores: torch.Tensor | None = None
         self._eyelid_offset: torch.Tensor | None = None
+        self._constant_refinement: torch.Tensor | None = None
 
     def recentre(self) -> None:
         """Take the next frame with a face as the reference: the pose the portrait shows as its own."""
@@ -161,8 +162,12 @@ class LiveEngine:
             new_reference = self._reference is None or self._recentre.is_set()
             if new_reference:  # the eyelid offset (see FaceFitter.eyelid_offset) of the reference frame
                 self._eyelid_offset = self.fitter.eyelid_offset(face.params, [face.eyelid_points]).cpu()
+                # The reference frame's refinement stands for its constant part (see FaceFitter.track).
+                self._constant_refinement = face.refinement.cpu() if face.refinement is not None else None
             assert self._eyelid_offset is not None
             params.blendshapes = params.blendshapes + self._eyelid_offset
+            if face.refinement is not None and self._constant_refinement is not None and self.fitter.refiner is not None:
+                params = self.fitter.refiner.apply(params, -self._constant_refinement)
             if self._smoother is None or self._gone:  # a face back after a gap starts from the pose shown
                 self._smoother = CausalSmoother(self.fitter.coefficient_scale.cpu())
                 if self._driving is not None:

@@ -130,6 +130,20 @@ def load_blendshape_basis(path: str | Path | None = None) -> np.ndarray:
     return basis
 
 
+#: Where each of MediaPipe's 478 landmarks lies on the mean face (stored with the components).
+MEDIAPIPE_KEY = "mediapipe_on_mean_face"
+
+
+def load_mediapipe_on_mean_face(path: str | Path | None = None) -> np.ndarray:
+    """MediaPipe's 478 landmarks placed on the grid's mean face (478, 3) float32, as the
+    blendshape components were estimated with them."""
+    tensors, _ = _read(Path(path) if path is not None else BLENDSHAPE_BASIS_PATH)
+    points = tensors[MEDIAPIPE_KEY]
+    if points.shape != (478, 3):
+        raise ValueError(f"{path or BLENDSHAPE_BASIS_PATH}: MediaPipe's landmarks have shape {points.shape}, expected (478, 3)")
+    return points
+
+
 def expression_basis_metadata(path: str | Path | None = None) -> dict[str, str]:
     """The provenance stored with a basis file (method, clips, held-out identities, date, …)."""
     return _read(path)[1]

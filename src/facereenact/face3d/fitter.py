@@ -4,7 +4,9 @@ Images: detect every face, fit each. Videos: detect on the first frame and again
 tracking is lost; in between, the previous frame's landmarks place the next crop (no detector
 run). Each tracked crop is checked: MediaPipe, which reads every frame for the eyes, brows and
 mouth, confirms a face there; where it does not, the detector looks at the small crop the
-regressor already uses, which tells when the face has gone.
+regressor already uses, which tells when the face has gone. Where MediaPipe reads a face, its
+scores become the blendshapes and the expression is refined to its landmarks
+(:mod:`facereenact.face3d.landmark_fit`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import torch
 from facereenact.errors import FaceIndexError, NoFaceError
 from facereenact.face3d.blendshapes import N_BLENDSHAPES, BlendshapeReader, fill_gaps, nearest_face
 from facereenact.face3d.detector import Detection, FaceDetector
+from facereenact.face3d.expression_basis import load_mediapipe_on_mean_face
 from facereenact.face3d.eyelids import match_eyelids, measured_gaps
+from facereenact.face3d.landmark_fit import ExpressionRefiner
 from facereenact.face3d.morphable import MorphableModel, load_morphable_model
-from facereenact.face3d.params import FaceParams
+from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams
 from facereenact.face3d.regressor import (
     FaceRegressor,
     box_from_detection,
@@ -95,6 +99,9 @@ class FaceFitter:
         self.model = (model or load_morphable_model(assets)).to(self.device)
         std = self.regressor.param_std[12:62]
         self.coefficient_scale = std.clamp(min=1e-6)
+        # The dense model has no blendshape components: MediaPipe's scores alone are read there.
+        has_components = bool(self.model.basis[:, N_SHAPE + N_EXPRESSION :].abs().amax() > 0)
+        self.refiner = ExpressionRefiner(self.model, load_mediapipe_on_mean_face(), self.coefficient_scale[N_SHAPE:]) if blendshapes and has_components else None
 
     # ---- images ------------------------------------------------------------------------------
     def fit_image(self, image_rgb: np.ndarray) -> list[FaceFit]:
@@ -118,13 +125,24 @@ class FaceFitter:
             params.blendshapes = torch.from_numpy(
                 np.stack([face[0] if face else np.zeros(N_BLENDSHAPES, np.float32) for face in scores])
             ).to(self.device)
-            # A photo's eyelids as MediaPipe's landmarks place them, so that a blink closes them.
+            # The expression refined to MediaPipe's landmarks, and the eyelids as they place
+            # them, so that a blink closes them.
             for i, face in enumerate(scores):
                 if face is not None:
-                    gaps = measured_gaps(face[1], params[i], self.model)
-                    params.blendshapes[i] = match_eyelids(self.model, params[i], gaps).blendshapes[0]
+                    one = self.refined(params[i], face[1])[0]
+                    gaps = measured_gaps(face[1], one, self.model)
+                    one = match_eyelids(self.model, one, gaps)
+                    params.expression[i], params.blendshapes[i] = one.expression[0], one.blendshapes[0]
         landmarks = self.model.landmarks(params).cpu().numpy()
         return [FaceFit(params[i], landmarks[i], d) for i, d in enumerate(detections)]
+
+    def refined(self, params: FaceParams, points: np.ndarray) -> tuple[FaceParams, torch.Tensor]:
+        """One fit (batch 1) with its expression refined to MediaPipe's landmarks ``points``
+        (478, ≥2) in picture pixels, and the change made (1, 10 + K); unchanged without a refiner."""
+        if self.refiner is None:
+            return params, torch.zeros(1, N_EXPRESSION + params.blendshapes.shape[1], device=params.scale.device)
+        change = self.refiner.change(params, torch.from_numpy(np.asarray(points, np.float32))[None].to(params.scale.device))
+        return self.refiner.apply(params, change), change
 
     def fit_one(self, image_rgb: np.ndarray, face_index: int = 0, what: str = "image") -> FaceFit:
         """The ``face_index``-th largest face; raises :class:`NoFaceError` with a clear message."""
@@ -156,6 +174,7 @@ class FaceFitter:
         boxes: list[np.ndarray] = []
         scores: list[np.ndarray | None] = []
         eyelid_points: list[np.ndarray | None] = []  # MediaPipe's landmarks where read
+        changes: list[torch.Tensor] = []  # the refinements made where read
         # A fresh tracker per video: MediaPipe's own tracking and clock start again.
         with FaceTracker(self) as tracker:
             for index, frame in enumerate(frames):
@@ -165,8 +184,18 @@ class FaceFitter:
                 boxes.append(face.box if face else np.full(4, np.nan))
                 scores.append(face.scores if face else None)
                 eyelid_points.append(face.eyelid_points if face else None)
+                if face is not None and face.refinement is not None:
+                    changes.append(face.refinement)
                 if on_frame is not None:
                     on_frame(index)
+        if changes and self.refiner is not None:
+            # Only the refinement's motion through the clip is kept: its constant part is the
+            # fitted identity's mismatch with the picture, not expression.
+            constant = -torch.cat(changes).median(dim=0, keepdim=True).values
+            for i, face_params in enumerate(params_list):
+                if face_params is not None and scores[i] is not None:
+                    params_list[i] = self.refiner.apply(face_params, constant)
+                    scores[i] = scores[i] + constant[0, N_EXPRESSION:].cpu().numpy()
         fit = self._assemble(params_list, landmarks_list, boxes, scores, tracker.detections, fps, smoothing)
         fit.params.blendshapes += self.eyelid_offset(fit.params, eyelid_points)
         return fit
@@ -230,14 +259,16 @@ class FaceFitter:
 @dataclass
 class TrackedFace:
     """The face in one frame, as :class:`FaceTracker` found it: parameters (batch 1, blendshapes
-    zero where unread), 68 landmarks (68, 3), the regressor's crop box, MediaPipe's scores and
-    landmarks (None where it could not read the face)."""
+    zero where unread), 68 landmarks (68, 3), the regressor's crop box, the blendshapes (MediaPipe's
+    scores refined to its landmarks) and MediaPipe's landmarks, and the refinement made (1, 10 +
+    K) (None where MediaPipe could not read the face)."""
 
     params: FaceParams
     landmarks: np.ndarray
     box: np.ndarray
     scores: np.ndarray | None
     eyelid_points: np.ndarray | None
+    refinement: torch.Tensor | None = None
 
 
 class FaceTracker:
@@ -281,9 +312,11 @@ class FaceTracker:
         if self.reader is None:
             return TrackedFace(params, landmarks, used_box, np.zeros(N_BLENDSHAPES, np.float32), None)
         face = _face_at(read, landmarks)
-        if face is not None:
-            params.blendshapes = torch.from_numpy(face[0])[None].to(params.blendshapes.device)
-        return TrackedFace(params, landmarks, used_box, face[0] if face else None, face[1] if face else None)
+        if face is None:
+            return TrackedFace(params, landmarks, used_box, None, None)
+        params.blendshapes = torch.from_numpy(face[0])[None].to(params.blendshapes.device)
+        params, change = fitter.refined(params, face[1])
+        return TrackedFace(params, landmarks, used_box, params.blendshapes[0].cpu().numpy(), face[1], change if fitter.refiner is not None else None)
 
     def close(self) -> None:
         if self._reading is not None:

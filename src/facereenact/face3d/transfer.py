@@ -6,7 +6,8 @@ choice when the driving person starts from a different pose than the source). In
 head's position and size follow the driving's *change* since its reference, scaled to the source
 face, so the head stays where it is in the source photo. The identity is always the source's,
 and the lips never pass through each other (:func:`keep_lips_apart`; the eyelids:
-:mod:`facereenact.face3d.eyelids`).
+:mod:`facereenact.face3d.eyelids`); a mouth opens from the driver's resting mouth even when
+the driving clip starts mid-sentence (:func:`follow_lips`).
 
 The reference is the first driving frame, except for a blendshape (eyelids, gaze, brows, mouth
 corners) that the first frame holds well above the clip's median (:func:`neutral_reference`):
@@ -135,22 +136,56 @@ def lip_gap(model: MorphableModel, shape: torch.Tensor, expression: torch.Tensor
     return landmarks[:, torch.from_numpy(UPPER_INNER_LIP)].mean(1) - landmarks[:, torch.from_numpy(LOWER_INNER_LIP)].mean(1)
 
 
-def keep_lips_apart(model: MorphableModel, params: FaceParams) -> FaceParams:
-    """The same faces, with lips that never pass through each other. Relative motion from a
-    driving clip that starts with the mouth open asks, when that mouth closes, for a source mouth
-    shut beyond shut: the lips cross and the mouth region crumples. The gap is linear in the
-    expression coefficients, so the smallest change of them that brings the lips back to
-    touching is one step along the gap's gradient."""
-    gap = lip_gap(model, params.shape, params.expression, params.blendshapes)
-    if not bool((gap < 0).any()):
-        return params
+#: How far a photo's fit and a tracked video's fit of the same frame disagree on the lip gap, in
+#: face heights (up to 0.02 over the first frames of 8 clips): a driver's reference mouth this
+#: much more open than the source's is the same mouth.
+LIP_GAP_NOISE = 0.03
+
+
+def _opened(model: MorphableModel, params: FaceParams, change: torch.Tensor) -> FaceParams:
+    """The faces with their lip gaps changed by ``change`` (B,): the smallest change of the
+    expression coefficients that does it (the gap is linear in them: one step along its gradient)."""
     count = params.expression.shape[1]
     no_shape = params.shape.new_zeros(count + 1, params.shape.shape[1])
     steps = torch.cat([params.expression.new_zeros(1, count), torch.eye(count, dtype=params.expression.dtype, device=params.expression.device)])
     at_steps = lip_gap(model, no_shape, steps)
     gradient = at_steps[1:] - at_steps[0]  # (E,)
-    correction = (-gap).clamp(min=0)[:, None] * gradient / gradient.square().sum().clamp(min=1e-12)
-    return params.replace(expression=params.expression + correction)
+    return params.replace(expression=params.expression + change[:, None] * gradient / gradient.square().sum().clamp(min=1e-12))
+
+
+def keep_lips_apart(model: MorphableModel, params: FaceParams) -> FaceParams:
+    """The same faces, with lips that never pass through each other. A driver's mouth closing
+    further than its reference, added to a closed source mouth, asks for a mouth shut beyond
+    shut: the lips would cross and the mouth region crumple. Crossed lips are brought back to
+    just touching."""
+    gap = lip_gap(model, params.shape, params.expression, params.blendshapes)
+    if not bool((gap < 0).any()):
+        return params
+    return _opened(model, params, (-gap).clamp(min=0))
+
+
+def follow_lips(model: MorphableModel, source: FaceParams, driving: FaceParams, reference: FaceParams, targets: FaceParams, scale: float = 1.0) -> FaceParams:
+    """The target faces (B,) with the mouth opening as far as relative motion says, measured
+    from a reference mouth no more open than the source's own. Why: a driving clip that starts
+    mid-sentence has its reference mouth open; added to a closed source mouth, its change would
+    ask for lips shut beyond shut whenever the driver's mouth is less open than at the start,
+    and the output would open only when the driver opens wider than that. So the target's gap is
+    ``source + scale·(driving − min(reference, source + noise))``: for a source that is the
+    driver's own first frame that is plain relative motion (its first frame gives it back), for a
+    closed source mouth it opens as the driver's does. Gaps are read on the source's face shape;
+    ``noise`` (:data:`LIP_GAP_NOISE`) is how far two fits of one picture may disagree."""
+    count = max(len(source), len(targets))
+
+    def gap(params: FaceParams) -> torch.Tensor:  # (count,) on the source's face shape
+        return lip_gap(model, source.shape.expand(count, -1), params.expression.expand(count, -1), params.blendshapes.expand(count, -1))
+
+    fit_noise = LIP_GAP_NOISE * float(model.mean[:, 1].max() - model.mean[:, 1].min())
+    at_rest = torch.minimum(gap(reference), gap(source) + fit_noise)
+    wanted = gap(source) + scale * (gap(driving) - at_rest)
+    change = wanted - gap(targets)
+    # Rounding is not motion: a target already as open as wanted stays bit for bit.
+    change = torch.where(change.abs() <= 1e-6 * wanted.abs().clamp(min=1e-3), torch.zeros_like(change), change)
+    return _opened(model, targets, change)
 
 
 #: The upper and lower lid landmarks (iBUG-68) of each eye.

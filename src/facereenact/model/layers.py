@@ -54,10 +54,13 @@ def coordinate_grid(batch: int, height: int, width: int, like: torch.Tensor) -> 
 def resize_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """``x`` resampled to ``reference``'s size: averaged over whole blocks when shrinking (the
     network's scales are powers of two apart; a fixed kernel also exports to ONNX with a
-    dynamic batch), bilinear when growing."""
+    dynamic batch), over the pixels each output pixel covers when the sizes are not whole
+    multiples (a 96² crop for a 64² network), bilinear when growing."""
     height, reference_height = int(x.shape[-2]), int(reference.shape[-2])
     if height == reference_height:
         return x
-    if height > reference_height:
+    if height % reference_height == 0:
         return F.avg_pool2d(x, height // reference_height)
+    if height > reference_height:
+        return F.interpolate(x, size=reference.shape[-2:], mode="area")
     return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=False)

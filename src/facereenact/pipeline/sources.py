@@ -20,7 +20,7 @@ from facereenact.face3d.eyelids import follow_eyelids, keep_eyelids_apart
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
-from facereenact.face3d.transfer import MotionMode, MotionOptions, keep_lips_apart, target_params
+from facereenact.face3d.transfer import MotionMode, MotionOptions, follow_lips, keep_lips_apart, target_params
 from facereenact.pipeline.composite import Paster, crop, reenactment_box
 from facereenact.stage import GenerationStage, StageMethod, WarpResult, WarpTargets
 from facereenact.warp.geometric import WarpMethod
@@ -95,6 +95,8 @@ class BoundSources:
         targets = target_params(base, driving, reference, motion)
         if motion.mode is MotionMode.relative and motion.transfer_expression and Region.eyes in motion.regions:
             targets = follow_eyelids(self.model, base, driving, reference, targets, motion.expression_scale)
+        if motion.mode is MotionMode.relative and motion.transfer_expression and Region.mouth in motion.regions:
+            targets = follow_lips(self.model, base, driving, reference, targets, motion.expression_scale)
         targets = keep_eyelids_apart(self.model, keep_lips_apart(self.model, targets))
         boxes = self._boxes_t.expand(len(targets), 4) if len(self) == 1 else self._boxes_t
         head = head_field(self.head, self.in_crop, params_to_crop(targets, boxes, self.crop_size), self.crop_size)
