@@ -155,19 +155,22 @@ class LiveEngine:
         self._last_time = now
         face = self.tracker.step(frame)
         if face is not None:
-            params = face.params.to("cpu")
+            new_reference = self._reference is None or self._recentre.is_set()
+            refined, change = self.fitter.refined(face.params, face.eyelid_points) if face.eyelid_points is not None else (face.params, None)
+            if new_reference:  # the eyelid offset (see FaceFitter.eyelid_offset) of the reference frame
+                self._eyelid_offset = self.fitter.eyelid_offset(face.params, [face.eyelid_points]).cpu()
+            if new_reference or self._constant_refinement is None:
+                # The refinement's constant part (see FaceFitter.track): the reference frame's, or
+                # the first read frame's when MediaPipe could not read the reference.
+                self._constant_refinement = change
+            if self.fitter.refiner is not None and change is not None and self._constant_refinement is not None:
+                refined = self.fitter.refiner.apply(refined, -self._constant_refinement)
+            params = refined.to("cpu")
             if face.scores is None and self._last_scores is not None:  # eyes unread: hold the last scores
                 params.blendshapes = self._last_scores.clone()
             self._last_scores = params.blendshapes.clone()
-            new_reference = self._reference is None or self._recentre.is_set()
-            if new_reference:  # the eyelid offset (see FaceFitter.eyelid_offset) of the reference frame
-                self._eyelid_offset = self.fitter.eyelid_offset(face.params, [face.eyelid_points]).cpu()
-                # The reference frame's refinement stands for its constant part (see FaceFitter.track).
-                self._constant_refinement = face.refinement.cpu() if face.refinement is not None else None
             assert self._eyelid_offset is not None
             params.blendshapes = params.blendshapes + self._eyelid_offset
-            if face.refinement is not None and self._constant_refinement is not None and self.fitter.refiner is not None:
-                params = self.fitter.refiner.apply(params, -self._constant_refinement)
             if self._smoother is None or self._gone:  # a face back after a gap starts from the pose shown
                 self._smoother = CausalSmoother(self.fitter.coefficient_scale.cpu())
                 if self._driving is not None:

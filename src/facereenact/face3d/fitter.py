@@ -174,7 +174,6 @@ class FaceFitter:
         boxes: list[np.ndarray] = []
         scores: list[np.ndarray | None] = []
         eyelid_points: list[np.ndarray | None] = []  # MediaPipe's landmarks where read
-        changes: list[torch.Tensor] = []  # the refinements made where read
         # A fresh tracker per video: MediaPipe's own tracking and clock start again.
         with FaceTracker(self) as tracker:
             for index, frame in enumerate(frames):
@@ -184,21 +183,27 @@ class FaceFitter:
                 boxes.append(face.box if face else np.full(4, np.nan))
                 scores.append(face.scores if face else None)
                 eyelid_points.append(face.eyelid_points if face else None)
-                if face is not None and face.refinement is not None:
-                    changes.append(face.refinement)
                 if on_frame is not None:
                     on_frame(index)
-        if changes and self.refiner is not None:
-            # Only the refinement's motion through the clip is kept: its constant part is the
-            # fitted identity's mismatch with the picture, not expression.
-            constant = -torch.cat(changes).median(dim=0, keepdim=True).values
-            for i, face_params in enumerate(params_list):
-                if face_params is not None and scores[i] is not None:
-                    params_list[i] = self.refiner.apply(face_params, constant)
-                    scores[i] = scores[i] + constant[0, N_EXPRESSION:].cpu().numpy()
+        self._refine_clip(params_list, scores, eyelid_points)
         fit = self._assemble(params_list, landmarks_list, boxes, scores, tracker.detections, fps, smoothing)
         fit.params.blendshapes += self.eyelid_offset(fit.params, eyelid_points)
         return fit
+
+    def _refine_clip(self, params_list: list[FaceParams | None], scores: list[np.ndarray | None], points: list[np.ndarray | None]) -> None:
+        """Refines, in place, the expression of every frame MediaPipe read to its landmarks, all
+        frames at once. Only the refinement's motion through the clip is kept: its median, the
+        fitted identity's mismatch with the picture, is not expression."""
+        read = [i for i, (p, s, q) in enumerate(zip(params_list, scores, points, strict=True)) if p is not None and s is not None and q is not None]
+        if self.refiner is None or not read:
+            return
+        frames = FaceParams.cat([params_list[i].replace(blendshapes=torch.from_numpy(scores[i])[None].to(self.device)) for i in read])  # type: ignore[union-attr]
+        changes = self.refiner.change(frames, torch.from_numpy(np.stack([points[i] for i in read]).astype(np.float32)).to(self.device))  # type: ignore[misc]
+        refined = self.refiner.apply(frames, changes - changes.median(dim=0, keepdim=True).values)
+        blendshapes = refined.blendshapes.cpu().numpy()
+        for row, i in enumerate(read):
+            params_list[i] = refined[row]
+            scores[i] = blendshapes[row]
 
     def eyelid_offset(self, params: FaceParams, points: list[np.ndarray | None]) -> torch.Tensor:
         """(1, K) the change of the eye scores that puts the model's eyelids where MediaPipe's
@@ -259,16 +264,16 @@ class FaceFitter:
 @dataclass
 class TrackedFace:
     """The face in one frame, as :class:`FaceTracker` found it: parameters (batch 1, blendshapes
-    zero where unread), 68 landmarks (68, 3), the regressor's crop box, the blendshapes (MediaPipe's
-    scores refined to its landmarks) and MediaPipe's landmarks, and the refinement made (1, 10 +
-    K) (None where MediaPipe could not read the face)."""
+    zero where unread), 68 landmarks (68, 3), the regressor's crop box, MediaPipe's scores and
+    landmarks (None where it could not read the face). The expression is as regressed: offline
+    tracking refines a whole clip at once, live driving frame by frame
+    (:meth:`FaceFitter.refined`)."""
 
     params: FaceParams
     landmarks: np.ndarray
     box: np.ndarray
     scores: np.ndarray | None
     eyelid_points: np.ndarray | None
-    refinement: torch.Tensor | None = None
 
 
 class FaceTracker:
@@ -312,11 +317,9 @@ class FaceTracker:
         if self.reader is None:
             return TrackedFace(params, landmarks, used_box, np.zeros(N_BLENDSHAPES, np.float32), None)
         face = _face_at(read, landmarks)
-        if face is None:
-            return TrackedFace(params, landmarks, used_box, None, None)
-        params.blendshapes = torch.from_numpy(face[0])[None].to(params.blendshapes.device)
-        params, change = fitter.refined(params, face[1])
-        return TrackedFace(params, landmarks, used_box, params.blendshapes[0].cpu().numpy(), face[1], change if fitter.refiner is not None else None)
+        if face is not None:
+            params.blendshapes = torch.from_numpy(face[0])[None].to(params.blendshapes.device)
+        return TrackedFace(params, landmarks, used_box, face[0] if face else None, face[1] if face else None)
 
     def close(self) -> None:
         if self._reading is not None:
