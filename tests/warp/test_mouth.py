@@ -89,3 +89,16 @@ def test_a_frame_without_a_tracked_face_gives_a_dark_mouth(fitter, portraits, da
     plain = reenactor.reenact(params, params, paste=False)
     assert np.array_equal(lost.crops, plain.crops)
     assert np.array_equal(off.crops, plain.crops)
+
+
+def test_a_black_and_white_photo_gets_a_grey_mouth(fitter, portraits, data_dir) -> None:  # type: ignore[no-untyped-def]
+    """The driving mouth's colours are toned down to the source face's: no pink mouth in a grey
+    photo."""
+    frame, params = _open_mouth_frame(fitter, data_dir)
+    grey = portraits["lp_s42"].mean(2, keepdims=True).round().astype(np.uint8).repeat(3, 2)
+    reenactor = Reenactor(grey, fitter, ReenactOptions(motion=MotionOptions(MotionMode.absolute)))
+    made = reenactor.reenact(params, params, paste=False, frames=frame[None])
+    mouth = made.stage.mouth[0, 0].numpy() > 0
+    assert mouth.sum() > 100
+    crop = made.crops[0].astype(int)
+    assert int((crop.max(2) - crop.min(2))[mouth].max()) <= 2, "the mouth is as grey as the photo"

@@ -100,10 +100,15 @@ class GeometricWarp:
         nearest = depth[which, y.clamp(0, size - 1), x.clamp(0, size - 1)]
         shown = inside & (z >= nearest - DEPTH_TOLERANCE * face_depth)  # (B, N)
         self.source_usable = shown[:, triangles].all(-1)  # (B, F)
+        self.source_face = raster.mask  # (B, 1, S, S): where the source crop shows the face
         self.source_coordinates = source_vertices[..., :2]
         self.source_area = _triangle_areas(source_vertices, triangles)  # (B, F)
         ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
         self.grid = torch.stack([xs, ys], 0).to(source_vertices.device)  # (2, S, S) pixel coordinates
+
+    def _colourfulness(self, source_crop: torch.Tensor) -> torch.Tensor:
+        """(B,) how far the source face's colours stand from grey, on average."""
+        return _chroma(source_crop, self.source_face)
 
     def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult:
         """``source_crop`` (1, 3, S, S) in [0, 1], or (B, 3, S, S) for B sources → warped crops
@@ -128,16 +133,25 @@ class GeometricWarp:
         images = F.grid_sample(source_crop.expand(batch, -1, -1, -1), normalised, mode="bilinear", padding_mode="border", align_corners=True)
         images = fill_holes(images, holes, mouth)
         if targets.mouths is not None:
-            images, holes, mouth = self._driving_mouth(images, holes, mouth, raster, target_area, targets.mouths)
+            images, holes, mouth = self._driving_mouth(images, holes, mouth, raster, target_area, targets.mouths, self._colourfulness(source_crop))
         return WarpResult(images, holes, mouth, face, field.permute(0, 2, 3, 1), 1 - torch.maximum(holes, mouth))
 
     def _driving_mouth(
-        self, images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor, raster: Rasterization, target_area: torch.Tensor, donor: DrivingMouths
+        self,
+        images: torch.Tensor,
+        holes: torch.Tensor,
+        mouth: torch.Tensor,
+        raster: Rasterization,
+        target_area: torch.Tensor,
+        donor: DrivingMouths,
+        colourfulness: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fills the mouth opening from the driving frame's own mouth in frames where the source
         shows too little of it (its opening must stretch more than SOURCE_MOUTH_STRETCH times)
         and the driving frame shows more: the whole opening, so that teeth never mix. Those
-        pixels are no longer holes (the neural refiner keeps them)."""
+        pixels are no longer holes (the neural refiner keeps them). The driving mouth's colours
+        are toned down to the source face's: a black-and-white photo gets a grey mouth, not the
+        driver's pink one."""
         size, triangles, gap = self.size, self.model.triangles, self.mouth
         donor_area = _triangle_areas(donor.vertices, triangles)
         source_gap = self.source_area[:, gap].sum(1)
@@ -149,7 +163,8 @@ class GeometricWarp:
         in_gap = raster.scatter((gap[raster.triangles] & use[image_of]).float(), 0.0).unsqueeze(1) > 0
         where = interpolate(raster, triangles, donor.vertices)
         side = donor.patches.shape[-1]
-        sampled = F.grid_sample(donor.patches, (where / (side - 1) * 2 - 1).permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
+        patches = _toned(donor.patches, colourfulness)
+        sampled = F.grid_sample(patches, (where / (side - 1) * 2 - 1).permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
         images = torch.where(in_gap, sampled, images)
         holes = torch.where(in_gap, torch.zeros_like(holes), holes)
         return images, holes, torch.maximum(mouth, in_gap.float())
@@ -185,6 +200,23 @@ class GeometricWarp:
         down = F.normalize(chin - landmarks[:, 36:48, :2].mean(1), dim=-1)  # eyes → chin
         below = torch.einsum("bc,bchw->bhw", down, self.grid[None] - chin[:, :, None, None])
         return torch.from_numpy(_fade(below.cpu().numpy(), 0.0, BODY_FADE * face_size)).to(self.grid.device)[:, None]
+
+
+def _chroma(images: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) the mean distance of the pixels' colours (B, 3, H, W) from their grey, over ``where``
+    (B, 1, H, W) or everywhere."""
+    chroma = (images - images.mean(1, keepdim=True)).abs().mean(1, keepdim=True)
+    weight = torch.ones_like(chroma) if where is None else where.to(chroma)
+    return (chroma * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp(min=1.0)
+
+
+def _toned(patches: torch.Tensor, colourfulness: torch.Tensor) -> torch.Tensor:
+    """Driving cut-outs (B, 3, P, P) with their colours moved towards grey so that they are no
+    more colourful than the source face (``colourfulness`` (B or 1,)); never more colourful than
+    they were."""
+    grey = patches.mean(1, keepdim=True)
+    keep = (colourfulness.to(patches) / _chroma(patches).clamp(min=1e-6)).clamp(max=1.0)
+    return grey + keep[:, None, None, None] * (patches - grey)
 
 
 def _fade(distance: np.ndarray, start: float | np.ndarray, stop: float | np.ndarray) -> np.ndarray:
