@@ -180,8 +180,9 @@ def follow_lips(model: MorphableModel, source: FaceParams, driving: FaceParams, 
         return lip_gap(model, source.shape.expand(count, -1), params.expression.expand(count, -1), params.blendshapes.expand(count, -1))
 
     fit_noise = LIP_GAP_NOISE * float(model.mean[:, 1].max() - model.mean[:, 1].min())
-    at_rest = torch.minimum(gap(reference), gap(source) + fit_noise)
-    wanted = gap(source) + scale * (gap(driving) - at_rest)
+    own = gap(source)
+    at_rest = torch.minimum(gap(reference), own + fit_noise)
+    wanted = own + scale * (gap(driving) - at_rest)
     change = wanted - gap(targets)
     # Rounding is not motion: a target already as open as wanted stays bit for bit.
     change = torch.where(change.abs() <= 1e-6 * wanted.abs().clamp(min=1e-3), torch.zeros_like(change), change)

@@ -106,10 +106,6 @@ class GeometricWarp:
         ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
         self.grid = torch.stack([xs, ys], 0).to(source_vertices.device)  # (2, S, S) pixel coordinates
 
-    def _colourfulness(self, source_crop: torch.Tensor) -> torch.Tensor:
-        """(B,) how far the source face's colours stand from grey, on average."""
-        return _chroma(source_crop, self.source_face)
-
     def __call__(self, source_crop: torch.Tensor, targets: WarpTargets) -> WarpResult:
         """``source_crop`` (1, 3, S, S) in [0, 1], or (B, 3, S, S) for B sources → warped crops
         for every target."""
@@ -133,7 +129,7 @@ class GeometricWarp:
         images = F.grid_sample(source_crop.expand(batch, -1, -1, -1), normalised, mode="bilinear", padding_mode="border", align_corners=True)
         images = fill_holes(images, holes, mouth)
         if targets.mouths is not None:
-            images, holes, mouth = self._driving_mouth(images, holes, mouth, raster, target_area, targets.mouths, self._colourfulness(source_crop))
+            images, holes, mouth = self._driving_mouth(images, holes, mouth, raster, target_area, targets.mouths, source_crop)
         return WarpResult(images, holes, mouth, face, field.permute(0, 2, 3, 1), 1 - torch.maximum(holes, mouth))
 
     def _driving_mouth(
@@ -144,7 +140,7 @@ class GeometricWarp:
         raster: Rasterization,
         target_area: torch.Tensor,
         donor: DrivingMouths,
-        colourfulness: torch.Tensor,
+        source_crop: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fills the mouth opening from the driving frame's own mouth in frames where the source
         shows too little of it (its opening must stretch more than SOURCE_MOUTH_STRETCH times)
@@ -163,7 +159,7 @@ class GeometricWarp:
         in_gap = raster.scatter((gap[raster.triangles] & use[image_of]).float(), 0.0).unsqueeze(1) > 0
         where = interpolate(raster, triangles, donor.vertices)
         side = donor.patches.shape[-1]
-        patches = _toned(donor.patches, colourfulness)
+        patches = _toned(donor.patches, _chroma(source_crop, self.source_face))
         sampled = F.grid_sample(patches, (where / (side - 1) * 2 - 1).permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=True)
         images = torch.where(in_gap, sampled, images)
         holes = torch.where(in_gap, torch.zeros_like(holes), holes)
