@@ -78,3 +78,19 @@ def test_tracking_keeps_only_the_refinements_motion(fitter, data_dir) -> None:  
     not_eyes = torch.from_numpy(np.r_[np.ones(N_EXPRESSION, bool), ~region_mask([Region.eyes])])
     assert float(added[:, not_eyes].median(dim=0).values.abs().max()) < 1e-5
     assert float(added.std(dim=0).max()) > 1e-3
+
+
+def test_a_basis_file_without_mediapipes_landmarks_is_a_clear_error(assets, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from safetensors.numpy import save_file
+
+    from facereenact.errors import AssetError
+    from facereenact.face3d import fitter as fitter_module
+    from facereenact.face3d.expression_basis import load_mediapipe_on_mean_face
+
+    older = tmp_path / "basis.safetensors"
+    save_file({"blendshape_basis": np.zeros((3, 1), np.float32)}, str(older))
+    with pytest.raises(ValueError, match="no mediapipe_on_mean_face"):
+        load_mediapipe_on_mean_face(older)
+    monkeypatch.setattr(fitter_module, "load_mediapipe_on_mean_face", lambda: load_mediapipe_on_mean_face(older))
+    with pytest.raises(AssetError, match="MediaPipe's landmarks on the mean face could not be read"):
+        fitter_module.FaceFitter(assets)

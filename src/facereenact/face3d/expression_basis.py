@@ -138,7 +138,9 @@ def load_mediapipe_on_mean_face(path: str | Path | None = None) -> np.ndarray:
     """MediaPipe's 478 landmarks placed on the grid's mean face (478, 3) float32, as the
     blendshape components were estimated with them."""
     tensors, _ = _read(Path(path) if path is not None else BLENDSHAPE_BASIS_PATH)
-    points = tensors[MEDIAPIPE_KEY]
+    points = tensors.get(MEDIAPIPE_KEY)
+    if points is None:
+        raise ValueError(f"{path or BLENDSHAPE_BASIS_PATH}: no {MEDIAPIPE_KEY} in it")
     if points.shape != (478, 3):
         raise ValueError(f"{path or BLENDSHAPE_BASIS_PATH}: MediaPipe's landmarks have shape {points.shape}, expected (478, 3)")
     return points

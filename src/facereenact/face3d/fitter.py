@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facereenact.errors import FaceIndexError, NoFaceError
+from facereenact.errors import AssetError, FaceIndexError, NoFaceError
 from facereenact.face3d.blendshapes import N_BLENDSHAPES, BlendshapeReader, fill_gaps, nearest_face
 from facereenact.face3d.detector import Detection, FaceDetector
 from facereenact.face3d.expression_basis import load_mediapipe_on_mean_face
@@ -101,7 +101,13 @@ class FaceFitter:
         self.coefficient_scale = std.clamp(min=1e-6)
         # The dense model has no blendshape components: MediaPipe's scores alone are read there.
         has_components = bool(self.model.basis[:, N_SHAPE + N_EXPRESSION :].abs().amax() > 0)
-        self.refiner = ExpressionRefiner(self.model, load_mediapipe_on_mean_face(), self.coefficient_scale[N_SHAPE:]) if blendshapes and has_components else None
+        self.refiner = None
+        if blendshapes and has_components:
+            try:
+                placed = load_mediapipe_on_mean_face()
+            except (OSError, ValueError) as error:
+                raise AssetError(f"MediaPipe's landmarks on the mean face could not be read: {error}") from None
+            self.refiner = ExpressionRefiner(self.model, placed, self.coefficient_scale[N_SHAPE:])
 
     # ---- images ------------------------------------------------------------------------------
     def fit_image(self, image_rgb: np.ndarray) -> list[FaceFit]:
