@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from facereenact.app.animate import animate_file
 from facereenact.app.source_video import timeline
 from facereenact.errors import InputError, NoFaceError, OptionError
 from facereenact.io.image import read_image
 from facereenact.io.video import VideoWriter, probe_video, read_frames
+from facereenact.pipeline.composite import reenactment_box
 from facereenact.pipeline.request import AnimateRequest, AudioFrom, GenerationMethod, LengthPolicy, VideoMotion
+from facereenact.pipeline.source_video import reenacted_batches
 
 WARP = GenerationMethod.warp
 
@@ -194,3 +197,19 @@ def test_a_photo_animated_without_audio(fitter, data_dir: Path, tmp_path: Path) 
     request = AnimateRequest(method=WARP, crop_only=True, crop_size=96, max_frames=3, audio=AudioFrom.none)
     animate_file(fitter, request, data_dir / "portraits" / "lp_s1.jpg", data_dir / "clips" / "hdtf_aoc.mp4", output)
     assert not probe_video(output).has_audio  # the driving clip has audio, left out as asked
+
+
+def test_each_source_frame_is_warped_from_its_own_fit(fitter, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """A smoothed fit would leave a quick blink or lip movement of the source in its picture, on
+    top of the driver's expression: each frame is warped from its own, and only its crop box
+    follows the steady, smoothed track."""
+    frames = read_frames(data_dir / "clips" / "st_radio2.mp4", 6)
+    fit = fitter.track(list(frames), 25.0)
+    assert fit.unsmoothed is not None
+    options = AnimateRequest(method=WARP).reenact_options(source_video=True)
+    at = np.arange(len(frames))
+    (batch,) = reenacted_batches(fitter.model, options, frames, fit, frames, fit, at, at, None)
+    assert batch.bound is not None
+    assert torch.equal(batch.bound.params.expression.cpu(), fit.unsmoothed.expression.cpu())
+    assert torch.equal(batch.bound.params.rotation.cpu(), fit.unsmoothed.rotation.cpu())
+    assert np.allclose(batch.bound.boxes, [reenactment_box(points, options.crop_scale) for points in fit.landmarks])

@@ -57,6 +57,19 @@ def test_smoothing_keeps_up_with_motion(fitter, data_dir) -> None:  # type: igno
     assert np.linalg.norm(smooth - raw, axis=-1).mean() / iod < 0.05
 
 
+def test_a_smoothed_track_keeps_each_frames_own_fit(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
+    """Smoothing gives the steady track; each frame's own fit stays with it, for what must match
+    each picture (a source video's frames are warped from theirs)."""
+    frames = list(iter_frames(data_dir / "clips" / "lp_d6.mp4", 20))
+    raw = fitter.track(frames, 25.0, smoothing=False)
+    smooth = fitter.track(frames, 25.0, smoothing=True)
+    assert raw.unsmoothed is None and raw.frame_fits is raw.params
+    for name in ("rotation", "translation", "expression", "blendshapes"):
+        own, unsmoothed, smoothed = getattr(raw.params, name), getattr(smooth.frame_fits, name), getattr(smooth.params, name)
+        assert torch.allclose(unsmoothed, own, atol=1e-4), name
+        assert not torch.allclose(smoothed, own, atol=1e-4), f"{name}: the smoothed track is the raw one"
+
+
 def test_tracking_finds_the_face_on_a_clip(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
     path = data_dir / "clips" / "3ddfa_obama.mp4"  # a small face in a wide news frame
     fit = fitter.track(iter_frames(path), probe_video(path).fps)

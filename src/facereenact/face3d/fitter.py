@@ -65,6 +65,16 @@ class VideoFit:
     detections: int  # how many times the full-frame detector ran
     fps: float
     read: np.ndarray  # (T,) bool
+    #: Each frame's own fit before temporal smoothing; None where ``params`` were not smoothed.
+    unsmoothed: FaceParams | None = None
+
+    @property
+    def frame_fits(self) -> FaceParams:
+        """Each frame's own fit, not smoothed over time: what a source video's frames are warped
+        from. Each frame's picture shows its own expression, quick blinks and lip movements
+        included; a smoothed fit would leave what it smooths away in the picture, on top of the
+        driver's expression."""
+        return self.params if self.unsmoothed is None else self.unsmoothed
 
     def unread_ranges(self) -> list[tuple[int, int]]:
         """Inclusive frame ranges where the face was tracked but its blendshapes were not read."""
@@ -194,6 +204,8 @@ class FaceFitter:
         self._refine_clip(params_list, scores, eyelid_points)
         fit = self._assemble(params_list, landmarks_list, boxes, scores, tracker.detections, fps, smoothing)
         fit.params.blendshapes += self.eyelid_offset(fit.params, eyelid_points)
+        if fit.unsmoothed is not None:  # as a track without smoothing would have them
+            fit.unsmoothed.blendshapes += self.eyelid_offset(fit.unsmoothed, eyelid_points)
         return fit
 
     def _refine_clip(self, params_list: list[FaceParams | None], scores: list[np.ndarray | None], points: list[np.ndarray | None]) -> None:
@@ -257,14 +269,15 @@ class FaceFitter:
         read = np.array([s is not None for s in scores], dtype=bool) & found
         read_scores = np.stack([s if s is not None else np.zeros(N_BLENDSHAPES, np.float32) for s in scores])
         params.blendshapes = torch.from_numpy(fill_gaps(read_scores, read)).float().to(self.device)
+        unsmoothed = None
         if smoothing and len(found) > 1:
             restart = torch.from_numpy(np.r_[False, found[1:] & ~found[:-1]])
             # The filter steps through the frames one by one: many tiny operations, for the CPU.
-            params = smooth_params(params.to("cpu"), fps, self.coefficient_scale.cpu(), restart).to(self.device)
+            unsmoothed, params = params, smooth_params(params.to("cpu"), fps, self.coefficient_scale.cpu(), restart).to(self.device)
             landmarks = self.model.landmarks(params).cpu().numpy()
         else:
             landmarks = np.stack([landmarks_list[i] for i in nearest])
-        return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps, read)
+        return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps, read, unsmoothed)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 motion, measured from the driver's resting reference, added to it, and pasted back into that
 frame, so the source keeps its own head movement, background and lighting. The expression the
 driver's motion is added to is the source clip's resting one (for the regions that travel), so
-the source's own talking does not add to the driver's.
+the source's own talking does not add to the driver's. Each frame is warped from its own fit
+(:attr:`~facereenact.face3d.fitter.VideoFit.frame_fits`), so that what a smoothed fit would
+miss of its expression is undone as well; the smoothed track places the crop boxes.
 
 ``animate`` with a source video (:mod:`facereenact.app.source_video`) and the evaluation's
 video-to-video protocol both make their frames here, from two tracked clips.
@@ -102,7 +104,9 @@ def reenacted_batches(
         torch.cuda.set_device(cuda_index)
     found = source_fit.found
     reference = neutral_reference(driving_fit.params, int(np.flatnonzero(driving_fit.found)[0]))
-    bases = _bases(source_fit.params, neutral_reference(source_fit.params, int(np.flatnonzero(found)[0])), motion)
+    # Each source frame is warped from its own fit; its crop box follows the smoothed one, steady.
+    own = source_fit.frame_fits
+    bases = _bases(own, neutral_reference(own, int(np.flatnonzero(found)[0])), motion)
     mouths = driving_frames is not None and options.uses_driving_frames
     for start in range(0, len(source_at), ANIMATE_BATCH):
         at, by = source_at[start : start + ANIMATE_BATCH], driving_at[start : start + ANIMATE_BATCH]
@@ -113,7 +117,7 @@ def reenacted_batches(
         batch = VideoBatch(shown, live, boxes, frames_of_driving, driving_fit.landmarks[by])
         if live.any():
             chosen = at[live]
-            batch.bound = BoundSources(model, [f for f, keep in zip(shown, live, strict=True) if keep], source_fit.params[chosen].to(device), source_fit.landmarks[chosen], crop_size, crop_scale, method)
+            batch.bound = BoundSources(model, [f for f, keep in zip(shown, live, strict=True) if keep], own[chosen].to(device), source_fit.landmarks[chosen], crop_size, crop_scale, method)
             donors = frames_of_driving[live] if mouths and frames_of_driving is not None else None
             batch.crops, batch.stage, _ = batch.bound.generate(motion, driving_fit.params[by[live]], reference, bases[chosen], donors, driving_fit.found[by[live]])
         yield batch
