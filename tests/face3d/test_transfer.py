@@ -132,18 +132,20 @@ def _with_scores(params: FaceParams, **scores: float) -> FaceParams:
     return params.replace(blendshapes=values)
 
 
-def test_blendshapes_follow_the_driver_relatively_and_stay_in_range() -> None:
-    source = _with_scores(SOURCE, eyeBlinkLeft=0.1, browInnerUp=0.9)
-    reference = _with_scores(REFERENCE, eyeBlinkLeft=0.2)
-    driving = FaceParams.cat([_with_scores(DRIVING[0], eyeBlinkLeft=0.2), _with_scores(DRIVING[1], eyeBlinkLeft=0.9, browInnerUp=0.5)])
+def test_blendshapes_follow_the_driver_relatively_both_ways() -> None:
+    source = _with_scores(SOURCE, eyeBlinkLeft=0.1, browInnerUp=0.9, browDownLeft=0.05)
+    reference = _with_scores(REFERENCE, eyeBlinkLeft=0.2, browDownLeft=0.1)
+    driving = FaceParams.cat([_with_scores(DRIVING[0], eyeBlinkLeft=0.2, browDownLeft=0.1), _with_scores(DRIVING[1], eyeBlinkLeft=0.9, browInnerUp=0.5, browDownLeft=-0.1)])
     out = target_params(source, driving, reference, MotionOptions(MotionMode.relative))
-    blink, brows = CHANNEL_NAMES.index("eyeBlinkLeft"), CHANNEL_NAMES.index("browInnerUp")
+    blink, brows, lowered = (CHANNEL_NAMES.index(name) for name in ("eyeBlinkLeft", "browInnerUp", "browDownLeft"))
     assert torch.allclose(out.blendshapes[:, blink], torch.tensor([0.1, 0.8]))
-    assert torch.allclose(out.blendshapes[:, brows], torch.tensor([0.9, 1.0])), "scores stay within [0, 1]"
+    # The whole change, past MediaPipe's [0, 1] both ways: refined scores run beyond it.
+    assert torch.allclose(out.blendshapes[:, brows], torch.tensor([0.9, 1.4]))
+    assert torch.allclose(out.blendshapes[:, lowered], torch.tensor([0.05, -0.15]))
     wide_open = source.replace(blendshapes=source.blendshapes.clone())
-    wide_open.blendshapes[0, CHANNEL_NAMES.index("eyeBlinkLeft")] = -0.4  # matched to a photo's eyelids
+    wide_open.blendshapes[0, blink] = -0.4  # matched to a photo's eyelids
     out = target_params(wide_open, driving, reference, MotionOptions())
-    assert torch.allclose(out.blendshapes[:, CHANNEL_NAMES.index("eyeBlinkLeft")], torch.tensor([-0.4, 0.3])), "a source's own score stays reachable"
+    assert torch.allclose(out.blendshapes[:, blink], torch.tensor([-0.4, 0.3])), "a source's own score stays reachable"
 
 
 def test_scales_multiply_the_driven_change() -> None:
@@ -176,7 +178,7 @@ def test_regions_left_out_keep_the_source() -> None:
     lip_sync = target_params(source, driving, reference, MotionOptions(MotionMode.relative, regions=frozenset({Region.mouth})))
     blink, smile = CHANNEL_NAMES.index("eyeBlinkLeft"), CHANNEL_NAMES.index("mouthSmileLeft")
     assert torch.allclose(lip_sync.blendshapes[:, blink], torch.tensor([0.1, 0.1])), "eyes kept from the source"
-    assert torch.allclose(lip_sync.blendshapes[:, smile], torch.tensor([0.3, 1.0]))
+    assert torch.allclose(lip_sync.blendshapes[:, smile], torch.tensor([0.3, 1.1])), "the driver's whole change"
     assert torch.allclose(lip_sync.expression[:, 0], torch.tensor([0.5, 1.5])), "the regressor's coefficients are the mouth's"
     eyes = target_params(source, driving, reference, MotionOptions(MotionMode.relative, regions=frozenset({Region.eyes})))
     assert torch.allclose(eyes.expression, SOURCE.expression.expand(2, -1))

@@ -74,7 +74,7 @@ def zero_lag(signal: torch.Tensor, fps: float, settings: OneEuroSettings, reset:
 POSE_SETTINGS = OneEuroSettings(min_cutoff=1.5, beta=5.0)
 EXPRESSION_SETTINGS = OneEuroSettings(min_cutoff=2.0, beta=5.0)
 IDENTITY_SETTINGS = OneEuroSettings(min_cutoff=0.3, beta=0.05)
-#: Blendshape scores (in [0, 1]) steady at rest, but a blink closes the eye in ~3 frames: a
+#: Blendshape scores are steady at rest, but a blink closes the eye in ~3 frames: a
 #: high ``beta`` opens the filter fully while they move fast.
 BLENDSHAPE_SETTINGS = OneEuroSettings(min_cutoff=3.0, beta=20.0)
 #: The parameter groups of :func:`_to_units`, each with its filter settings.
@@ -125,6 +125,9 @@ def _to_units(params: FaceParams, face_size: torch.Tensor, coefficient_scale: to
 
 
 def _from_units(groups: list[torch.Tensor], face_size: torch.Tensor, coefficient_scale: torch.Tensor) -> FaceParams:
+    """The groups back as parameters. The blendshape scores are not clamped to MediaPipe's
+    [0, 1]: refined to the landmarks, their motion also runs below a clip's rest (a brow
+    lowered), and a clamp cut up to half of the brows' motion."""
     pose, shape, expression, blendshapes = groups
     return FaceParams(
         rotation=orthonormalize_rows(pose[:, 0:3], pose[:, 3:6]),
@@ -132,5 +135,5 @@ def _from_units(groups: list[torch.Tensor], face_size: torch.Tensor, coefficient
         translation=pose[:, 7:9] * face_size,
         shape=shape * coefficient_scale[:40],
         expression=expression * coefficient_scale[40:],
-        blendshapes=blendshapes.clamp(0.0, 1.0),
+        blendshapes=blendshapes,
     )

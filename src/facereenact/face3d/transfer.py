@@ -114,10 +114,10 @@ def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams
             driven_blendshapes = e * driving.blendshapes
         if Region.mouth in options.regions:
             expression = driven_expression
+        # Not clamped to MediaPipe's [0, 1]: the scores are refined to the landmarks, whose motion
+        # runs past it both ways (a brow lowered below the clip's rest); eyelids and lips that
+        # would cross are held apart afterwards (face3d.eyelids, keep_lips_apart).
         chosen = torch.from_numpy(region_mask(options.regions)).to(blendshapes.device)
-        # Within the components' range, widened to the source's own scores (matched to the photo's
-        # eyelids, they may lie outside it: see face3d.eyelids).
-        driven_blendshapes = driven_blendshapes.clamp(source.blendshapes.clamp(max=0.0), source.blendshapes.clamp(min=1.0))
         blendshapes = torch.where(chosen, driven_blendshapes, blendshapes)
     return FaceParams(
         rotation=rotation.contiguous(),
