@@ -145,7 +145,7 @@ def _user_errors(command: F) -> F:
             with _terminate_as_interrupt():
                 return command(*args, **kwargs)
         except FaceReenactError as error:
-            console.print(f"[bold red]error:[/] {escape(_worded(error))}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(_one_line(_worded(error)))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt as interrupt:
             what, code = ("terminated", 128 + signal.SIGTERM) if isinstance(interrupt, _Terminated) else ("interrupted", 128 + signal.SIGINT)
@@ -157,6 +157,12 @@ def _user_errors(command: F) -> F:
 
 def _flag(option: str) -> str:
     return "--" + option.replace("_", "-")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every character that would start a new line shown escaped (a value quoted
+    from a damaged file may hold one): an error stays one line."""
+    return "".join(ascii(character)[1:-1] if len(f"a{character}a".splitlines()) > 1 else character for character in text)
 
 
 def _worded(error: FaceReenactError) -> str:

@@ -53,6 +53,7 @@ def batch_files(draw: st.DrawFn) -> str:
 @example(content="source,driving,model\nme.jpg,clip.mp4,a\x00b\n")
 @example(content="source,driving\nme\x00.jpg,clip.mp4\n")
 @example(content="\ufeffsource,driving,max_frames\nme.jpg,clip.mp4,99999999999999999999999\n")
+@example(content="source,driving,method\r\n0,0,0\x850\r\n")  # a value holding a line break of its own (NEL)
 def test_any_batch_file_is_rows_or_one_error_line(tmp_path_factory: pytest.TempPathFactory, content: str) -> None:
     folder = tmp_path_factory.mktemp("batch")
     jobs = folder / "jobs.csv"
