@@ -71,7 +71,7 @@ def test_shipped_drift_records_its_held_out_validation() -> None:
         assert meta.get(key), key
 
 
-def test_drift_explains_most_identity_movement_in_a_held_out_clip(fitter, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_drift_explains_most_identity_movement_in_a_held_out_clip(fitter, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """lp_d6 (exaggerated expressions) was held out of the estimate; within it the person is fixed,
     so identity movement is the regressor's error, and the drift should account for most of it.
     The drift relates the regressor's own coefficients: its expression as it regressed it, before
@@ -80,11 +80,8 @@ def test_drift_explains_most_identity_movement_in_a_held_out_clip(fitter, data_d
 
     clip = data_dir / "clips" / "lp_d6.mp4"
     assert "lp_d6" in idrift.identity_drift_metadata()["held_out_clips"].split(",")
-    refiner, fitter.refiner = fitter.refiner, None
-    try:
-        fit = fitter.track(iter_frames(clip, 90), probe_video(clip).fps, smoothing=False)
-    finally:
-        fitter.refiner = refiner
+    monkeypatch.setattr(fitter, "refiner", None)
+    fit = fitter.track(iter_frames(clip, 90), probe_video(clip).fps, smoothing=False)
     shapes, expressions = fit.params.shape.double().numpy(), fit.params.expression.double().numpy()
     scale = fitter.coefficient_scale[:40].double().numpy()
     share = idrift.explained_share([shapes], [expressions], idrift.load_identity_drift().double().numpy(), scale)

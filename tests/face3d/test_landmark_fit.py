@@ -59,7 +59,7 @@ def test_the_refinement_follows_a_raised_brow_and_an_opened_jaw(fitter, photo_fi
     assert followed((17, 84, 314, 181, 405)) > 0.5, "the lower lip moves with them"
 
 
-def test_tracking_keeps_only_the_refinements_motion(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_tracking_keeps_only_the_refinements_motion(fitter, data_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Through a clip the refinement's constant part (the fitted identity's mismatch with the
     picture) is taken off: what tracking adds to the regressor's and MediaPipe's expression has
     a median of zero over the clip, and moves from frame to frame."""
@@ -67,11 +67,8 @@ def test_tracking_keeps_only_the_refinements_motion(fitter, data_dir) -> None:  
 
     frames = list(iter_frames(data_dir / "clips" / "dpe_s.mp4", 9))
     refined = fitter.track(frames, fps=25.0, smoothing=False)
-    refiner, fitter.refiner = fitter.refiner, None
-    try:
-        plain = fitter.track(frames, fps=25.0, smoothing=False)
-    finally:
-        fitter.refiner = refiner
+    monkeypatch.setattr(fitter, "refiner", None)
+    plain = fitter.track(frames, fps=25.0, smoothing=False)
     added = torch.cat([refined.params.expression - plain.params.expression, refined.params.blendshapes - plain.params.blendshapes], 1)
     assert added.shape[1] == N_EXPRESSION + len(CHANNEL_NAMES)
     # The eye scores then take the clip's eyelid offset (face3d.eyelids), made on the refined fit.

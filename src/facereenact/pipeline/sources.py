@@ -93,9 +93,10 @@ class BoundSources:
         driving, reference = driving.to(device), reference.to(device)
         base = self.params if bases is None else bases.to(device)
         targets = target_params(base, driving, reference, motion)
-        if motion.mode is MotionMode.relative and motion.transfer_expression and Region.eyes in motion.regions:
+        relative_expression = motion.mode is MotionMode.relative and motion.transfer_expression
+        if relative_expression and Region.eyes in motion.regions:
             targets = follow_eyelids(self.model, base, driving, reference, targets, motion.expression_scale)
-        if motion.mode is MotionMode.relative and motion.transfer_expression and Region.mouth in motion.regions:
+        if relative_expression and Region.mouth in motion.regions:
             targets = follow_lips(self.model, base, driving, reference, targets, motion.expression_scale)
         targets = keep_eyelids_apart(self.model, keep_lips_apart(self.model, targets))
         boxes = self._boxes_t.expand(len(targets), 4) if len(self) == 1 else self._boxes_t
