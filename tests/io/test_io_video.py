@@ -326,6 +326,30 @@ def test_audio_is_copied_and_trimmed_to_the_video(
     assert 0.1 < np.abs(samples).max() < 0.5
 
 
+def test_the_audio_is_encoded_along_the_frames_not_all_after_them(tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[int] = []
+    before_finish: list[int] = []
+    take, finish = video.AudioFeed._take, video.AudioFeed.finish
+
+    def counted_take(self: video.AudioFeed, frame: av.AudioFrame, total: int) -> None:
+        taken.append(frame.samples)
+        take(self, frame, total)
+
+    def counted_finish(self: video.AudioFeed, duration: Fraction) -> None:
+        before_finish.append(len(taken))
+        finish(self, duration)
+
+    monkeypatch.setattr(video.AudioFeed, "_take", counted_take)
+    monkeypatch.setattr(video.AudioFeed, "finish", counted_finish)
+    path = tmp_path / "out.mp4"
+    with VideoWriter(path, fps=25, audio_from=source) as writer:
+        writer.write_batch(read_frames(source, max_frames=FRAMES))
+    # Every audio frame that ends before the last video frame went in as the frames did; the end
+    # cuts the last one or two to the video's length.
+    assert len(before_finish) == 1 and 0 < before_finish[0] and len(taken) - before_finish[0] <= 2
+    assert audio_seconds(path) == pytest.approx(FRAMES / 25, abs=0.1)
+
+
 def test_packed_mono_pcm_audio_is_trimmed_and_stays_mono(tmp_path: Path) -> None:
     # 16-bit PCM decodes to a packed (interleaved) format, unlike AAC's planar float.
     source = tmp_path / "pcm.mkv"

@@ -11,8 +11,8 @@ scores become the blendshapes and the expression is refined to its landmarks
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,8 +192,7 @@ class FaceFitter:
         eyelid_points: list[np.ndarray | None] = []  # MediaPipe's landmarks where read
         # A fresh tracker per video: MediaPipe's own tracking and clock start again.
         with FaceTracker(self) as tracker:
-            for index, frame in enumerate(frames):
-                face = tracker.step(frame)
+            for index, face in enumerate(tracker.steps(frames)):
                 params_list.append(face.params if face else None)
                 landmarks_list.append(face.landmarks if face else None)
                 boxes.append(face.box if face else np.full(4, np.nan))
@@ -312,9 +311,27 @@ class FaceTracker:
 
     def step(self, frame: np.ndarray) -> TrackedFace | None:
         """The face in ``frame`` (RGB uint8), or None when there is none."""
+        return self._step(frame, self._read(frame))
+
+    def steps(self, frames: Iterable[np.ndarray]) -> Iterator[TrackedFace | None]:
+        """:meth:`step` over ``frames``; MediaPipe starts on each frame while the one before it is
+        fitted, so neither thread waits for the other at every frame."""
+        upcoming = iter(frames)
+        frame = next(upcoming, None)
+        reading = self._read(frame) if frame is not None else None
+        while frame is not None:
+            after = next(upcoming, None)
+            reading_after = self._read(after) if after is not None else None
+            yield self._step(frame, reading)
+            frame, reading = after, reading_after
+
+    def _read(self, frame: np.ndarray) -> Future[list[tuple[np.ndarray, np.ndarray]]] | None:
+        """MediaPipe's reading of ``frame``, started in its thread (it reads every frame, in order:
+        its own tracking needs them all)."""
+        return self._reading.submit(self.reader.faces, frame) if self._reading is not None and self.reader is not None else None
+
+    def _step(self, frame: np.ndarray, reading: Future[list[tuple[np.ndarray, np.ndarray]]] | None) -> TrackedFace | None:
         fitter, fitted = self.fitter, None
-        # MediaPipe reads every frame (its own tracking needs them all, in order).
-        reading = self._reading.submit(self.reader.faces, frame) if self._reading is not None and self.reader is not None else None
         in_box = (self.box, *fitter._fit_in_box(frame, self.box)) if self.box is not None else None
         read = reading.result() if reading is not None else []
         if in_box is not None:

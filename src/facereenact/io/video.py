@@ -506,7 +506,6 @@ class VideoWriter:
         self._stack: ExitStack | None = None
         self._container: av.container.OutputContainer | None = None
         self._video: av.VideoStream | None = None
-        self._audio_out: av.AudioStream | None = None
         self._size: tuple[int, int] | None = None  # (height, width) of the frames given
         self._encoder: _BackgroundEncoder | None = None
 
@@ -540,7 +539,7 @@ class VideoWriter:
                 f"{self._size[1]}×{self._size[0]}"
             )
         if height % 2 or width % 2:
-            array = np.pad(array, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            array = cv2.copyMakeBorder(np.ascontiguousarray(array), 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
         # OpenCV converts to the encoder's 4:2:0 (BT.601, limited range, as FFmpeg's own scaler
         # does) several times faster than the conversion inside the encoder. The converted frame
         # is a new array, so the caller may reuse its buffer while the frame is still queued.
@@ -581,8 +580,10 @@ class VideoWriter:
             encoder.close(drop=False)
             if encoder.failure is not None:
                 raise OutputError(f"cannot write {self.path}: {encoder.failure}")
-            self._finish(container)
+            self._finish(container, encoder.audio)
         except BaseException as error:
+            if encoder is not None and encoder.audio is not None:
+                encoder.audio.close()
             _close_quietly(container)
             stack.__exit__(type(error), error, error.__traceback__)
             raise
@@ -603,38 +604,40 @@ class VideoWriter:
         if huge:  # x264 holds its look-ahead frames in memory: fewer of a huge one
             video.options["rc-lookahead"] = str(HUGE_FRAME_LOOKAHEAD)
         self._video = video
-        self._encoder = _BackgroundEncoder(self._container, video, self.rate, depth=1 if huge else 4)
+        feed = None
         if self._audio is not None:
             audio = self._container.add_stream("aac", rate=self._audio.out_rate)
             audio.layout = self._audio.out_layout
             audio.time_base = Fraction(1, self._audio.out_rate)
-            self._audio_out = audio
+            feed = self._audio.feed(self._container, audio)
+        self._encoder = _BackgroundEncoder(self._container, video, self.rate, feed, depth=1 if huge else 4)
         self._size = (height, width)
 
-    def _finish(self, container: av.container.OutputContainer) -> None:
-        """Flush the video encoder, append the audio, write the trailer."""
+    def _finish(self, container: av.container.OutputContainer, audio: AudioFeed | None) -> None:
+        """Flush the video encoder, the audio up to the video's end, write the trailer."""
         assert self._video is not None
         try:
             for packet in self._video.encode(None):
                 container.mux(packet)
-            if self._audio is not None and self._audio_out is not None:
-                video_duration = Fraction(self.frames_written) / self.rate
-                self._audio.encode_into(container, self._audio_out, video_duration)
+            if audio is not None:
+                audio.finish(Fraction(self.frames_written) / self.rate)
             container.close()
         except av.error.FFmpegError as error:
             raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
 
 
 class _BackgroundEncoder:
-    """Encodes and muxes frames in a worker thread, a few frames behind the producer.
+    """Encodes and muxes frames in a worker thread, a few frames behind the producer, and the
+    ``audio`` as far as the frames reach (interleaved as it is written, and not left to the end).
 
     libx264 and the muxer release the GIL, so the next frames are generated while the current
     ones are encoded. The first failure is kept in ``failure`` (a one-line reason) and later
     frames are dropped; the writer reports it.
     """
 
-    def __init__(self, container: av.container.OutputContainer, stream: av.VideoStream, rate: Fraction, depth: int = 4):
+    def __init__(self, container: av.container.OutputContainer, stream: av.VideoStream, rate: Fraction, audio: AudioFeed | None, depth: int = 4):
         self.failure: str | None = None
+        self.audio = audio
         self._container, self._stream, self._time_base = container, stream, 1 / rate
         self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=depth)
         self._drop = threading.Event()
@@ -658,6 +661,8 @@ class _BackgroundEncoder:
                 except queue.Full:
                     pass
                 self._thread.join(timeout=0.05)
+            if self.audio is not None:
+                self.audio.close()
             return
         self._queue.put(None)
         self._thread.join()
@@ -667,7 +672,10 @@ class _BackgroundEncoder:
             if self._drop.is_set() or self.failure is not None:
                 continue
             try:
-                _encode_planes(self._container, self._stream, *item, self._time_base)
+                planes, index = item
+                _encode_planes(self._container, self._stream, planes, index, self._time_base)
+                if self.audio is not None:
+                    self.audio.until((index + 1) * self._time_base)
             except Exception as error:  # reported by the writer; keep draining so it never blocks
                 self.failure = _reason(error)
 
@@ -755,7 +763,8 @@ class AudioTrack:
                 break
             self.decode_packet(packet)
 
-    def _decoded(self) -> Generator[av.AudioFrame, None, None]:
+    def decoded(self) -> Generator[av.AudioFrame, None, None]:
+        """The track's audio frames, in order (decoded from the file now if it is lazy)."""
         if not self._lazy:
             yield from self._frames
             return
@@ -766,39 +775,67 @@ class AudioTrack:
         finally:
             source.close()
 
-    def encode_into(
-        self,
-        container: av.container.OutputContainer,
-        out: av.AudioStream,
-        duration: Fraction,
-    ) -> None:
-        """Keep [0, duration) of the video timeline of the decoded audio and encode it as AAC.
+    def feed(self, container: av.container.OutputContainer, out: av.AudioStream) -> AudioFeed:
+        """An encoder of this audio into ``out``, fed as far as the video is written."""
+        return AudioFeed(self, container, out)
 
-        Samples are placed by a running count from the stream's start (robust to sloppy
-        per-packet timestamps); the encoder resamples and re-chunks them itself.
-        """
-        total = int(duration * self.sample_rate)
-        position = round(self.offset_s * self.sample_rate)
-        time_base = Fraction(1, self.sample_rate)
-        frames = self._decoded()
+
+class AudioFeed:
+    """Encodes a track's audio as AAC into an output, placed on the video's timeline.
+
+    :meth:`until` encodes the decoded frames that end before a time (a writer calls it as frames
+    are written, so the audio is not all encoded at the end); :meth:`finish` keeps exactly
+    [0, duration) and flushes. Samples are placed by a running count from the stream's start
+    (robust to sloppy per-packet timestamps); the encoder resamples and re-chunks them itself.
+    """
+
+    def __init__(self, track: AudioTrack, container: av.container.OutputContainer, out: av.AudioStream):
+        self._container, self._out = container, out
+        self._rate = track.sample_rate
+        self._time_base = Fraction(1, track.sample_rate)
+        self._position = round(track.offset_s * track.sample_rate)  # of the next frame's first sample
+        self._frames = track.decoded()
+        self._next: av.AudioFrame | None = None
+
+    def until(self, seconds: Fraction) -> None:
+        """Encode every frame that ends by ``seconds`` of the video."""
+        end = int(seconds * self._rate)
+        while (frame := self._peek()) is not None and self._position + frame.samples <= end:
+            self._take(frame, end)
+
+    def finish(self, duration: Fraction) -> None:
+        """Encode the rest of [0, ``duration``) of the video's timeline, and flush."""
+        total = int(duration * self._rate)
         try:
-            for frame in frames:
-                start, count = position, frame.samples
-                position += count
-                first, last = max(0, -start), min(count, total - start)
-                if last > first:
-                    if first > 0 or last < count:
-                        frame = _slice_audio(frame, first, last)
-                    frame.pts = start + first
-                    frame.time_base = time_base
-                    for out_packet in out.encode(frame):
-                        container.mux(out_packet)
-                if position >= total:
-                    break
+            while self._position < total and (frame := self._peek()) is not None:
+                self._take(frame, total)
         finally:
-            frames.close()
-        for out_packet in out.encode(None):
-            container.mux(out_packet)
+            self.close()
+        for packet in self._out.encode(None):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        self._frames.close()
+
+    def _peek(self) -> av.AudioFrame | None:
+        if self._next is None:
+            self._next = next(self._frames, None)
+        return self._next
+
+    def _take(self, frame: av.AudioFrame, total: int) -> None:
+        """Encode ``frame``'s samples that lie in [0, ``total``) of the timeline."""
+        self._next = None
+        start, count = self._position, frame.samples
+        self._position += count
+        first, last = max(0, -start), min(count, total - start)
+        if last <= first:
+            return
+        if first > 0 or last < count:
+            frame = _slice_audio(frame, first, last)
+        frame.pts = start + first
+        frame.time_base = self._time_base
+        for packet in self._out.encode(frame):
+            self._container.mux(packet)
 
 
 def _slice_audio(frame: av.AudioFrame, first: int, last: int) -> av.AudioFrame:

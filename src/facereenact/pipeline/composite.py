@@ -145,10 +145,10 @@ class Paster:
         stage made the pixels (inside ``made_box``, region pixels), faded into ``original`` at the
         box's edge."""
         rows, columns = part
-        moved = self._scaled_up(motion, rows, columns, cv2.BORDER_REPLICATE)
-        sharp = cv2.remap(
-            self.background, self._photo_x[columns][None, :] + moved[..., 0], self._photo_y[rows][:, None] + moved[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-        )
+        places = self._scaled_up(motion, rows, columns, cv2.BORDER_REPLICATE)  # the motion, made the photo pixels sampled in place
+        places[..., 0] += self._photo_x[columns]
+        places[..., 1] += self._photo_y[rows][:, None]
+        sharp = cv2.remap(self.background, places, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         if made_box is not None:  # only where the stage made pixels: a mouth, a hole
             left, top, right, bottom = made_box
             inner_rows = slice(max(top, rows.start), min(bottom, rows.stop))
