@@ -1,0 +1,126 @@
+"""Measure how far the output's expression moves against the driver's, per face region: the
+calibration behind ``facereenact.face3d.transfer.BLENDSHAPE_GAIN``.
+
+Why: the blendshape components are ridge-regressed on noisy scores and spread over a coarse
+grid, and the warp shows only part of each component's motion, so an output driven "as is"
+blinks, frowns and smiles less than its driver. Self-reenactment shows by how much without any
+identity in the way: each clip's first frame is animated by the clip itself (crop only, the warp),
+and MediaPipe reads the scores of the driver and of the output. Per region, the median over
+clips and active channels of the output's amplitude over the driver's (std ratio) is reported;
+its inverse is the gain. The clips are the most expressive ones of the people the components
+were estimated from, never the held-out people that ``expression_following.py`` evaluates on.
+
+Usage::
+
+    python benchmarks/blendshape_gain.py [--data ../shared/data] [--clips 8] [--frames 150] [--as-shipped]
+
+Without ``--as-shipped`` the gains are set to 1 first (what they are calibrated from); with it,
+the shipped gains are kept, and the ratios should come out near 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from estimate_expression_basis import DEFAULT_HELD_OUT, PERSON_OF  # noqa: E402
+from expression_following import MIN_DRIVER_STD  # noqa: E402
+
+from facereenact.app.animate import AnimateRequest, animate_file  # noqa: E402
+from facereenact.app.locations import resolve_assets  # noqa: E402
+from facereenact.evaluate.references import MediaPipeFace  # noqa: E402
+from facereenact.face3d import transfer  # noqa: E402
+from facereenact.face3d.blendshapes import CHANNELS, Region  # noqa: E402
+from facereenact.face3d.fitter import FaceFitter  # noqa: E402
+from facereenact.io.image import write_image  # noqa: E402
+from facereenact.io.video import iter_frames  # noqa: E402
+from facereenact.pipeline.request import GenerationMethod  # noqa: E402
+
+
+def scores(frames: list[np.ndarray], mediapipe: MediaPipeFace) -> tuple[np.ndarray, list[str]]:
+    """(T, 52) MediaPipe scores (NaN where no face was read) and their names."""
+    rows, names = [], []
+    for frame in frames:
+        face = mediapipe.analyse(frame)
+        if face is not None and len(face.blendshapes) == 52:
+            names = names or list(face.blendshape_names)
+            rows.append(face.blendshapes)
+        else:
+            rows.append(np.full(52, np.nan))
+    return np.array(rows), names
+
+
+def expressive_training_clips(data: Path, count: int, mediapipe: MediaPipeFace) -> list[Path]:
+    """The clips of people outside the held-out set whose scores move most (eyes, brows, mouth
+    corners; MediaPipe on every 4th frame), one clip per person."""
+    held = {PERSON_OF.get(h, h) for h in DEFAULT_HELD_OUT}
+    activity: dict[Path, float] = {}
+    for path in sorted((data / "clips").glob("*.mp4")):
+        if PERSON_OF.get(path.stem, path.stem) in held:
+            continue
+        read, names = scores(list(iter_frames(path))[::4], mediapipe)
+        if np.isfinite(read[:, 0]).sum() < 10:
+            continue
+        wanted = [names.index(n) for region in (Region.eyes, Region.brows, Region.mouth) for n in CHANNELS[region][:2]]
+        activity[path] = float(np.nanmean(np.nanstd(read[:, wanted], axis=0)))
+    chosen, people = [], set()
+    for path in sorted(activity, key=activity.__getitem__, reverse=True):
+        person = PERSON_OF.get(path.stem, path.stem)
+        if person not in people:
+            chosen.append(path)
+            people.add(person)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--clips", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--as-shipped", action="store_true", help="keep the shipped gains (a check: ratios near 1)")
+    args = parser.parse_args()
+    if not args.as_shipped:
+        transfer.BLENDSHAPE_GAIN.update(dict.fromkeys(Region, 1.0))
+    assets = resolve_assets(None)
+    mediapipe, fitter = MediaPipeFace(assets), FaceFitter(assets)
+    clips = expressive_training_clips(args.data, args.clips, mediapipe)
+    print("clips:", [c.stem for c in clips], flush=True)
+    ratios: dict[Region, list[float]] = {region: [] for region in Region}
+    request = AnimateRequest(method=GenerationMethod.warp, crop_only=True, max_frames=args.frames)
+    for clip in clips:
+        frames = list(iter_frames(clip))[: args.frames]
+        with tempfile.TemporaryDirectory() as folder:
+            source, output = Path(folder) / "source.png", Path(folder) / "out.mp4"
+            write_image(source, frames[0])
+            animate_file(fitter, request, source, clip, output)
+            produced = list(iter_frames(output))
+        driver, names = scores(frames, mediapipe)
+        out, _ = scores(produced, mediapipe)
+        for region, channels in CHANNELS.items():
+            for name in channels:
+                k = names.index(name)
+                both = np.isfinite(driver[:, k]) & np.isfinite(out[:, k])
+                if both.sum() >= 10 and driver[both, k].std() > MIN_DRIVER_STD:
+                    ratios[region].append(float(out[both, k].std() / driver[both, k].std()))
+        print(clip.stem, {r.value: len(v) for r, v in ratios.items()}, flush=True)
+    report = {
+        region.value: {"channels measured": len(values), "amplitude ratio": round(float(np.median(values)), 3), "gain": round(1 / float(np.median(values)), 2)}
+        for region, values in ratios.items()
+        if values
+    }
+    print(json.dumps({"gains applied": {r.value: g for r, g in transfer.BLENDSHAPE_GAIN.items()}, "by region": report}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
