@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from facereenact.face3d.fitter import FaceTracker
 from facereenact.face3d.regressor import box_from_detection, box_from_landmarks
 from facereenact.io.video import iter_frames, probe_video
 
@@ -68,6 +69,18 @@ def test_a_smoothed_track_keeps_each_frames_own_fit(fitter, data_dir) -> None:  
         own, unsmoothed, smoothed = getattr(raw.params, name), getattr(smooth.frame_fits, name), getattr(smooth.params, name)
         assert torch.allclose(unsmoothed, own, atol=1e-4), name
         assert not torch.allclose(smoothed, own, atol=1e-4), f"{name}: the smoothed track is the raw one"
+
+
+def test_stepping_a_clip_with_mediapipe_a_frame_ahead_gives_the_faces_of_one_step_at_a_time(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
+    frames = list(iter_frames(data_dir / "clips" / "dpe_d.mp4", 12))
+    with FaceTracker(fitter) as tracker:
+        ahead = list(tracker.steps(frames))
+    with FaceTracker(fitter) as tracker:
+        one_by_one = [tracker.step(frame) for frame in frames]
+    assert len(ahead) == len(frames) and all(face is not None for face in ahead)
+    for a, b in zip(ahead, one_by_one, strict=True):
+        assert a is not None and b is not None
+        assert np.array_equal(a.landmarks, b.landmarks) and np.array_equal(a.scores, b.scores)
 
 
 def test_tracking_finds_the_face_on_a_clip(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]

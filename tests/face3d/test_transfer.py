@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES, Region
 from facereenact.face3d.params import FaceParams, angles_to_rotation
 from facereenact.face3d.transfer import (
-    BLENDSHAPE_GAIN,
     LIP_GAP_NOISE,
     MotionMode,
     MotionOptions,
@@ -139,16 +138,14 @@ def test_blendshapes_follow_the_driver_relatively_both_ways() -> None:
     driving = FaceParams.cat([_with_scores(DRIVING[0], eyeBlinkLeft=0.2, browDownLeft=0.1), _with_scores(DRIVING[1], eyeBlinkLeft=0.9, browInnerUp=0.5, browDownLeft=-0.1)])
     out = target_params(source, driving, reference, MotionOptions(MotionMode.relative))
     blink, brows, lowered = (CHANNEL_NAMES.index(name) for name in ("eyeBlinkLeft", "browInnerUp", "browDownLeft"))
-    eyes, brow = BLENDSHAPE_GAIN[Region.eyes], BLENDSHAPE_GAIN[Region.brows]
-    assert torch.allclose(out.blendshapes[:, blink], torch.tensor([0.1, 0.1 + 0.7 * eyes]))
-    # The whole change (carried by the region's gain), past MediaPipe's [0, 1] both ways:
-    # refined scores run beyond it.
-    assert torch.allclose(out.blendshapes[:, brows], torch.tensor([0.9, 0.9 + 0.5 * brow]))
-    assert torch.allclose(out.blendshapes[:, lowered], torch.tensor([0.05, 0.05 - 0.2 * brow]))
+    assert torch.allclose(out.blendshapes[:, blink], torch.tensor([0.1, 0.8]))
+    # The whole change, past MediaPipe's [0, 1] both ways: refined scores run beyond it.
+    assert torch.allclose(out.blendshapes[:, brows], torch.tensor([0.9, 1.4]))
+    assert torch.allclose(out.blendshapes[:, lowered], torch.tensor([0.05, -0.15]))
     wide_open = source.replace(blendshapes=source.blendshapes.clone())
     wide_open.blendshapes[0, blink] = -0.4  # matched to a photo's eyelids
     out = target_params(wide_open, driving, reference, MotionOptions())
-    assert torch.allclose(out.blendshapes[:, blink], torch.tensor([-0.4, -0.4 + 0.7 * eyes])), "a source's own score stays reachable"
+    assert torch.allclose(out.blendshapes[:, blink], torch.tensor([-0.4, 0.3])), "a source's own score stays reachable"
 
 
 def test_scales_multiply_the_driven_change() -> None:
@@ -181,11 +178,11 @@ def test_regions_left_out_keep_the_source() -> None:
     lip_sync = target_params(source, driving, reference, MotionOptions(MotionMode.relative, regions=frozenset({Region.mouth})))
     blink, smile = CHANNEL_NAMES.index("eyeBlinkLeft"), CHANNEL_NAMES.index("mouthSmileLeft")
     assert torch.allclose(lip_sync.blendshapes[:, blink], torch.tensor([0.1, 0.1])), "eyes kept from the source"
-    assert torch.allclose(lip_sync.blendshapes[:, smile], torch.tensor([0.3, 0.3 + 0.8 * BLENDSHAPE_GAIN[Region.mouth]])), "the driver's whole change"
+    assert torch.allclose(lip_sync.blendshapes[:, smile], torch.tensor([0.3, 1.1])), "the driver's whole change"
     assert torch.allclose(lip_sync.expression[:, 0], torch.tensor([0.5, 1.5])), "the regressor's coefficients are the mouth's"
     eyes = target_params(source, driving, reference, MotionOptions(MotionMode.relative, regions=frozenset({Region.eyes})))
     assert torch.allclose(eyes.expression, SOURCE.expression.expand(2, -1))
-    assert torch.allclose(eyes.blendshapes[:, blink], torch.tensor([0.1, 0.1 + 0.9 * BLENDSHAPE_GAIN[Region.eyes]]))
+    assert torch.allclose(eyes.blendshapes[:, blink], torch.tensor([0.1, 1.0]))
 
 
 def test_a_driver_starting_mid_blink_is_measured_from_rest() -> None:

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from enum import Enum
 
 import numpy as np
@@ -61,11 +61,6 @@ def region_mask(regions: Iterable[Region]) -> np.ndarray:
     """(N_BLENDSHAPES,) bool: the channels that belong to ``regions``."""
     wanted = {name for region in regions for name in CHANNELS[region]}
     return np.array([name in wanted for name in CHANNEL_NAMES])
-
-
-def per_channel(values: Mapping[Region, float]) -> np.ndarray:
-    """(N_BLENDSHAPES,) float32: each channel given its region's value."""
-    return np.array([values[region] for region, names in CHANNELS.items() for _ in names], np.float32)
 
 
 #: File descriptor 2 belongs to the whole process: one silencing at a time, or two threads making

@@ -24,7 +24,7 @@ from enum import Enum
 
 import torch
 
-from facereenact.face3d.blendshapes import Region, per_channel, region_mask
+from facereenact.face3d.blendshapes import Region, region_mask
 from facereenact.face3d.expression_basis import LOWER_INNER_LIP, UPPER_INNER_LIP
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
@@ -51,13 +51,6 @@ class MotionOptions:
     #: The regions whose expression comes from the driver; the others keep the source's.
     regions: frozenset[Region] = field(default_factory=lambda: ALL_REGIONS)
 
-
-#: Per region, how much further the blendshape scores' change is carried than the scores say, so
-#: that the output moves as far as the driver: the components (ridge-regressed on noisy scores,
-#: spread over the 64² grid) and the warp show only part of a score's motion. Measured by
-#: ``benchmarks/blendshape_gain.py``: self-reenactment of clips the components were estimated
-#: from, the output's amplitude over the driver's as MediaPipe reads them, inverted.
-BLENDSHAPE_GAIN: dict[Region, float] = {Region.eyes: 1.31, Region.gaze: 1.53, Region.brows: 1.46, Region.mouth: 1.21}
 
 #: A first frame's blendshape score this far above the clip's median is not a resting face.
 NOT_AT_REST = 0.2
@@ -124,8 +117,6 @@ def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams
         # Not clamped to MediaPipe's [0, 1]: the scores are refined to the landmarks, whose motion
         # runs past it both ways (a brow lowered below the clip's rest); eyelids and lips that
         # would cross are held apart afterwards (face3d.eyelids, keep_lips_apart).
-        gain = torch.from_numpy(per_channel(BLENDSHAPE_GAIN)).to(blendshapes.device)
-        driven_blendshapes = blendshapes + gain * (driven_blendshapes - blendshapes)
         chosen = torch.from_numpy(region_mask(options.regions)).to(blendshapes.device)
         blendshapes = torch.where(chosen, driven_blendshapes, blendshapes)
     return FaceParams(

@@ -20,7 +20,7 @@ from facereenact.face3d.eyelids import follow_eyelids, keep_eyelids_apart
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
-from facereenact.face3d.transfer import BLENDSHAPE_GAIN, MotionMode, MotionOptions, follow_lips, keep_lips_apart, target_params
+from facereenact.face3d.transfer import MotionMode, MotionOptions, follow_lips, keep_lips_apart, target_params
 from facereenact.pipeline.composite import Paster, crop, reenactment_box
 from facereenact.stage import GenerationStage, StageMethod, WarpResult, WarpTargets
 from facereenact.warp.geometric import WarpMethod
@@ -95,8 +95,7 @@ class BoundSources:
         targets = target_params(base, driving, reference, motion)
         relative_expression = motion.mode is MotionMode.relative and motion.transfer_expression
         if relative_expression and Region.eyes in motion.regions:
-            # The eyes' change is carried as a change of their opening, by the eyes' gain too.
-            targets = follow_eyelids(self.model, base, driving, reference, targets, motion.expression_scale * BLENDSHAPE_GAIN[Region.eyes])
+            targets = follow_eyelids(self.model, base, driving, reference, targets, motion.expression_scale)
         if relative_expression and Region.mouth in motion.regions:
             targets = follow_lips(self.model, base, driving, reference, targets, motion.expression_scale)
         targets = keep_eyelids_apart(self.model, keep_lips_apart(self.model, targets))

@@ -1,21 +1,16 @@
-"""Measure how far the output's expression moves against the driver's, per face region: the
-calibration behind ``facereenact.face3d.transfer.BLENDSHAPE_GAIN``.
+"""How far the output's eyes, gaze, brows and mouth move against its driver's, per face region,
+on self-reenactment.
 
-Why: the blendshape components are ridge-regressed on noisy scores and spread over a coarse
-grid, and the warp shows only part of each component's motion, so an output driven "as is"
-blinks, frowns and smiles less than its driver. Self-reenactment shows by how much without any
-identity in the way: each clip's first frame is animated by the clip itself (crop only, the warp),
-and MediaPipe reads the scores of the driver and of the output. Per region, the median over
-clips and active channels of the output's amplitude over the driver's (std ratio) is reported;
-its inverse is the gain. The clips are the most expressive ones of the people the components
-were estimated from, never the held-out people that ``expression_following.py`` evaluates on.
+Each clip's first frame is animated by the clip itself (the warp, crop only, ``--frames``
+frames), so no identity stands between the driver and the output, and MediaPipe reads the scores
+of both. Per region: the median over clips and active channels of the output's amplitude over
+the driver's (std ratio). The clips are the most expressive ones of people the blendshape
+components were estimated from, never the held-out people that ``expression_following.py``
+drives with, so the two measurements do not share footage.
 
 Usage::
 
-    python benchmarks/blendshape_gain.py [--data ../shared/data] [--clips 8] [--frames 150] [--as-shipped]
-
-Without ``--as-shipped`` the gains are set to 1 first (what they are calibrated from); with it,
-the shipped gains are kept, and the ratios should come out near 1.
+    python benchmarks/expression_amplitude.py [--data ../shared/data] [--clips 8] [--frames 150]
 """
 
 from __future__ import annotations
@@ -38,7 +33,6 @@ from expression_following import MIN_DRIVER_STD  # noqa: E402
 from facereenact.app.animate import AnimateRequest, animate_file  # noqa: E402
 from facereenact.app.locations import resolve_assets  # noqa: E402
 from facereenact.evaluate.references import MediaPipeFace  # noqa: E402
-from facereenact.face3d import transfer  # noqa: E402
 from facereenact.face3d.blendshapes import CHANNELS, Region  # noqa: E402
 from facereenact.face3d.fitter import FaceFitter  # noqa: E402
 from facereenact.io.image import write_image  # noqa: E402
@@ -88,10 +82,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--as-shipped", action="store_true", help="keep the shipped gains (a check: ratios near 1)")
     args = parser.parse_args()
-    if not args.as_shipped:
-        transfer.BLENDSHAPE_GAIN.update(dict.fromkeys(Region, 1.0))
     assets = resolve_assets(None)
     mediapipe, fitter = MediaPipeFace(assets), FaceFitter(assets)
     clips = expressive_training_clips(args.data, args.clips, mediapipe)
@@ -114,12 +105,8 @@ def main() -> None:
                 if both.sum() >= 10 and driver[both, k].std() > MIN_DRIVER_STD:
                     ratios[region].append(float(out[both, k].std() / driver[both, k].std()))
         print(clip.stem, {r.value: len(v) for r, v in ratios.items()}, flush=True)
-    report = {
-        region.value: {"channels measured": len(values), "amplitude ratio": round(float(np.median(values)), 3), "gain": round(1 / float(np.median(values)), 2)}
-        for region, values in ratios.items()
-        if values
-    }
-    print(json.dumps({"gains applied": {r.value: g for r, g in transfer.BLENDSHAPE_GAIN.items()}, "by region": report}, indent=1))
+    report = {region.value: {"channels measured": len(values), "amplitude ratio": round(float(np.median(values)), 3)} for region, values in ratios.items() if values}
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
