@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from estimate_expression_basis import DEFAULT_HELD_OUT, PERSON_OF  # noqa: E402
-from expression_following import MIN_DRIVER_STD  # noqa: E402
+from expression_following import MIN_DRIVER_STD, read  # noqa: E402
 
 from facereenact.app.animate import AnimateRequest, animate_file  # noqa: E402
 from facereenact.app.locations import resolve_assets  # noqa: E402
@@ -40,19 +40,6 @@ from facereenact.io.video import iter_frames  # noqa: E402
 from facereenact.pipeline.request import GenerationMethod  # noqa: E402
 
 
-def scores(frames: list[np.ndarray], mediapipe: MediaPipeFace) -> tuple[np.ndarray, list[str]]:
-    """(T, 52) MediaPipe scores (NaN where no face was read) and their names."""
-    rows, names = [], []
-    for frame in frames:
-        face = mediapipe.analyse(frame)
-        if face is not None and len(face.blendshapes) == 52:
-            names = names or list(face.blendshape_names)
-            rows.append(face.blendshapes)
-        else:
-            rows.append(np.full(52, np.nan))
-    return np.array(rows), names
-
-
 def expressive_training_clips(data: Path, count: int, mediapipe: MediaPipeFace) -> list[Path]:
     """The clips of people outside the held-out set whose scores move most (eyes, brows, mouth
     corners; MediaPipe on every 4th frame), one clip per person."""
@@ -61,11 +48,12 @@ def expressive_training_clips(data: Path, count: int, mediapipe: MediaPipeFace) 
     for path in sorted((data / "clips").glob("*.mp4")):
         if PERSON_OF.get(path.stem, path.stem) in held:
             continue
-        read, names = scores(list(iter_frames(path))[::4], mediapipe)
-        if np.isfinite(read[:, 0]).sum() < 10:
+        seen = read(list(iter_frames(path))[::4], mediapipe, None)
+        if np.isfinite(seen["scores"][:, 0]).sum() < 10:
             continue
+        names = list(seen["names"])
         wanted = [names.index(n) for region in (Region.eyes, Region.brows, Region.mouth) for n in CHANNELS[region][:2]]
-        activity[path] = float(np.nanmean(np.nanstd(read[:, wanted], axis=0)))
+        activity[path] = float(np.nanmean(np.nanstd(seen["scores"][:, wanted], axis=0)))
     chosen, people = [], set()
     for path in sorted(activity, key=activity.__getitem__, reverse=True):
         person = PERSON_OF.get(path.stem, path.stem)
@@ -96,8 +84,8 @@ def main() -> None:
             write_image(source, frames[0])
             animate_file(fitter, request, source, clip, output)
             produced = list(iter_frames(output))
-        driver, names = scores(frames, mediapipe)
-        out, _ = scores(produced, mediapipe)
+        seen = read(frames, mediapipe, None)
+        driver, out, names = seen["scores"], read(produced, mediapipe, None)["scores"], list(seen["names"])
         for region, channels in CHANNELS.items():
             for name in channels:
                 k = names.index(name)

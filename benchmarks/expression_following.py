@@ -46,8 +46,9 @@ from facereenact.io.video import iter_frames  # noqa: E402
 MIN_DRIVER_STD = 0.02  # a blendshape the driver moves less than this is not "active"
 
 
-def read(frames: list[np.ndarray], mediapipe: MediaPipeFace, dlib: DlibLandmarks) -> dict[str, np.ndarray]:
-    """Per frame: MediaPipe's 52 scores and the dlib signals (NaN where a face was not read)."""
+def read(frames: list[np.ndarray], mediapipe: MediaPipeFace, dlib: DlibLandmarks | None) -> dict[str, np.ndarray]:
+    """Per frame: MediaPipe's 52 scores and the dlib signals (NaN where a face was not read, and
+    everywhere without ``dlib``)."""
     scores, signals, names = [], [], []
     for frame in frames:
         face = mediapipe.analyse(frame)
@@ -55,7 +56,7 @@ def read(frames: list[np.ndarray], mediapipe: MediaPipeFace, dlib: DlibLandmarks
             names = face.blendshape_names
         scores.append(face.blendshapes if face is not None and len(face.blendshapes) == 52 else np.full(52, np.nan))
         points = None
-        if face is not None:
+        if face is not None and dlib is not None:
             low, high = face.landmarks.min(0), face.landmarks.max(0)
             points = dlib.landmarks(frame, box_hint=(low[0], low[1], high[0], high[1]))
         signals.append(dlib_signals(points) if points is not None else np.full(4, np.nan))

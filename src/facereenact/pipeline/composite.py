@@ -145,7 +145,8 @@ class Paster:
         stage made the pixels (inside ``made_box``, region pixels), faded into ``original`` at the
         box's edge."""
         rows, columns = part
-        places = self._scaled_up(motion, rows, columns, cv2.BORDER_REPLICATE)  # the motion, made the photo pixels sampled in place
+        # The motion scaled up, then turned in place into the photo pixel each region pixel samples.
+        places = self._scaled_up(motion, rows, columns, cv2.BORDER_REPLICATE)
         places[..., 0] += self._photo_x[columns]
         places[..., 1] += self._photo_y[rows][:, None]
         sharp = cv2.remap(self.background, places, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
