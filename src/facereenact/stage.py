@@ -30,15 +30,34 @@ class DrivingMouths:
 
 
 @dataclass
+class IrisShifts:
+    """The target faces as a warp of the picture renders them, in source-crop pixels: their
+    vertices (B, N, 3) looking sideways as far as the sources do, and how far each iris then
+    slides inside its eye opening: ``shifts`` (B, 2, 2) per eye, the irises' centres (B, 2, 2)
+    and radii (B, 2) where they end up, and the eyes' outlines (B, 2, 6, 2). See
+    :mod:`facereenact.face3d.irises` for why the iris slides in the picture rather than with
+    the mesh."""
+
+    vertices: torch.Tensor
+    shifts: torch.Tensor
+    centres: torch.Tensor
+    radii: torch.Tensor
+    outlines: torch.Tensor
+
+
+@dataclass
 class WarpTargets:
     """What the warp needs about the target faces, in source-crop pixels: vertices (B, N, 3),
     landmarks (B, 68, 3), and ``head`` (B, 2, S, S): for each target pixel, the source pixel the
-    head around the face carries there (:func:`facereenact.warp.head.head_field`)."""
+    head around the face carries there (:func:`facereenact.warp.head.head_field`). A stage that
+    warps the picture renders ``irises.vertices`` instead and slides the irises (a network reads
+    the whole geometry from ``vertices``)."""
 
     vertices: torch.Tensor
     landmarks: torch.Tensor
     head: torch.Tensor
     mouths: DrivingMouths | None = None
+    irises: IrisShifts | None = None
 
 
 @dataclass

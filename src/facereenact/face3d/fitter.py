@@ -110,9 +110,8 @@ class FaceFitter:
         std = self.regressor.param_std[12:62]
         self.coefficient_scale = std.clamp(min=1e-6)
         # The dense model has no blendshape components: MediaPipe's scores alone are read there.
-        has_components = bool(self.model.basis[:, N_SHAPE + N_EXPRESSION :].abs().amax() > 0)
         self.refiner = None
-        if blendshapes and has_components:
+        if blendshapes and self.model.has_blendshape_components:
             try:
                 placed = load_mediapipe_on_mean_face()
             except (OSError, ValueError) as error:

@@ -55,6 +55,12 @@ class MorphableModel:
         return self.mean.shape[0]
 
     @cached_property
+    def has_blendshape_components(self) -> bool:
+        """Whether MediaPipe's scores move this model (the grid's estimated components do; the
+        dense model has none, and reads the scores without deforming)."""
+        return bool(self.basis[:, N_SHAPE + N_EXPRESSION :].abs().amax() > 0) if self.basis.shape[1] > N_SHAPE + N_EXPRESSION else False
+
+    @cached_property
     def mouth_gap(self) -> torch.Tensor:
         """(F,) bool: the triangles bridging the lips of the mean face, which an opening mouth
         stretches across the gap. Computed once per model: every warp (one per training sample

@@ -17,12 +17,13 @@ import torch
 
 from facereenact.face3d.blendshapes import Region
 from facereenact.face3d.eyelids import follow_eyelids, keep_eyelids_apart
+from facereenact.face3d.irises import EYE_OUTLINES, IrisModel
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
 from facereenact.face3d.transfer import MotionMode, MotionOptions, follow_lips, keep_lips_apart, target_params
 from facereenact.pipeline.composite import Paster, crop, reenactment_box
-from facereenact.stage import GenerationStage, StageMethod, WarpResult, WarpTargets
+from facereenact.stage import GenerationStage, IrisShifts, StageMethod, WarpResult, WarpTargets
 from facereenact.warp.geometric import WarpMethod
 from facereenact.warp.head import HeadEllipsoid, head_field
 from facereenact.warp.mouth import cut_driving_mouths
@@ -56,6 +57,7 @@ class BoundSources:
         vertices = self.to_crop(model.vertices(self.params))
         self.in_crop = params_to_crop(self.params, self._boxes_t, crop_size)
         self.head = HeadEllipsoid.of(model, self.params.shape)
+        self.irises = IrisModel(model) if model.has_blendshape_components else None
         self.stage: GenerationStage = (method or WarpMethod()).bound_to(model, vertices, self.crops)
         self._pasters: list[Paster | None] = [None] * len(self.pictures)
 
@@ -106,9 +108,25 @@ class BoundSources:
         if driving_frames is not None:
             face_size = (landmarks[..., :2].amax(1) - landmarks[..., :2].amin(1)).amax(-1)
             mouths = cut_driving_mouths(driving_frames, self.model.vertices(driving), self.model.landmarks(driving), face_size, found)
-        result = self.stage(self.crops, WarpTargets(self.to_crop(self.model.vertices(targets)), landmarks, head, mouths))
+        surface = self.model.vertices(targets)
+        vertices = self.to_crop(surface)
+        irises = self._iris_shifts(targets, surface, vertices) if self.irises is not None else None
+        result = self.stage(self.crops, WarpTargets(vertices, landmarks, head, mouths, irises))
         crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return crops, result, targets
+
+    def _iris_shifts(self, targets: FaceParams, surface: torch.Tensor, vertices: torch.Tensor) -> IrisShifts:
+        """The targets (posed vertices: ``surface`` in picture pixels, ``vertices`` in crop
+        pixels) looking as far sideways as the sources' own pictures do, and how far each iris
+        slides from there (see :class:`IrisShifts`), in crop pixels."""
+        assert self.irises is not None
+        held = self.to_crop(surface - self.irises.sideways_motion(targets, self.params))
+        moved, still = self.irises.points(vertices)[..., :2], self.irises.points(held)[..., :2]
+        centres = moved[:, :, 0]
+        radii = (moved[:, :, 1:] - centres[:, :, None]).norm(dim=-1).mean(-1)
+        lids = self.to_crop(self.model.landmarks(self.irises.looking_ahead(targets, self.params)))
+        outlines = lids[:, torch.tensor(EYE_OUTLINES).flatten(), :2].view(-1, 2, len(EYE_OUTLINES[0]), 2)
+        return IrisShifts(held, centres - still[:, :, 0], centres, radii, outlines)
 
     def pasted(self, crops: np.ndarray, stage: WarpResult, onto: Sequence[np.ndarray] | None = None) -> Iterator[np.ndarray]:
         """Each crop pasted into its source's picture (H, W, 3) uint8, one at a time: the picture

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.raster import Rasterization, interpolate, rasterize
 from facereenact.stage import DrivingMouths, WarpResult, WarpTargets
+from facereenact.warp.gaze import slide_irises
 
 #: A triangle stretched more than this (area in the output over area in the source) has too
 #: little source texture to be warped faithfully; its pixels become holes.
@@ -110,11 +111,12 @@ class GeometricWarp:
         """``source_crop`` (1, 3, S, S) in [0, 1], or (B, 3, S, S) for B sources → warped crops
         for every target."""
         size, triangles = self.size, self.model.triangles
-        batch = len(targets.vertices)
-        raster = rasterize(targets.vertices, triangles, size, size)
+        vertices = targets.vertices if targets.irises is None else targets.irises.vertices
+        batch = len(vertices)
+        raster = rasterize(vertices, triangles, size, size)
         coordinates = interpolate(raster, triangles, self.source_coordinates)  # (B, 2, S, S)
 
-        target_area = _triangle_areas(targets.vertices, triangles)
+        target_area = _triangle_areas(vertices, triangles)
         stretch = target_area / self.source_area.clamp(min=1e-3)
         unusable = ~self.source_usable | (stretch > MAX_STRETCH)  # (B, F)
         image_of = raster.pixels // (size * size)
@@ -125,6 +127,8 @@ class GeometricWarp:
         face = raster.mask
 
         field = self._field(coordinates, face, targets)
+        if targets.irises is not None:
+            field = slide_irises(field, targets.irises)
         normalised = (field / (size - 1) * 2 - 1).permute(0, 2, 3, 1)
         images = F.grid_sample(source_crop.expand(batch, -1, -1, -1), normalised, mode="bilinear", padding_mode="border", align_corners=True)
         images = fill_holes(images, holes, mouth)
