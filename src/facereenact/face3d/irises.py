@@ -19,6 +19,8 @@ same placement on the mean face as the blendshape components were estimated with
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -35,12 +37,18 @@ EYE_OUTLINES = (tuple(range(36, 42)), tuple(range(42, 48)))
 SIDEWAYS = ("eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight")
 
 
+@lru_cache(maxsize=1)
+def _irises_on_mean_face() -> np.ndarray:
+    """(10, 3) the iris landmarks on the mean face, read once: a source video binds its irises
+    batch by batch."""
+    return np.asarray(load_mediapipe_on_mean_face(), np.float64)[np.array(IRISES).ravel()]
+
+
 class IrisModel:
     """The irises' points (2 eyes × 5) bound to the mesh's surface."""
 
     def __init__(self, model: MorphableModel):
-        placed = np.asarray(load_mediapipe_on_mean_face(), np.float64)[np.array(IRISES).ravel()]
-        weights = landmark_weights(placed, model.mean.double().cpu().numpy(), model.triangles.cpu().numpy())
+        weights = landmark_weights(_irises_on_mean_face(), model.mean.double().cpu().numpy(), model.triangles.cpu().numpy())
         self.bound = torch.from_numpy(weights).to(model.mean)  # (10, N)
         self.sideways = torch.tensor([name in SIDEWAYS for name in CHANNEL_NAMES], device=model.mean.device)
         self.sideways_basis = model.basis[:, N_SHAPE + N_EXPRESSION + torch.nonzero(self.sideways).flatten()]  # (N·3, 4)

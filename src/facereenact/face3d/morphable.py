@@ -58,7 +58,8 @@ class MorphableModel:
     def has_blendshape_components(self) -> bool:
         """Whether MediaPipe's scores move this model (the grid's estimated components do; the
         dense model has none, and reads the scores without deforming)."""
-        return bool(self.basis[:, N_SHAPE + N_EXPRESSION :].abs().amax() > 0) if self.basis.shape[1] > N_SHAPE + N_EXPRESSION else False
+        components = self.basis[:, N_SHAPE + N_EXPRESSION :]
+        return components.numel() > 0 and bool(components.abs().amax() > 0)
 
     @cached_property
     def mouth_gap(self) -> torch.Tensor:
@@ -185,20 +186,21 @@ def landmark_weights(points: np.ndarray, mean: np.ndarray, triangles: np.ndarray
     The grid has no vertex exactly at the dense model's landmarks; interpolating the bases over
     the triangle below each landmark keeps the landmarks moving with identity and expression.
     """
-    tri_xy = mean[triangles][..., :2]  # (F, 3, 2)
+    corners = mean[triangles]  # (F, 3, 3)
+    tri_xy, tri_z = corners[..., :2], corners[..., 2]
+    v0 = tri_xy[:, 1] - tri_xy[:, 0]
+    v1 = tri_xy[:, 2] - tri_xy[:, 0]
+    det = v0[:, 0] * v1[:, 1] - v0[:, 1] * v1[:, 0]
+    det = np.where(np.abs(det) < 1e-9, 1e-9, det)
     weights = np.zeros((len(points), len(mean)))
     for k, point in enumerate(points[:, :2]):
-        v0 = tri_xy[:, 1] - tri_xy[:, 0]
-        v1 = tri_xy[:, 2] - tri_xy[:, 0]
         v2 = point - tri_xy[:, 0]
-        det = v0[:, 0] * v1[:, 1] - v0[:, 1] * v1[:, 0]
-        det = np.where(np.abs(det) < 1e-9, 1e-9, det)
         w1 = (v2[:, 0] * v1[:, 1] - v2[:, 1] * v1[:, 0]) / det
         w2 = (v0[:, 0] * v2[:, 1] - v0[:, 1] * v2[:, 0]) / det
         bary = np.stack([1 - w1 - w2, w1, w2], 1)
         outside = np.clip(-bary, 0, None).sum(1)  # 0 inside; distance-like outside
         # Among containing triangles take the one nearest in depth; else the least-outside one.
-        depth_gap = np.abs((bary * mean[triangles][..., 2]).sum(1) - points[k, 2])
+        depth_gap = np.abs((bary * tri_z).sum(1) - points[k, 2])
         score = outside * 1e9 + depth_gap
         best = int(np.argmin(score))
         bary_best = np.clip(bary[best], 0, None)

@@ -41,11 +41,11 @@ def slide_irises(field: torch.Tensor, irises: IrisShifts) -> torch.Tensor:
         high = np.clip(np.ceil(np.maximum(outlines[b, eye].max(0), centres[b, eye] + radii[b, eye])) + 3, 0, size).astype(int)
         if (high - low).min() < 2:
             continue
-        weight = _slide_weight(outlines[b, eye] - low, centres[b, eye] - low, float(radii[b, eye]), (int(high[1] - low[1]), int(high[0] - low[0])))
-        if not weight.any():
-            continue
         rows, columns = slice(low[1], high[1]), slice(low[0], high[0])
         ys, xs = np.mgrid[rows, columns].astype(np.float32)
+        weight = _slide_weight(outlines[b, eye], centres[b, eye], float(radii[b, eye]), xs, ys)
+        if not weight.any():
+            continue
         from_x = xs - weight * shifts[b, eye, 0]
         from_y = ys - weight * shifts[b, eye, 1]
         for channel in range(2):
@@ -53,16 +53,16 @@ def slide_irises(field: torch.Tensor, irises: IrisShifts) -> torch.Tensor:
     return field if field.device.type == "cpu" else torch.from_numpy(out).to(field)
 
 
-def _slide_weight(outline: np.ndarray, centre: np.ndarray, radius: float, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) how much of the shift each pixel of a patch takes: 1 on the iris disc inside the
-    outline, fading to 0 at the outline (by the ratio of the distances to the outline and to the
-    disc), 0 outside it."""
-    inside = np.zeros(shape, np.uint8)
-    cv2.fillPoly(inside, [np.round(outline * (1 << SUBPIXEL_BITS)).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+def _slide_weight(outline: np.ndarray, centre: np.ndarray, radius: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """How much of the shift each pixel of a patch (crop coordinates ``xs``, ``ys``, (H, W))
+    takes: 1 on the iris disc inside the outline, fading to 0 at the outline (by the ratio of
+    the distances to the outline and to the disc), 0 outside it."""
+    inside = np.zeros(xs.shape, np.uint8)
+    corner = np.array([xs[0, 0], ys[0, 0]])
+    cv2.fillPoly(inside, [np.round((outline - corner) * (1 << SUBPIXEL_BITS)).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
     if not inside.any():
-        return np.zeros(shape, np.float32)
+        return np.zeros(xs.shape, np.float32)
     to_lid = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)  # 1 next to the outline
-    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     to_disc = np.maximum(np.hypot(xs - centre[0], ys - centre[1]) - radius, 0.0)
     weight = to_lid / np.maximum(to_lid + to_disc, 1e-6)
     return weight.astype(np.float32)
