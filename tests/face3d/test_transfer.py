@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES, Region
-from facereenact.face3d.params import FaceParams, angles_to_rotation
+from facereenact.face3d.params import MODEL_FACE_WIDTH, FaceParams, angles_to_rotation
 from facereenact.face3d.transfer import (
     LIP_GAP_NOISE,
+    TRAVEL_KNEE,
+    TRAVEL_REACH,
     MotionMode,
     MotionOptions,
     follow_lips,
@@ -19,6 +22,7 @@ from facereenact.face3d.transfer import (
     neutral_reference,
     rotation_power,
     target_params,
+    within_reach,
 )
 
 
@@ -191,3 +195,36 @@ def test_a_driver_starting_mid_blink_is_measured_from_rest() -> None:
     assert float(neutral_reference(frames).blendshapes[0, blink]) == pytest.approx(0.1), "a closed first frame is not the rest"
     at_rest = FaceParams.cat([_with_scores(DRIVING[0], eyeBlinkLeft=value) for value in (0.15, 0.1, 0.12, 0.1, 0.8, 0.1)])
     assert torch.equal(neutral_reference(at_rest).blendshapes, at_rest.blendshapes[:1]), "a first frame at rest is kept whole"
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.floats(0.0, 5.0), angle=st.floats(-3.2, 3.2), width=st.floats(20.0, 2000.0))
+def test_travel_is_whole_up_to_the_knee_and_never_past_the_reach(length: float, angle: float, width: float) -> None:
+    direction = torch.tensor([[np.cos(angle), np.sin(angle)]], dtype=torch.float64)
+    moved = direction * length * width
+    eased = within_reach(moved, torch.tensor([width], dtype=torch.float64))
+    eased_length = float(eased.norm()) / width
+    if length <= TRAVEL_KNEE:
+        assert torch.allclose(eased, moved), "travel up to the knee is taken whole"
+    else:
+        assert TRAVEL_KNEE <= eased_length <= TRAVEL_REACH + 1e-12
+        assert eased_length <= length
+        assert torch.allclose(eased / eased.norm(), direction), "the direction is kept"
+    # Continuous and never moving backwards: a little more travel never gives less.
+    further = within_reach(direction * (length + 0.01) * width, torch.tensor([width], dtype=torch.float64))
+    assert float(further.norm()) / width >= eased_length - 1e-9
+    assert float(further.norm()) / width - eased_length <= 0.01 + 1e-9
+
+
+def test_a_driver_crossing_the_frame_moves_the_head_only_within_reach() -> None:
+    """A driver whose head travels two face widths sideways: the portrait's head follows part
+    of the way, never as far as the warp's background stops following it."""
+    scale = 1e-3  # a face 150 px wide
+    width = scale * MODEL_FACE_WIDTH
+    source = _params(yaw=0, tx=200, scale=scale, expression=0.0)
+    reference = _params(yaw=0, tx=100, scale=scale, expression=0.0)
+    driving = FaceParams.cat([_params(yaw=0, tx=100 + step * width, scale=scale, expression=0.0) for step in (0.1, 0.5, 2.0)])
+    out = target_params(source, driving, reference, MotionOptions())
+    travel = (out.translation[:, 0] - 200) / width
+    assert torch.allclose(travel[0], torch.tensor(0.1, dtype=travel.dtype)), "small travel is followed exactly"
+    assert 0.2 < float(travel[1]) < float(travel[2]) < TRAVEL_REACH

@@ -4,7 +4,8 @@
 driving's change since its reference frame to the source's own pose and expression (the right
 choice when the driving person starts from a different pose than the source). In both modes the
 head's position and size follow the driving's *change* since its reference, scaled to the source
-face, so the head stays where it is in the source photo. The identity is always the source's,
+face, so the head stays where it is in the source photo; a driver who travels across the frame
+moves it only so far (:func:`within_reach`). The identity is always the source's,
 and the lips never pass through each other (:func:`keep_lips_apart`; the eyelids:
 :mod:`facereenact.face3d.eyelids`); a mouth opens from the driver's resting mouth even when
 the driving clip starts mid-sentence (:func:`follow_lips`).
@@ -27,7 +28,7 @@ import torch
 from facereenact.face3d.blendshapes import Region, region_mask
 from facereenact.face3d.expression_basis import LOWER_INNER_LIP, UPPER_INNER_LIP
 from facereenact.face3d.morphable import MorphableModel
-from facereenact.face3d.params import FaceParams
+from facereenact.face3d.params import MODEL_FACE_WIDTH, FaceParams
 
 
 class MotionMode(str, Enum):
@@ -84,6 +85,22 @@ def rotation_power(rotation: torch.Tensor, power: float) -> torch.Tensor:
     return eye + scaled.sin() * cross + (1 - scaled.cos()) * (cross @ cross)
 
 
+#: The head follows the driver's travel across the picture in full up to TRAVEL_KNEE face widths
+#: from its place in the photo, and ever more slowly beyond, never past TRAVEL_REACH. Why: the
+#: warp moves the background around the head with it only so far (to HEAD_FAR of the warp), so a
+#: head carried further leaves the photo's own head behind, and two faces show, smeared between.
+TRAVEL_KNEE, TRAVEL_REACH = 0.2, 0.35
+
+
+def within_reach(moved: torch.Tensor, face_width: torch.Tensor) -> torch.Tensor:
+    """Displacements (B, 2, pixels) with their length eased beyond :data:`TRAVEL_KNEE` face widths
+    (``face_width`` (B or 1,) pixels) towards :data:`TRAVEL_REACH`, continuously and without a kink."""
+    length = moved.norm(dim=-1, keepdim=True) / face_width[:, None]
+    room = TRAVEL_REACH - TRAVEL_KNEE
+    eased = TRAVEL_KNEE + room * torch.tanh((length - TRAVEL_KNEE).clamp(min=0) / room)
+    return torch.where(length > TRAVEL_KNEE, moved * (eased / length.clamp(min=1e-12)), moved)
+
+
 def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams, options: MotionOptions) -> FaceParams:
     """Parameters of the output faces (B,) from the source (batch 1), the driving frames (B,)
     and the driving reference (batch 1, :func:`neutral_reference`)."""
@@ -97,7 +114,8 @@ def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams
             rotation = rotation_power(driving.rotation, k)
         size_ratio = source.scale / reference.scale
         scale = source.scale * (driving.scale / reference.scale) ** k
-        translation = source.translation + k * (driving.translation - reference.translation) * size_ratio[:, None]
+        moved = k * (driving.translation - reference.translation) * size_ratio[:, None]
+        translation = source.translation + within_reach(moved, source.scale * MODEL_FACE_WIDTH)
     else:
         rotation = source.rotation.expand(batch, -1, -1)
         scale = source.scale.expand(batch)
