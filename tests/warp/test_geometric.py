@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from facereenact.face3d.params import angles_to_rotation
 from facereenact.face3d.transfer import MotionMode, MotionOptions
 from facereenact.pipeline.composite import Paster, crop, reenactment_box
 from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
-from facereenact.warp.geometric import _gaussian_blur
+from facereenact.warp.geometric import INPAINT_RADIUS, MOUTH_CAVITY, _gaussian_blur, fill_holes
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -72,3 +73,35 @@ def test_the_blur_is_a_normalised_gaussian_that_sees_zeros_beyond_the_border(sig
         for dx in range(2 * radius + 1):
             expected += rows[..., dx : dx + width] * kernel[dx]
     assert torch.allclose(_gaussian_blur(images, sigma).double(), expected, atol=1e-5)
+
+
+def _whole_picture_fill(images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
+    """What filling holes means, done the slow way: each whole picture inpainted."""
+    images = torch.where(mouth > 0, torch.tensor(MOUTH_CAVITY)[None, :, None, None], images)
+    rest = (holes > 0) & (mouth == 0)
+    out = images.clone()
+    for i in range(len(images)):
+        picture = (images[i].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        filled = cv2.inpaint(picture, rest[i, 0].numpy().astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
+        out[i] = torch.from_numpy(filled).permute(2, 0, 1).float() / 255
+    return torch.where(rest, out, images)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), blobs=st.integers(1, 4), with_mouth=st.booleans())
+def test_filling_around_the_holes_gives_the_whole_pictures_fill(seed: int, blobs: int, with_mouth: bool) -> None:
+    rng = np.random.default_rng(seed)
+    size = 96
+    noise = rng.random((2, size, size, 3)).astype(np.float32)
+    images = torch.from_numpy(np.stack([cv2.GaussianBlur(n, (0, 0), 2.0) for n in noise])).permute(0, 3, 1, 2).contiguous()
+    holes = np.zeros((2, 1, size, size), np.float32)
+    for _ in range(blobs):  # slivers and specks anywhere, the picture's edge included
+        y, x = rng.integers(0, size, 2)
+        holes[0, 0, max(y - 3, 0) : y + int(rng.integers(1, 12)), max(x - 2, 0) : x + int(rng.integers(1, 5))] = 1
+    mouth = np.zeros_like(holes)
+    if with_mouth:
+        mouth[0, 0, 40:50, 30:60] = holes[0, 0, 40:50, 30:60] = 1
+    holes_t, mouth_t = torch.from_numpy(holes), torch.from_numpy(mouth)
+    filled = fill_holes(images.clone(), holes_t, mouth_t)
+    assert torch.equal(filled, _whole_picture_fill(images, holes_t, mouth_t))
+    assert torch.equal(filled[1], images[1]), "a picture without holes is left as it is"

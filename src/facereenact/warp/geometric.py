@@ -32,6 +32,9 @@ DEPTH_TOLERANCE = 0.03
 SOURCE_MOUTH_STRETCH = 1.25
 #: Colour of a mouth opening the source cannot fill (RGB in [0, 1]).
 MOUTH_CAVITY = (0.12, 0.05, 0.05)
+#: Other holes are inpainted from the pixels within INPAINT_RADIUS of them; INPAINT_REACH, the
+#: margin around them that gives the same result as inpainting the whole picture.
+INPAINT_RADIUS, INPAINT_REACH = 3, 6
 #: Around the face (distances in face sizes): the face's own motion is extended out to
 #: EXTEND_REACH (smoothed over EXTEND_SIGMA); hair and neck follow the head's motion fully up to
 #: HEAD_NEAR and not at all from HEAD_FAR on (the still background, inside the default crop);
@@ -228,16 +231,22 @@ def _fade(distance: np.ndarray, start: float | np.ndarray, stop: float | np.ndar
 
 def fill_holes(images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
     """A dark cavity where the mouth opens beyond what the source shows; elsewhere inpainting
-    from the surroundings (OpenCV's Telea method)."""
+    from the surroundings (OpenCV's Telea method). Each picture is inpainted only in the rectangle
+    around its holes, widened by the method's reach: the same pixels as the whole picture's,
+    for a tenth of the work (holes are slivers at a silhouette, a nostril)."""
     if not bool(holes.any()):
         return images
     cavity = torch.tensor(MOUTH_CAVITY, device=images.device)[None, :, None, None]
-    images = torch.where(mouth > 0, cavity, images)
+    images = torch.where(mouth > 0, cavity, images)  # a new tensor: filled in place below
     rest = (holes > 0) & (mouth == 0)
-    out = images.clone()
+    size_y, size_x = images.shape[-2:]
     for i in torch.nonzero(rest.flatten(1).any(1)).flatten().tolist():
-        picture = (images[i].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        mask = rest[i, 0].cpu().numpy().astype(np.uint8)
-        filled = cv2.inpaint(picture, mask, 3, cv2.INPAINT_TELEA)
-        out[i] = torch.from_numpy(filled).to(images.device).permute(2, 0, 1).float() / 255
-    return torch.where(rest, out, images)
+        ys, xs = torch.nonzero(rest[i, 0], as_tuple=True)
+        top, bottom = max(int(ys.min()) - INPAINT_REACH, 0), min(int(ys.max()) + INPAINT_REACH + 1, size_y)
+        left, right = max(int(xs.min()) - INPAINT_REACH, 0), min(int(xs.max()) + INPAINT_REACH + 1, size_x)
+        patch = images[i, :, top:bottom, left:right]
+        where = rest[i, :, top:bottom, left:right]
+        picture = (patch.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        filled = cv2.inpaint(picture, where[0].cpu().numpy().astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
+        images[i, :, top:bottom, left:right] = torch.where(where, torch.from_numpy(filled).to(images.device).permute(2, 0, 1).float() / 255, patch)
+    return images
