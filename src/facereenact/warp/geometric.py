@@ -232,8 +232,9 @@ def _fade(distance: np.ndarray, start: float | np.ndarray, stop: float | np.ndar
 def fill_holes(images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
     """A dark cavity where the mouth opens beyond what the source shows; elsewhere inpainting
     from the surroundings (OpenCV's Telea method). Each picture is inpainted only in the rectangle
-    around its holes, widened by the method's reach: the same pixels as the whole picture's,
-    for a tenth of the work (holes are slivers at a silhouette, a nostril)."""
+    around its holes, widened by the method's reach: the same pixels as the whole picture's.
+    Holes are slivers at a silhouette or a nostril, so that rectangle is about a tenth of the crop
+    (the fill took half the time on two test pairs)."""
     if not bool(holes.any()):
         return images
     cavity = torch.tensor(MOUTH_CAVITY, device=images.device)[None, :, None, None]
