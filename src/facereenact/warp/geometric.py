@@ -32,6 +32,10 @@ DEPTH_TOLERANCE = 0.03
 SOURCE_MOUTH_STRETCH = 1.25
 #: Colour of a mouth opening the source cannot fill (RGB in [0, 1]).
 MOUTH_CAVITY = (0.12, 0.05, 0.05)
+#: A mouth opening narrower than this many crop pixels everywhere is drawn from the source along
+#: the warp (the lips' own pixels) instead of as a cavity: a model's lip line a pixel off the
+#: photo's would otherwise leave dark specks on closed lips.
+MOUTH_MIN_OPENING = 3
 #: Other holes are inpainted from the pixels within INPAINT_RADIUS of them; INPAINT_REACH, the
 #: margin around them that gives the same result as inpainting the whole picture.
 INPAINT_RADIUS, INPAINT_REACH = 3, 6
@@ -61,6 +65,14 @@ def _gaussian_blur(images: torch.Tensor, sigma: float | np.ndarray) -> torch.Ten
     sigmas = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(pictures),))
     blurred = np.stack([cv2.sepFilter2D(p, -1, k, k, borderType=cv2.BORDER_CONSTANT) for p, k in zip(pictures, map(_kernel, sigmas), strict=True)])
     return torch.from_numpy(blurred.reshape(pictures.shape)).to(images.device).permute(0, 3, 1, 2)
+
+
+def _opened(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """Binary ``mask`` (B, 1, H, W) without its parts narrower than ``width`` pixels: the pixels
+    that some ``width`` × ``width`` square inside the mask covers (a morphological opening)."""
+    before, after = width // 2, (width - 1) // 2
+    inner = -F.max_pool2d(F.pad(-mask, (before, after, before, after)), width, stride=1)  # eroded
+    return F.max_pool2d(F.pad(inner, (after, before, after, before)), width, stride=1)
 
 
 def _kernel(sigma: float) -> np.ndarray:
@@ -127,6 +139,8 @@ class GeometricWarp:
         pixel_mouth = self.mouth[raster.triangles] & pixel_unusable
         holes = raster.scatter(pixel_unusable.float(), 0.0).unsqueeze(1)
         mouth = raster.scatter(pixel_mouth.float(), 0.0).unsqueeze(1)
+        sliver = mouth - _opened(mouth, MOUTH_MIN_OPENING)
+        holes, mouth = holes - sliver, mouth - sliver
         face = raster.mask
 
         field = self._field(coordinates, face, targets)
@@ -163,7 +177,7 @@ class GeometricWarp:
         if not bool(use.any()):
             return images, holes, mouth
         image_of = raster.pixels // (size * size)
-        in_gap = raster.scatter((gap[raster.triangles] & use[image_of]).float(), 0.0).unsqueeze(1) > 0
+        in_gap = _opened(raster.scatter((gap[raster.triangles] & use[image_of]).float(), 0.0).unsqueeze(1), MOUTH_MIN_OPENING) > 0
         where = interpolate(raster, triangles, donor.vertices)
         side = donor.patches.shape[-1]
         patches = _toned(donor.patches, _chroma(source_crop, self.source_face))
