@@ -211,7 +211,10 @@ def test_evaluate_video_to_video(assets_env, data_dir: Path, tmp_path: Path) -> 
         assert warp["face_found"] == 1.0 and -1 <= warp["yaw_r"] <= 1
         assert (out / pair["strip"]).is_file()
     aggregate = report["video_to_video"]["aggregate"]["warp"]
-    assert set(aggregate) == {"csim", "face_found", "yaw_r", "pitch_r", "expression_r", "expression_ratio"} and aggregate["csim"]["n"] == 3
+    assert set(aggregate) == {"csim", "face_found", "yaw_r", "pitch_r", "expression_r", "expression_ratio", "still_expression_r"} and aggregate["csim"]["n"] == 3
+    assert "still_expression_r" not in pairs["grid"]["methods"]["source"], "the unchanged source has no still comparator"
+    assert all(-1 <= p["methods"]["warp"]["still_expression_r"] <= 1 for p in pairs.values() if p["methods"]["warp"]["still_expression_r"] is not None)
+    assert aggregate["still_expression_r"]["n"] >= 1
     html = (out / "report.html").read_text()
     assert "<h2>Video-to-video</h2>" in html and f"strips/video_grid__{pairs['grid']['driving']}.jpg" in html
     assert not any("Fréchet" in note for note in report["notes"]), "no note about a protocol that did not run"

@@ -55,6 +55,9 @@ METRICS: tuple[Metric, ...] = (
            "shown at its time: does the output follow the driver's expression? (the source baseline's own talking gives about 0)"),
     Metric("expression_ratio", "Expression ratio (driver)", "", "", (VIDEO,),
            "median over those blendshapes of std(output) / std(driver): 1 moves as far as the driver"),
+    Metric("still_expression_r", "Expression r, still source (driver)", "", "higher", (VIDEO,),
+           "the same expression r for the source clip's first frame animated as a still portrait by the same driving frames "
+           "(expression only, as animate --expression-only): video-to-video should follow the driver at least as well"),
     Metric("jitter_ratio", "Jitter ratio", "", "", (SELF,),
            "landmark jitter (mean |x(t+1) − 2x(t) + x(t−1)| of MediaPipe's landmarks over consecutive frames) of the output over that of "
            "the real clip: above 1 the method adds shake; the source baseline is 0 because it does not move"),

@@ -721,7 +721,15 @@ class VideoToVideo:
         rows: list[list[np.ndarray]] = [[crop(clip.frames[source_at[k]], context[k], CROP_SIZE), driver_crops[k]] for k in shown]
         differences: list[list[np.ndarray]] = [[] for _ in shown]
         measured: dict[str, tuple[FaceMeasurements, PendingDescriptors]] = {}
+        still_faces: dict[str, FaceMeasurements] = {}
         for method in self.methods:
+            if not isinstance(method.stage, SourceStage):
+                try:
+                    still = self._still_portrait(clip.frames[source_at[0]], driver_frames, driver_fit, driving_at, method)
+                except NoFaceError:  # the detector misses the first frame the tracker followed: no comparator
+                    still = []
+                if still:
+                    still_faces[method.name] = tools.analyser.measure(_crops(still, [boxes[0]] * len(still)), fitter=False)
             made = reenacted_batches(tools.fitter.model, VIDEO_OPTIONS, clip.frames, clip.fit, driver_frames, driver_fit, source_at, driving_at, method.stage)
             frames = [frame for batch in made for frame in output_frames(batch, False, VIDEO_OPTIONS.crop_size)]
             crops = _crops(frames, boxes)
@@ -749,9 +757,25 @@ class VideoToVideo:
             scores: dict[str, Scores] = {}
             for name, (faces, pending) in measured.items():
                 scores[name] = self._scores(faces, pending.result(), source_faces, source_descriptors, driver_blendshapes)
+                if name in still_faces:
+                    following = metrics.active_blendshape_agreement(torch.from_numpy(still_faces[name].blendshapes), driver_blendshapes)
+                    scores[name]["still_expression_r"] = _value(following.r)
             return Outcome({**record, "methods": scores}, strip)
 
         return finish
+
+    def _still_portrait(self, picture: np.ndarray, driver_frames: list[np.ndarray], driver_fit: VideoFit, driving_at: np.ndarray, method: Method) -> list[np.ndarray]:
+        """The source clip's first frame animated as a still portrait by the same driving frames,
+        as ``animate --expression-only`` would: the following video-to-video is held to."""
+        reenactor = Reenactor(picture, self.tools.fitter, VIDEO_OPTIONS, method.stage)
+        reference = neutral_reference(driver_fit.params, int(np.flatnonzero(driver_fit.found)[0]))
+        frames: list[np.ndarray] = []
+        for start in range(0, len(driving_at), ANIMATE_BATCH):
+            by = driving_at[start : start + ANIMATE_BATCH]
+            batch = reenactor.reenact(driver_fit.params[by.tolist()], reference, frames=np.stack([driver_frames[i] for i in by]), found=driver_fit.found[by])
+            assert batch.frames is not None
+            frames.extend(batch.frames)
+        return frames
 
     @staticmethod
     def _scores(faces: FaceMeasurements, descriptors: np.ndarray, source: FaceMeasurements, source_descriptors: np.ndarray, driver_blendshapes: torch.Tensor) -> Scores:
