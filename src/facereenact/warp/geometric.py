@@ -32,9 +32,10 @@ DEPTH_TOLERANCE = 0.03
 SOURCE_MOUTH_STRETCH = 1.25
 #: Colour of a mouth opening the source cannot fill (RGB in [0, 1]).
 MOUTH_CAVITY = (0.12, 0.05, 0.05)
-#: A mouth opening narrower than this many crop pixels everywhere is drawn from the source along
-#: the warp (the lips' own pixels) instead of as a cavity: a model's lip line a pixel off the
-#: photo's would otherwise leave dark specks on closed lips.
+#: A part of the mouth's opening narrower than this many crop pixels everywhere is drawn from the
+#: source along the warp (the lips' own pixels) instead of as a cavity: a model's lip line a pixel
+#: off the photo's would otherwise leave dark specks on closed lips. A part that is this wide
+#: somewhere is kept whole, thin ends included, so an opening never breaks into blocks.
 MOUTH_MIN_OPENING = 3
 #: Other holes are inpainted from the pixels within INPAINT_RADIUS of them; INPAINT_REACH, the
 #: margin around them that gives the same result as inpainting the whole picture.
@@ -67,12 +68,21 @@ def _gaussian_blur(images: torch.Tensor, sigma: float | np.ndarray) -> torch.Ten
     return torch.from_numpy(blurred.reshape(pictures.shape)).to(images.device).permute(0, 3, 1, 2)
 
 
-def _opened(mask: torch.Tensor, width: int) -> torch.Tensor:
-    """Binary ``mask`` (B, 1, H, W) without its parts narrower than ``width`` pixels: the pixels
-    that some ``width`` × ``width`` square inside the mask covers (a morphological opening)."""
-    before, after = width // 2, (width - 1) // 2
-    inner = -F.max_pool2d(F.pad(-mask, (before, after, before, after)), width, stride=1)  # eroded
-    return F.max_pool2d(F.pad(inner, (after, before, after, before)), width, stride=1)
+def _thin_parts(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """The connected parts (8-neighbours) of binary ``mask`` (B, 1, H, W) that no ``width`` ×
+    ``width`` square (``width`` odd) fits inside anywhere, as a mask like it. Worked out in each
+    picture's rectangle around the mask, which is small: a mouth."""
+    pictures = mask[:, 0].cpu().numpy() > 0
+    thin = np.zeros_like(pictures)
+    square = np.ones((width, width), np.uint8)
+    for i in np.flatnonzero(pictures.any((1, 2))):
+        rows, columns = np.flatnonzero(pictures[i].any(1)), np.flatnonzero(pictures[i].any(0))
+        window = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+        part = pictures[i][window].astype(np.uint8)
+        wide = cv2.morphologyEx(part, cv2.MORPH_OPEN, square, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        _, labels = cv2.connectedComponents(part, connectivity=8)
+        thin[i][window] = (labels > 0) & ~np.isin(labels, labels[wide])
+    return torch.from_numpy(thin).to(mask)[:, None]
 
 
 def _kernel(sigma: float) -> np.ndarray:
@@ -139,7 +149,7 @@ class GeometricWarp:
         pixel_mouth = self.mouth[raster.triangles] & pixel_unusable
         holes = raster.scatter(pixel_unusable.float(), 0.0).unsqueeze(1)
         mouth = raster.scatter(pixel_mouth.float(), 0.0).unsqueeze(1)
-        sliver = mouth - _opened(mouth, MOUTH_MIN_OPENING)
+        sliver = _thin_parts(mouth, MOUTH_MIN_OPENING)
         holes, mouth = holes - sliver, mouth - sliver
         face = raster.mask
 
@@ -177,7 +187,8 @@ class GeometricWarp:
         if not bool(use.any()):
             return images, holes, mouth
         image_of = raster.pixels // (size * size)
-        in_gap = _opened(raster.scatter((gap[raster.triangles] & use[image_of]).float(), 0.0).unsqueeze(1), MOUTH_MIN_OPENING) > 0
+        in_gap = raster.scatter((gap[raster.triangles] & use[image_of]).float(), 0.0).unsqueeze(1)
+        in_gap = (in_gap - _thin_parts(in_gap, MOUTH_MIN_OPENING)) > 0
         where = interpolate(raster, triangles, donor.vertices)
         side = donor.patches.shape[-1]
         patches = _toned(donor.patches, _chroma(source_crop, self.source_face))
