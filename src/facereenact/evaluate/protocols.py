@@ -190,12 +190,15 @@ def track_prefix(path: Path, fitter: FaceFitter, count: int) -> tuple[list[np.nd
     return frames, fitter.track(frames, fps, smoothing=True), fps
 
 
-def _batches(reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None) -> Iterator[ReenactedBatch]:
+def _batches(
+    reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None, found: np.ndarray | None = None
+) -> Iterator[ReenactedBatch]:
     """The outputs in batches like ``animate``'s; ``frames`` are the driving frames (for their
-    mouths, where the reenactor's options use them)."""
+    mouths, where the reenactor's options use them), ``found`` which of them had a tracked face."""
     for i in range(0, len(driving), ANIMATE_BATCH):
         shown = np.stack(frames[i : i + ANIMATE_BATCH]) if frames is not None else None
-        yield reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference, paste=False, frames=shown)
+        tracked = found[i : i + ANIMATE_BATCH] if found is not None else None
+        yield reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference, paste=False, frames=shown, found=tracked)
 
 
 def _generate(reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
@@ -237,9 +240,12 @@ def _evenly(items: Sequence[int], count: int) -> list[int]:
     return [items[round(i)] for i in np.linspace(0, len(items) - 1, count)]
 
 
-def _paste_all(reenactor: Reenactor, driving: FaceParams, reference: FaceParams) -> np.ndarray:
-    """Output frames (B, H, W, 3) uint8 pasted back into the source photo."""
-    return np.concatenate([reenactor.paste(batch) for batch in _batches(reenactor, driving, reference)])
+def _paste_all(
+    reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None, found: np.ndarray | None = None
+) -> np.ndarray:
+    """Output frames (B, H, W, 3) uint8 pasted back into the source photo (``frames`` and
+    ``found``: see :func:`_batches`)."""
+    return np.concatenate([reenactor.paste(batch) for batch in _batches(reenactor, driving, reference, frames, found)])
 
 
 def _detail(images: np.ndarray) -> np.ndarray:
@@ -722,14 +728,15 @@ class VideoToVideo:
         differences: list[list[np.ndarray]] = [[] for _ in shown]
         measured: dict[str, tuple[FaceMeasurements, PendingDescriptors]] = {}
         still_faces: dict[str, FaceMeasurements] = {}
+        driver_reference = neutral_reference(driver_fit.params, int(np.flatnonzero(driver_fit.found)[0]))
         for method in self.methods:
             if not isinstance(method.stage, SourceStage):
                 try:
-                    still = self._still_portrait(clip.frames[source_at[0]], driver_frames, driver_fit, driving_at, method)
+                    still = self._still_portrait(clip.frames[source_at[0]], driver_frames, driver_fit, driving_at, driver_reference, method)
                 except NoFaceError:  # the detector misses the first frame the tracker followed: no comparator
-                    still = []
-                if still:
-                    still_faces[method.name] = tools.analyser.measure(_crops(still, [boxes[0]] * len(still)), fitter=False)
+                    still = None
+                if still is not None:
+                    still_faces[method.name] = tools.analyser.measure(_crops(list(still), [boxes[0]] * len(still)), fitter=False)
             made = reenacted_batches(tools.fitter.model, VIDEO_OPTIONS, clip.frames, clip.fit, driver_frames, driver_fit, source_at, driving_at, method.stage)
             frames = [frame for batch in made for frame in output_frames(batch, False, VIDEO_OPTIONS.crop_size)]
             crops = _crops(frames, boxes)
@@ -764,18 +771,15 @@ class VideoToVideo:
 
         return finish
 
-    def _still_portrait(self, picture: np.ndarray, driver_frames: list[np.ndarray], driver_fit: VideoFit, driving_at: np.ndarray, method: Method) -> list[np.ndarray]:
-        """The source clip's first frame animated as a still portrait by the same driving frames,
-        as ``animate --expression-only`` would: the following video-to-video is held to."""
+    def _still_portrait(
+        self, picture: np.ndarray, driver_frames: list[np.ndarray], driver_fit: VideoFit, driving_at: np.ndarray, reference: FaceParams, method: Method
+    ) -> np.ndarray:
+        """The source clip's first frame animated as a still portrait by the driving frames
+        ``driving_at``, as ``animate --expression-only`` would: the following video-to-video is
+        held to."""
         reenactor = Reenactor(picture, self.tools.fitter, VIDEO_OPTIONS, method.stage)
-        reference = neutral_reference(driver_fit.params, int(np.flatnonzero(driver_fit.found)[0]))
-        frames: list[np.ndarray] = []
-        for start in range(0, len(driving_at), ANIMATE_BATCH):
-            by = driving_at[start : start + ANIMATE_BATCH]
-            batch = reenactor.reenact(driver_fit.params[by.tolist()], reference, frames=np.stack([driver_frames[i] for i in by]), found=driver_fit.found[by])
-            assert batch.frames is not None
-            frames.extend(batch.frames)
-        return frames
+        shown = [driver_frames[i] for i in driving_at]
+        return _paste_all(reenactor, driver_fit.params[driving_at.tolist()], reference, shown, driver_fit.found[driving_at])
 
     @staticmethod
     def _scores(faces: FaceMeasurements, descriptors: np.ndarray, source: FaceMeasurements, source_descriptors: np.ndarray, driver_blendshapes: torch.Tensor) -> Scores:
