@@ -14,6 +14,13 @@ DATA = SHARED / "data"
 ASSETS = SHARED / "assets"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow acceptance runs go over all of the data and take as long as they take: no time limit."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.timeout(0))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "clips").is_dir():

@@ -112,3 +112,26 @@ def test_silencing_drops_mediapipes_chatter_and_keeps_every_other_line(capfd: py
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     written = capfd.readouterr().err
     assert written == "upload of clip.mp4 cut off: the client went away\n", written
+
+
+def test_a_process_started_while_silenced_does_not_hold_up_the_caller(capfd: pytest.CaptureFixture[str]) -> None:
+    """A child started by another thread while descriptor 2 is the relay's pipe inherits it and
+    keeps it open for as long as it lives; leaving the silencing must not wait for that child."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from facereenact.face3d.blendshapes import RELAY_GRACE_S, mediapipe_chatter_silenced
+
+    with mediapipe_chatter_silenced():
+        os.write(2, b"a line written before the child started\n")
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        left = time.monotonic()
+    try:
+        assert time.monotonic() - left < RELAY_GRACE_S + 3
+    finally:
+        child.kill()
+        child.wait()
+    time.sleep(0.2)  # the relay reads the pipe's end once the child is gone
+    assert capfd.readouterr().err == "a line written before the child started\n"

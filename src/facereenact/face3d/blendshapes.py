@@ -68,6 +68,8 @@ def region_mask(regions: Iterable[Region]) -> np.ndarray:
 _SILENCING = threading.Lock()
 #: How MediaPipe's set-up lines begin (absl's W/I lines, TensorFlow Lite's delegate notice).
 _CHATTER = (b"W0000 ", b"I0000 ", b"INFO: Created TensorFlow Lite", b"WARNING: Logging before InitGoogle()")
+#: How long leaving :func:`mediapipe_chatter_silenced` waits for the relay to pass on the last lines.
+RELAY_GRACE_S = 2.0
 
 
 @contextlib.contextmanager
@@ -75,12 +77,16 @@ def mediapipe_chatter_silenced() -> Iterator[None]:
     """MediaPipe's C++ side writes set-up chatter (delegates, feedback tensors) straight to file
     descriptor 2, past Python's logging; a user of the command line should not see it. For the
     moment a reader is made, descriptor 2 is a pipe whose lines are passed on to the real stderr
-    unless they are that chatter, so what other threads write meanwhile (a server's log) is kept."""
+    unless they are that chatter, so what other threads write meanwhile (a server's log) is kept.
+
+    A process started by another thread in that moment inherits the pipe and holds it open as
+    long as it lives, so the relay is not waited for past :data:`RELAY_GRACE_S`: it goes on in
+    the background and closes its own descriptors when the pipe ends."""
     with _SILENCING:
         sys.stderr.flush()
         saved = os.dup(2)
         readable, writable = os.pipe()
-        relay = threading.Thread(target=_pass_on, args=(readable, saved), name="stderr-relay", daemon=True)
+        relay = threading.Thread(target=_pass_on, args=(readable, os.dup(saved)), name="stderr-relay", daemon=True)
         relay.start()
         try:
             os.dup2(writable, 2)
@@ -88,17 +94,21 @@ def mediapipe_chatter_silenced() -> Iterator[None]:
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
-            os.close(writable)
-            relay.join()
             os.close(saved)
+            os.close(writable)
+            relay.join(RELAY_GRACE_S)
 
 
 def _pass_on(readable: int, target: int) -> None:
-    """Copy the pipe's lines to ``target``, leaving out MediaPipe's set-up chatter."""
-    with os.fdopen(readable, "rb") as lines:
-        for line in lines:
-            if not line.startswith(_CHATTER):
-                os.write(target, line)
+    """Copy the pipe's lines to ``target``, leaving out MediaPipe's set-up chatter; both
+    descriptors are this thread's to close."""
+    try:
+        with os.fdopen(readable, "rb") as lines:
+            for line in lines:
+                if not line.startswith(_CHATTER):
+                    os.write(target, line)
+    finally:
+        os.close(target)
 
 
 def fill_gaps(scores: np.ndarray, found: np.ndarray) -> np.ndarray:
