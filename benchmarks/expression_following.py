@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +38,7 @@ from estimate_expression_basis import DEFAULT_HELD_OUT, PERSON_OF  # noqa: E402
 
 from facereenact.app.animate import AnimateRequest, animate_file  # noqa: E402
 from facereenact.app.locations import resolve_assets  # noqa: E402
+from facereenact.evaluate.metrics import carried_copy  # noqa: E402
 from facereenact.evaluate.references import DlibLandmarks, MediaPipeFace  # noqa: E402
 from facereenact.face3d.fitter import FaceFitter  # noqa: E402
 from facereenact.io.video import iter_frames  # noqa: E402
@@ -70,17 +70,6 @@ def dlib_signals(p: np.ndarray) -> np.ndarray:
     eyes = (np.linalg.norm(p[37] - p[41]) + np.linalg.norm(p[38] - p[40]) + np.linalg.norm(p[43] - p[47]) + np.linalg.norm(p[44] - p[46])) / 4
     brows = (np.linalg.norm(p[17:22] - right_eye, axis=1).mean() + np.linalg.norm(p[22:27] - left_eye, axis=1).mean()) / 2
     return np.array([eyes, brows, np.linalg.norm(p[62] - p[66]), np.linalg.norm(p[48] - p[54])]) / iod
-
-
-def resampled(frame: np.ndarray) -> np.ndarray:
-    """A perfect reenactment as an output would carry it: the frame shifted 2 px, scaled 0.95
-    (bicubic) and JPEG-compressed (quality 90). What the instruments read on it against the
-    frame itself is the best any method can score."""
-    height, width = frame.shape[:2]
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0, 0.95)
-    matrix[:, 2] += 2
-    moved = cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.imdecode(cv2.imencode(".jpg", moved, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_UNCHANGED)
 
 
 def agreement(driver: np.ndarray, output: np.ndarray) -> tuple[float, float]:
@@ -158,7 +147,7 @@ def main() -> None:
     print("driving clips:", [c.stem for c in clips], flush=True)
     drivers = {clip: read(list(iter_frames(clip)), mediapipe, dlib) for clip in clips}
     if args.ceiling:
-        rows = [pair_metrics(drivers[clip], read([resampled(frame) for frame in iter_frames(clip)], mediapipe, dlib)) for clip in clips]
+        rows = [pair_metrics(drivers[clip], read([carried_copy(frame) for frame in iter_frames(clip)], mediapipe, dlib)) for clip in clips]
         ceiling = {"all": summarise(rows), "by driver": summarise_by(rows, [c.stem for c in clips])}
         print("instruments' ceiling", json.dumps(ceiling, indent=1))
         if args.out is not None:

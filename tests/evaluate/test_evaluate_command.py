@@ -211,8 +211,11 @@ def test_evaluate_video_to_video(assets_env, data_dir: Path, tmp_path: Path) -> 
         assert warp["face_found"] == 1.0 and -1 <= warp["yaw_r"] <= 1
         assert (out / pair["strip"]).is_file()
     aggregate = report["video_to_video"]["aggregate"]["warp"]
-    assert set(aggregate) == {"csim", "face_found", "yaw_r", "pitch_r", "expression_r", "expression_ratio", "still_expression_r"} and aggregate["csim"]["n"] == 3
+    assert set(aggregate) == {"csim", "face_found", "yaw_r", "pitch_r", "yaw_r_ceiling", "pitch_r_ceiling", "expression_r", "expression_ratio", "still_expression_r"}
+    assert aggregate["csim"]["n"] == 3
     assert "still_expression_r" not in pairs["grid"]["methods"]["source"], "the unchanged source has no still comparator"
+    assert "yaw_r_ceiling" not in pairs["grid"]["methods"]["source"], "the unchanged source is its own pose"
+    assert all(-1 <= p["methods"]["warp"][key] <= 1 for p in pairs.values() for key in ("yaw_r_ceiling", "pitch_r_ceiling"))
     assert all(-1 <= p["methods"]["warp"]["still_expression_r"] <= 1 for p in pairs.values() if p["methods"]["warp"]["still_expression_r"] is not None)
     assert aggregate["still_expression_r"]["n"] >= 1
     html = (out / "report.html").read_text()

@@ -50,6 +50,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("yaw_r", "Yaw r (source)", "", "higher", (VIDEO,),
            "Pearson r over the pair's frames between the output's yaw and its source frame's, both fitted by our 3D fitter: 1 keeps the source's head turns"),
     Metric("pitch_r", "Pitch r (source)", "", "higher", (VIDEO,), "the same for pitch (nodding)"),
+    Metric("yaw_r_ceiling", "Yaw r, ceiling", "", "higher", (VIDEO,),
+           "the yaw r an output keeping the source's pose exactly would score: the fitter on the source frames against the same frames "
+           "shifted 2 px, scaled 0.95 and JPEG-compressed; on a head that hardly moves it falls well below 1"),
+    Metric("pitch_r_ceiling", "Pitch r, ceiling", "", "higher", (VIDEO,), "the same for pitch"),
     Metric("expression_r", "Expression r (driver)", "", "higher", (VIDEO,),
            "mean Pearson r over the blendshapes the driver moves (std > 0.02) between MediaPipe's scores of the output and of the driving frame "
            "shown at its time: does the output follow the driver's expression? (the source baseline's own talking gives about 0)"),

@@ -15,9 +15,24 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim, ssim
+
+
+# ---- the instruments' ceiling ---------------------------------------------------------------------
+def carried_copy(picture: np.ndarray) -> np.ndarray:
+    """``picture`` (H, W, 3) uint8 as a perfect output would carry it: shifted 2 px, scaled 0.95
+    (bicubic) and JPEG-compressed (quality 90). What an instrument reads on it against the
+    picture itself is the best any method can score: its ceiling."""
+    height, width = picture.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0, 0.95)
+    matrix[:, 2] += 2
+    moved = cv2.warpAffine(picture, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    compressed = cv2.imdecode(cv2.imencode(".jpg", moved, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_UNCHANGED)
+    assert compressed is not None  # OpenCV decodes what it just encoded
+    return compressed
 
 
 # ---- image fidelity ------------------------------------------------------------------------------

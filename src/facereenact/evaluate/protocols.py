@@ -719,6 +719,13 @@ class VideoToVideo:
         driver_crops = _crops([driver_frames[i] for i in driving_at], [reenactment_box(driver_fit.landmarks[i], scale) for i in driving_at])
         source_faces = tools.analyser.measure(source_crops)
         pending_source = tools.descriptors.submit(source_crops, source_faces.boxes)
+        # What an output that keeps the source's pose exactly would score: a head that hardly
+        # moves leaves yaw and pitch r at the fitter's own noise.
+        carried = tools.analyser.measure([metrics.carried_copy(c) for c in source_crops])
+        pose_ceiling = {
+            f"{angle}_r_ceiling": _value(metrics.signal_agreement(torch.from_numpy(carried.fitter_angles[:, k]), torch.from_numpy(source_faces.fitter_angles[:, k])).r)
+            for k, angle in enumerate(("yaw", "pitch"))
+        }
         driver_blendshapes = torch.from_numpy(tools.analyser.measure(driver_crops, fitter=False).blendshapes)
         # A frame where the tracker lost the driver's face holds another frame's motion.
         driver_blendshapes = driver_blendshapes.masked_fill(torch.from_numpy(~driver_fit.found[driving_at])[:, None], math.nan)
@@ -759,6 +766,8 @@ class VideoToVideo:
             "source_pose_std_deg": {"yaw": _value(float(spread[0])), "pitch": _value(float(spread[1]))},
         }
 
+        reenacting = {m.name for m in self.methods if not isinstance(m.stage, SourceStage)}
+
         def finish() -> Outcome:
             source_descriptors = pending_source.result()
             scores: dict[str, Scores] = {}
@@ -767,6 +776,8 @@ class VideoToVideo:
                 if name in still_faces:
                     following = metrics.active_blendshape_agreement(torch.from_numpy(still_faces[name].blendshapes), driver_blendshapes)
                     scores[name]["still_expression_r"] = _value(following.r)
+                if name in reenacting:
+                    scores[name].update(pose_ceiling)
             return Outcome({**record, "methods": scores}, strip)
 
         return finish
