@@ -8,9 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES, Region
+from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES, Region, region_mask
 from facereenact.face3d.params import MODEL_FACE_WIDTH, FaceParams, angles_to_rotation
 from facereenact.face3d.transfer import (
+    BROW_GAIN,
     LIP_GAP_NOISE,
     TRAVEL_KNEE,
     TRAVEL_REACH,
@@ -143,13 +144,34 @@ def test_blendshapes_follow_the_driver_relatively_both_ways() -> None:
     out = target_params(source, driving, reference, MotionOptions(MotionMode.relative))
     blink, brows, lowered = (CHANNEL_NAMES.index(name) for name in ("eyeBlinkLeft", "browInnerUp", "browDownLeft"))
     assert torch.allclose(out.blendshapes[:, blink], torch.tensor([0.1, 0.8]))
-    # The whole change, past MediaPipe's [0, 1] both ways: refined scores run beyond it.
-    assert torch.allclose(out.blendshapes[:, brows], torch.tensor([0.9, 1.4]))
-    assert torch.allclose(out.blendshapes[:, lowered], torch.tensor([0.05, -0.15]))
+    # The whole change (the brows' carried BROW_GAIN times), past MediaPipe's [0, 1] both ways:
+    # refined scores run beyond it.
+    assert torch.allclose(out.blendshapes[:, brows], torch.tensor([0.9, 0.9 + 0.5 * BROW_GAIN]))
+    assert torch.allclose(out.blendshapes[:, lowered], torch.tensor([0.05, 0.05 - 0.2 * BROW_GAIN]))
     wide_open = source.replace(blendshapes=source.blendshapes.clone())
     wide_open.blendshapes[0, blink] = -0.4  # matched to a photo's eyelids
     out = target_params(wide_open, driving, reference, MotionOptions())
     assert torch.allclose(out.blendshapes[:, blink], torch.tensor([-0.4, 0.3])), "a source's own score stays reachable"
+
+
+def test_the_brows_move_further_than_driven_in_relative_motion() -> None:
+    """The warp shows only part of a brow's motion, so in relative motion the brows' change is
+    BROW_GAIN times the driven one, every other channel's the driven one; absolute motion takes
+    the driver's scores as they are."""
+    source = _with_scores(SOURCE, browInnerUp=0.2, browOuterUpLeft=0.1, eyeBlinkLeft=0.1)
+    driving = FaceParams.cat([_with_scores(DRIVING[0], browInnerUp=0.1), _with_scores(DRIVING[1], browInnerUp=0.7, browOuterUpLeft=0.4, eyeBlinkLeft=0.6)])
+    reference = _with_scores(REFERENCE, browInnerUp=0.1)
+    brows = torch.from_numpy(region_mask([Region.brows]))
+    out = target_params(source, driving, reference, MotionOptions(MotionMode.relative, expression_scale=0.5))
+    driven = 0.5 * (driving.blendshapes - reference.blendshapes)
+    change = out.blendshapes - source.blendshapes
+    assert torch.allclose(change[:, brows], BROW_GAIN * driven[:, brows], atol=1e-6)
+    assert torch.allclose(change[:, ~brows], driven[:, ~brows], atol=1e-6)
+    assert torch.allclose(out.blendshapes[0], source.blendshapes[0]), "the driver at its rest leaves the photo as it is"
+    absolute = target_params(source, driving, reference, MotionOptions(MotionMode.absolute))
+    assert torch.allclose(absolute.blendshapes, driving.blendshapes)
+    kept = target_params(source, driving, reference, MotionOptions(MotionMode.relative, regions=frozenset({Region.mouth})))
+    assert torch.allclose(kept.blendshapes[:, brows], source.blendshapes.expand(2, -1)[:, brows]), "brows left out keep the photo's"
 
 
 def test_scales_multiply_the_driven_change() -> None:

@@ -57,6 +57,14 @@ class MotionOptions:
 NOT_AT_REST = 0.2
 
 
+#: How much further than driven the brows move in relative motion. The warp shows only part of a
+#: brow's motion: a picture's brow lies a little beside the model's brow line, where the components
+#: move the surface less. Driven by their own clips, outputs move their brows 0.68 as far as the
+#: real frames by MediaPipe (benchmarks/expression_amplitude.py); see how-it-works.md. Absolute
+#: motion takes the driver's own brow posture, which carried further looks less like the source.
+BROW_GAIN = 1.46
+
+
 def neutral_reference(driving: FaceParams, first: int = 0) -> FaceParams:
     """The reference of relative motion (batch 1): frame ``first`` (the first with a face), with
     each blendshape score that stands :data:`NOT_AT_REST` above its median over ``driving``
@@ -126,7 +134,9 @@ def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams
         e = options.expression_scale
         if options.mode is MotionMode.relative:
             driven_expression = source.expression + e * (driving.expression - reference.expression)
-            driven_blendshapes = source.blendshapes + e * (driving.blendshapes - reference.blendshapes)
+            brows = torch.from_numpy(region_mask([Region.brows])).to(blendshapes.device)
+            gain = torch.where(brows, BROW_GAIN, 1.0)
+            driven_blendshapes = source.blendshapes + e * gain * (driving.blendshapes - reference.blendshapes)
         else:
             driven_expression = e * driving.expression
             driven_blendshapes = e * driving.blendshapes
