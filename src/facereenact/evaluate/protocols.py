@@ -720,12 +720,15 @@ class VideoToVideo:
         source_faces = tools.analyser.measure(source_crops)
         pending_source = tools.descriptors.submit(source_crops, source_faces.boxes)
         # What an output that keeps the source's pose exactly would score: a head that hardly
-        # moves leaves yaw and pitch r at the fitter's own noise.
-        carried = tools.analyser.measure([metrics.carried_copy(c) for c in source_crops])
-        pose_ceiling = {
-            f"{angle}_r_ceiling": _value(metrics.signal_agreement(torch.from_numpy(carried.fitter_angles[:, k]), torch.from_numpy(source_faces.fitter_angles[:, k])).r)
-            for k, angle in enumerate(("yaw", "pitch"))
-        }
+        # moves leaves yaw and pitch r at the fitter's own noise. Only reenacting methods get it.
+        reenacting = {m.name for m in self.methods if not isinstance(m.stage, SourceStage)}
+        pose_ceiling: Scores = {}
+        if reenacting:
+            carried = tools.analyser.measure([metrics.carried_copy(c) for c in source_crops])
+            pose_ceiling = {
+                f"{angle}_r_ceiling": _value(metrics.signal_agreement(torch.from_numpy(carried.fitter_angles[:, k]), torch.from_numpy(source_faces.fitter_angles[:, k])).r)
+                for k, angle in enumerate(("yaw", "pitch"))
+            }
         driver_blendshapes = torch.from_numpy(tools.analyser.measure(driver_crops, fitter=False).blendshapes)
         # A frame where the tracker lost the driver's face holds another frame's motion.
         driver_blendshapes = driver_blendshapes.masked_fill(torch.from_numpy(~driver_fit.found[driving_at])[:, None], math.nan)
@@ -765,8 +768,6 @@ class VideoToVideo:
             "driving_frames": [int(i) for i in driving_at],
             "source_pose_std_deg": {"yaw": _value(float(spread[0])), "pitch": _value(float(spread[1]))},
         }
-
-        reenacting = {m.name for m in self.methods if not isinstance(m.stage, SourceStage)}
 
         def finish() -> Outcome:
             source_descriptors = pending_source.result()
