@@ -91,6 +91,12 @@ class FaceAnalyser:
             rows.append(cached[0])
         return FaceMeasurements.stack(rows)
 
+    def fitter_angles(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Our fitter's (yaw, pitch, roll) (N, 3) of each image, NaN where it finds no face: no
+        MediaPipe and no cache, for pictures measured once (an instrument's ceiling)."""
+        rows = [self._add_fit(np.ascontiguousarray(image), FaceMeasurements.empty(1)).fitter_angles[0] for image in images]
+        return np.array(rows).reshape(-1, 3)
+
     def _mediapipe_row(self, image: np.ndarray) -> FaceMeasurements:
         row = FaceMeasurements.empty(1)
         face = self.mediapipe.analyse(image)

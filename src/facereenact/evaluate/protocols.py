@@ -724,9 +724,9 @@ class VideoToVideo:
         reenacting = {m.name for m in self.methods if not isinstance(m.stage, SourceStage)}
         pose_ceiling: Scores = {}
         if reenacting:
-            carried = tools.analyser.measure([metrics.carried_copy(c) for c in source_crops])
+            carried = tools.analyser.fitter_angles([metrics.carried_copy(c) for c in source_crops])
             pose_ceiling = {
-                f"{angle}_r_ceiling": _value(metrics.signal_agreement(torch.from_numpy(carried.fitter_angles[:, k]), torch.from_numpy(source_faces.fitter_angles[:, k])).r)
+                f"{angle}_r_ceiling": _value(metrics.signal_agreement(torch.from_numpy(carried[:, k]), torch.from_numpy(source_faces.fitter_angles[:, k])).r)
                 for k, angle in enumerate(("yaw", "pitch"))
             }
         driver_blendshapes = torch.from_numpy(tools.analyser.measure(driver_crops, fitter=False).blendshapes)

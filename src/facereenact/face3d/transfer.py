@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
 import torch
 
 from facereenact.face3d.blendshapes import Region, region_mask
@@ -63,6 +64,8 @@ NOT_AT_REST = 0.2
 #: real frames by MediaPipe (benchmarks/expression_amplitude.py); see how-it-works.md. Absolute
 #: motion takes the driver's own brow posture, which carried further looks less like the source.
 BROW_GAIN = 1.46
+#: Each channel's gain on the driven change in relative motion.
+_RELATIVE_GAIN = torch.from_numpy(np.where(region_mask([Region.brows]), BROW_GAIN, 1.0).astype(np.float32))
 
 
 def neutral_reference(driving: FaceParams, first: int = 0) -> FaceParams:
@@ -134,8 +137,7 @@ def target_params(source: FaceParams, driving: FaceParams, reference: FaceParams
         e = options.expression_scale
         if options.mode is MotionMode.relative:
             driven_expression = source.expression + e * (driving.expression - reference.expression)
-            brows = torch.from_numpy(region_mask([Region.brows])).to(blendshapes.device)
-            gain = torch.where(brows, BROW_GAIN, 1.0)
+            gain = _RELATIVE_GAIN.to(blendshapes.device)
             driven_blendshapes = source.blendshapes + e * gain * (driving.blendshapes - reference.blendshapes)
         else:
             driven_expression = e * driving.expression
