@@ -369,9 +369,8 @@ def live(
     """Drive a portrait live with a camera (or a video played as one): each frame is tracked,
     smoothed without look-ahead and animated as it comes; frames that arrive while one is being
     made are dropped. Shows a window where there is a display; prints frames/s and latency."""
-    import torch
-
     from facereenact.app import live_run
+    from facereenact.app.cores import one_torch_thread
 
     request = AnimateRequest(method=method, model=model, mode=mode, crop_size=crop_size, crop_only=crop_only, smooth=smooth, face_index=face_index, max_size=max_size)
     if camera is not None and driving is not None:
@@ -383,17 +382,12 @@ def live(
         raise InputError("--preview: there is no display to show a window on (DISPLAY is not set, or OpenCV has no GUI); write the result with --output FILE")
     if not show and output is None:
         raise InputError("there is no display to show the result on: write it with --output FILE (a .mp4, .mov or .mkv)")
-    # The tracking and the generating threads each take a core (see app.live.drive): PyTorch's
-    # own threads on top would oversubscribe them.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # The tracking and the generating threads each take a core (see app.live.drive).
+    with one_torch_thread():
         stats = live_run.live_file(
             request, source, camera, driving, realtime, output, show, seconds, assets, device, data,
             LiveOptions(smooth=smooth, crop_only=crop_only, max_size=max_size),
         )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
     console.print(f"live: {stats.line()}", highlight=False, soft_wrap=True)
     if output is not None:
         console.print(f"wrote {output}", highlight=False, soft_wrap=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facereenact.app.cores import generating_threads
 from facereenact.app.faces import animate_faces
 from facereenact.app.output import fit_height, fit_size, is_frame_folder, open_writer
 from facereenact.app.progress import Progress, ProgressFactory, no_progress
@@ -129,7 +130,7 @@ def animate_file(
     # pastes the previous batch and the writer's thread encodes: three stages on two cores.
     report.audio_left_out = is_frame_folder(output) and reader.audio is not None
     try:
-        with open_writer(output, tracked.fps, reader.audio, request.crf) as opened:
+        with generating_threads(method), open_writer(output, tracked.fps, reader.audio, request.crf) as opened:
             writer = Held(opened, tracked.holds)
             stop = 0
             for shown, batch in prefetch(generate(), depth=2):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facereenact.app.cores import generating_threads
 from facereenact.app.output import fit_size, is_frame_folder, open_writer
 from facereenact.app.progress import ProgressFactory
 from facereenact.app.report import AnimateReport
@@ -130,7 +131,7 @@ def _write(
             yield made
 
     report.audio_left_out = is_frame_folder(output) and audio is not None
-    with open_writer(output, fps, audio, request.crf) as writer:
+    with generating_threads(method), open_writer(output, fps, audio, request.crf) as writer:  # generate, paste, encode: three threads
         for made in prefetch(generate(), depth=2):
             # Face after face into the same frames: the first into the photo, the others onto those.
             frames: list[np.ndarray] | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facereenact.app.cores import generating_threads
 from facereenact.app.output import fit_height, fit_size, is_frame_folder, open_writer
 from facereenact.app.progress import ProgressFactory
 from facereenact.app.report import AnimateReport, spans
@@ -134,7 +135,7 @@ def _write(
     tick = progress("animating", len(source_at))
     written = 0
     report.audio_left_out = is_frame_folder(output) and audio is not None
-    with open_writer(output, source.fps, audio, request.crf) as writer:
+    with generating_threads(method), open_writer(output, source.fps, audio, request.crf) as writer:  # generate, paste, encode: three threads
         for batch in prefetch(batches, depth=2):
             made = output_frames(batch, request.crop_only, options.crop_size)
             for offset, frame in enumerate(made):

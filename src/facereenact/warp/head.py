@@ -73,10 +73,11 @@ def head_field(head: HeadEllipsoid, source: FaceParams, target: FaceParams, size
     c = q(0, 0) * dx * dx + 2 * q(0, 1) * dx * dy + q(1, 1) * dy * dy - 1
     root = (b * b - a * c).clamp(min=0).sqrt()
     dz = (root - b) / a  # the front intersection; -b/a (the outline's depth) beyond the head
-    camera = torch.stack([rx, ry, dz + centre[:, 2, None, None]], 1)  # (B, 3, S, S)
-    model_points = torch.einsum("bji,bjhw->bihw", rotation_t, camera)  # Rᵀ·Y
-    in_source = torch.einsum("bij,bjhw->bihw", source.rotation.expand(batch, 3, 3), model_points)
-    source_scale = source.scale.expand(batch)[:, None, None]
-    u = source_scale * in_source[:, 0] + source.translation[:, 0, None, None].expand(batch, 1, 1)
-    v = -source_scale * in_source[:, 1] + source.translation[:, 1, None, None].expand(batch, 1, 1)
-    return torch.stack([u, v], 1)
+    camera = torch.stack([rx, ry, dz + centre[:, 2, None, None]], 1).view(batch, 3, -1)  # (B, 3, S·S)
+    # Back to model space (Rₜᵀ), then into the source's camera (Rₛ): one matrix, and only the
+    # two rows the picture needs.
+    to_source = source.rotation.expand(batch, 3, 3)[:, :2] @ rotation_t.transpose(1, 2)  # (B, 2, 3)
+    in_source = torch.bmm(to_source, camera).view(batch, 2, size, size)
+    flip = torch.tensor([1.0, -1.0], dtype=dtype, device=device)[None, :, None, None]  # image y points down
+    source_scale = source.scale.expand(batch)[:, None, None, None]
+    return torch.addcmul(source.translation[:, :2, None, None].expand(batch, 2, 1, 1), in_source, source_scale * flip)
