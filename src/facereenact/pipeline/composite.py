@@ -71,10 +71,10 @@ class Paster:
         alpha = np.minimum.outer(ramp, ramp)
         self.alpha = np.ascontiguousarray(self._to_region(alpha))
         self._whole = _whole_rectangle(self.alpha)
-        # Each region column's and row's place in the photo; the 2-D sampling maps are made band
-        # by band from these, so a huge photo needs little memory.
-        self._photo_x = np.arange(self.out_size[0], dtype=np.float32) + left
-        self._photo_y = np.arange(self.out_size[1], dtype=np.float32) + top
+        # Each region pixel's place in the photo, for one band of rows starting at the region's
+        # top (x, row); the 2-D sampling maps are made band by band from it, so a huge photo
+        # needs little memory.
+        self._band_places = np.stack(np.meshgrid(np.arange(self.out_size[0], dtype=np.float32) + left, np.arange(min(BAND_ROWS, self.out_size[1]), dtype=np.float32) + top), -1)
         self._crop_grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)  # (S, S, 2): x, y
         self._scale = float(scale)
 
@@ -147,8 +147,8 @@ class Paster:
         rows, columns = part
         # The motion scaled up, then turned in place into the photo pixel each region pixel samples.
         places = self._scaled_up(motion, rows, columns, cv2.BORDER_REPLICATE)
-        places[..., 0] += self._photo_x[columns]
-        places[..., 1] += self._photo_y[rows][:, None]
+        cv2.add(places, self._band_places[: rows.stop - rows.start, columns], dst=places)
+        cv2.add(places, (0.0, float(rows.start)), dst=places)  # the band's first row
         sharp = cv2.remap(self.background, places, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         if made_box is not None:  # only where the stage made pixels: a mouth, a hole
             left, top, right, bottom = made_box
