@@ -71,9 +71,9 @@ class Paster:
         alpha = np.minimum.outer(ramp, ramp)
         self.alpha = np.ascontiguousarray(self._to_region(alpha))
         self._whole = _whole_rectangle(self.alpha)
-        # Each region pixel's place in the photo, for one band of rows starting at the region's
-        # top (x, row); the 2-D sampling maps are made band by band from it, so a huge photo
-        # needs little memory.
+        # The photo's (x, y) of the region's first BAND_ROWS rows; a band further down adds its
+        # offset. The 2-D sampling maps are made band by band from it, so a huge photo needs
+        # little memory.
         self._band_places = np.stack(np.meshgrid(np.arange(self.out_size[0], dtype=np.float32) + left, np.arange(min(BAND_ROWS, self.out_size[1]), dtype=np.float32) + top), -1)
         self._crop_grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)  # (S, S, 2): x, y
         self._scale = float(scale)
