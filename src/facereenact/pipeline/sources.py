@@ -112,7 +112,7 @@ class BoundSources:
         vertices = self.to_crop(surface)
         irises = self._iris_shifts(targets, surface, vertices) if self.irises is not None else None
         result = self.stage(self.crops, WarpTargets(vertices, landmarks, head, mouths, irises))
-        crops = (result.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        crops = result.images.clamp(0, 1).mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return crops, result, targets
 
     def _iris_shifts(self, targets: FaceParams, surface: torch.Tensor, vertices: torch.Tensor) -> IrisShifts:
