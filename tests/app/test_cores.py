@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import torch
 
-from facereenact.app.cores import generating_threads, one_torch_thread
+from facereenact.app.cores import generating_threads
 from facereenact.model.config import ModelConfig
 from facereenact.model.generator import Generator
 from facereenact.model.inference import NeuralStage
@@ -40,29 +38,3 @@ def test_a_network_run_by_pytorch_keeps_every_thread(two_threads) -> None:  # ty
     assert network.runtime == "torch"
     with generating_threads(network):
         assert torch.get_num_threads() == 2
-
-
-def test_overlapping_blocks_in_two_threads_give_the_count_back_once_both_end(two_threads) -> None:  # type: ignore[no-untyped-def]
-    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
-    seen: list[int] = []
-
-    def first() -> None:
-        with one_torch_thread():
-            first_in.set()
-            second_in.wait(5)
-        first_out.set()
-
-    def second() -> None:
-        first_in.wait(5)
-        with one_torch_thread():
-            second_in.set()
-            first_out.wait(5)  # the first block has ended: this one still runs on one thread
-            seen.append(torch.get_num_threads())
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert seen == [1]
-    assert torch.get_num_threads() == 2, "the count from before the first block, not the first block's 1"

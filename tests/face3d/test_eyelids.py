@@ -51,7 +51,7 @@ def test_eyelids_never_pass_through_each_other(fitter, blink: float, squint: flo
 def test_a_photos_eyelids_are_where_mediapipe_sees_them(fitter, assets, portraits) -> None:  # type: ignore[no-untyped-def]
     """The regressor's lids of an open eye stand too close; the fit of a photo opens them to the
     gap MediaPipe's landmarks measure, and the matching changes the eye scores only."""
-    reader = BlendshapeReader(assets, video=False)
+    reader = BlendshapeReader(assets)
     for name in ("lp_s1", "lp_s7"):
         image = portraits[name]
         fitted = fitter.fit_one(image)

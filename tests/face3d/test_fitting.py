@@ -71,7 +71,7 @@ def test_a_smoothed_track_keeps_each_frames_own_fit(fitter, data_dir) -> None:  
         assert not torch.allclose(smoothed, own, atol=1e-4), f"{name}: the smoothed track is the raw one"
 
 
-def test_stepping_a_clip_with_mediapipe_a_frame_ahead_gives_the_faces_of_one_step_at_a_time(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_stepping_a_clip_with_mediapipe_reading_ahead_gives_the_faces_of_one_step_at_a_time(fitter, data_dir) -> None:  # type: ignore[no-untyped-def]
     frames = list(iter_frames(data_dir / "clips" / "dpe_d.mp4", 12))
     with FaceTracker(fitter) as tracker:
         ahead = list(tracker.steps(frames))

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import sys
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 
 import numpy as np
@@ -122,10 +124,12 @@ def fill_gaps(scores: np.ndarray, found: np.ndarray) -> np.ndarray:
 
 
 class BlendshapeReader:
-    """MediaPipe's Face Landmarker, loaded once. ``video=True`` tracks between frames (MediaPipe
-    runs its detector only when it loses the face); call :meth:`close` or use ``with``."""
+    """MediaPipe's Face Landmarker, loaded once. It reads each image on its own: asked for up to
+    four faces, MediaPipe runs its detector on every frame, so its video mode gave bit for bit the
+    same scores and landmarks (1,551 frames of 14 clips) while forcing frames through one at a
+    time. Call :meth:`close` or use ``with``."""
 
-    def __init__(self, assets: Assets, video: bool):
+    def __init__(self, assets: Assets):
         try:
             import mediapipe  # noqa: PLC0415 (heavy import, needed only here)
             from mediapipe.tasks.python import vision  # noqa: PLC0415
@@ -133,12 +137,10 @@ class BlendshapeReader:
         except ImportError:
             raise AssetError("package mediapipe is not installed (pip install mediapipe)") from None
         model = assets.path(MEDIAPIPE_MODEL)
-        self._video = video
         self._mp = mediapipe
-        self._clock_ms = 0
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model)),
-            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            running_mode=vision.RunningMode.IMAGE,
             num_faces=4,
             output_face_blendshapes=True,
         )
@@ -146,11 +148,7 @@ class BlendshapeReader:
             with mediapipe_chatter_silenced():
                 self._landmarker = vision.FaceLandmarker.create_from_options(options)
                 # The first inference logs its delegate choice: run it here, on a blank image.
-                blank = mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
-                if video:
-                    self._landmarker.detect_for_video(blank, 0)
-                else:
-                    self._landmarker.detect(blank)
+                self._landmarker.detect(mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
         except (RuntimeError, ValueError) as error:
             raise AssetError(f"{model} is not a usable MediaPipe face landmarker ({str(error).splitlines()[0]})") from None
         # Closed at the latest as the interpreter exits, while MediaPipe's modules still exist.
@@ -160,12 +158,7 @@ class BlendshapeReader:
         """Every face read (at most 4): scores (N_BLENDSHAPES,) in CHANNEL_NAMES order and
         landmarks (478, 3) in pixels."""
         height, width = rgb.shape[:2]
-        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        if self._video:
-            self._clock_ms += 40  # MediaPipe needs rising timestamps; their spacing is not used
-            result = self._landmarker.detect_for_video(image, self._clock_ms)
-        else:
-            result = self._landmarker.detect(image)
+        result = self._landmarker.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
         faces = []
         for points, categories in zip(result.face_landmarks, result.face_blendshapes, strict=True):
             by_name = {c.category_name: c.score for c in categories}
@@ -182,6 +175,51 @@ class BlendshapeReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+
+class ReaderPool:
+    """Reads frames with MediaPipe in ``workers`` threads at once, each read with a reader no
+    other thread is using (made when none is idle). Offline tracking keeps both cores busy this
+    way: one reader's ~10 ms a frame bounded it. Call :meth:`close` or use ``with``."""
+
+    def __init__(self, assets: Assets, workers: int):
+        self._assets = assets
+        self._idle: queue.SimpleQueue[BlendshapeReader] = queue.SimpleQueue()
+        self._made: list[BlendshapeReader] = []
+        self._making = threading.Lock()
+        self._idle.put(self._make())  # one ready before the first frame: a bad model fails here
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="mediapipe")
+
+    def submit(self, rgb: np.ndarray) -> Future[list[tuple[np.ndarray, np.ndarray]]]:
+        """:meth:`BlendshapeReader.faces` of ``rgb``, started in a worker thread."""
+        return self._threads.submit(self._read, rgb)
+
+    def _read(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        try:
+            reader = self._idle.get_nowait()
+        except queue.Empty:
+            reader = self._make()
+        try:
+            return reader.faces(rgb)
+        finally:
+            self._idle.put(reader)
+
+    def _make(self) -> BlendshapeReader:
+        reader = BlendshapeReader(self._assets)
+        with self._making:
+            self._made.append(reader)
+        return reader
+
+    def close(self) -> None:
+        self._threads.shutdown()
+        for reader in self._made:
+            reader.close()
+
+    def __enter__(self) -> ReaderPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 def nearest_face(faces: list[tuple[np.ndarray, np.ndarray]], centre: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The face whose landmarks' centre lies nearest ``centre`` and within half ``size`` of it

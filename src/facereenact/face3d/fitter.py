@@ -11,15 +11,17 @@ scores become the blendshapes and the expression is refined to its landmarks
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from facereenact.errors import AssetError, FaceIndexError, NoFaceError
-from facereenact.face3d.blendshapes import N_BLENDSHAPES, BlendshapeReader, fill_gaps, nearest_face
+from facereenact.face3d.blendshapes import N_BLENDSHAPES, BlendshapeReader, ReaderPool, fill_gaps, nearest_face
 from facereenact.face3d.detector import Detection, FaceDetector
 from facereenact.face3d.expression_basis import load_mediapipe_on_mean_face
 from facereenact.face3d.eyelids import match_eyelids, measured_gaps
@@ -35,7 +37,11 @@ from facereenact.face3d.regressor import (
 )
 from facereenact.face3d.smoothing import smooth_params
 from facereenact.io.assets import Assets
+from facereenact.threads import one_torch_thread
 
+#: MediaPipe readers at work at once while a video is tracked: with two, its ~10 ms a frame no
+#: longer bounds tracking on two cores.
+READERS = 2
 #: A tracked crop whose detector score falls below this has lost the face.
 TRACK_SCORE_THRESHOLD = 0.3
 #: Frames of a video whose eyelids set the clip's eye-score offset (see FaceFitter.eyelid_offset).
@@ -133,7 +139,7 @@ class FaceFitter:
         params = self.regressor.regress(image_rgb, boxes)
         if self.reads_blendshapes:
             if self._image_reader is None:
-                self._image_reader = BlendshapeReader(self.assets, video=False)
+                self._image_reader = BlendshapeReader(self.assets)
             read = self._image_reader.faces(image_rgb)
             centres, sizes = _centres_and_sizes(self.model.landmarks(params).cpu().numpy())
             scores = [nearest_face(read, centre, size) for centre, size in zip(centres, sizes, strict=True)]
@@ -189,8 +195,10 @@ class FaceFitter:
         boxes: list[np.ndarray] = []
         scores: list[np.ndarray | None] = []
         eyelid_points: list[np.ndarray | None] = []  # MediaPipe's landmarks where read
-        # A fresh tracker per video: MediaPipe's own tracking and clock start again.
-        with FaceTracker(self) as tracker:
+        # The regressor runs on one PyTorch thread while MediaPipe's readers work beside it: with
+        # a thread each on two cores, 200 frames tracked in 1.8 s instead of 2.1 s (two threads
+        # for the regressor: 2.3–2.5 s).
+        with one_torch_thread() if self.reads_blendshapes else nullcontext(), FaceTracker(self) as tracker:
             for index, face in enumerate(tracker.steps(frames)):
                 params_list.append(face.params if face else None)
                 landmarks_list.append(face.landmarks if face else None)
@@ -303,31 +311,28 @@ class FaceTracker:
         self.box: np.ndarray | None = None
         #: How many times the full-frame detector ran.
         self.detections = 0
-        self.reader = BlendshapeReader(fitter.assets, video=True) if fitter.reads_blendshapes else None
-        # MediaPipe reads each frame in a thread of its own while the regressor fits the face in
+        # MediaPipe reads frames in threads of their own while the regressor fits the face in
         # the tracked crop: the two are independent until the crop is checked.
-        self._reading = ThreadPoolExecutor(1, thread_name_prefix="mediapipe") if self.reader is not None else None
+        self._readers = ReaderPool(fitter.assets, READERS) if fitter.reads_blendshapes else None
 
     def step(self, frame: np.ndarray) -> TrackedFace | None:
         """The face in ``frame`` (RGB uint8), or None when there is none."""
         return self._step(frame, self._read(frame))
 
     def steps(self, frames: Iterable[np.ndarray]) -> Iterator[TrackedFace | None]:
-        """:meth:`step` over ``frames``; MediaPipe starts on each frame while the one before it is
-        fitted, so neither thread waits for the other at every frame."""
-        upcoming = iter(frames)
-        frame = next(upcoming, None)
-        reading = self._read(frame) if frame is not None else None
-        while frame is not None:
-            after = next(upcoming, None)
-            reading_after = self._read(after) if after is not None else None
-            yield self._step(frame, reading)
-            frame, reading = after, reading_after
+        """:meth:`step` over ``frames``; MediaPipe reads the next READERS frames while one is
+        fitted, so no thread waits for another at every frame."""
+        pending: deque[tuple[np.ndarray, Future[list[tuple[np.ndarray, np.ndarray]]] | None]] = deque()
+        for frame in frames:
+            pending.append((frame, self._read(frame)))
+            if len(pending) > READERS:
+                yield self._step(*pending.popleft())
+        while pending:
+            yield self._step(*pending.popleft())
 
     def _read(self, frame: np.ndarray) -> Future[list[tuple[np.ndarray, np.ndarray]]] | None:
-        """MediaPipe's reading of ``frame``, started in its thread (it reads every frame, in order:
-        its own tracking needs them all)."""
-        return self._reading.submit(self.reader.faces, frame) if self._reading is not None and self.reader is not None else None
+        """MediaPipe's reading of ``frame``, started in a reader's thread."""
+        return self._readers.submit(frame) if self._readers is not None else None
 
     def _step(self, frame: np.ndarray, reading: Future[list[tuple[np.ndarray, np.ndarray]]] | None) -> TrackedFace | None:
         fitter, fitted = self.fitter, None
@@ -349,7 +354,7 @@ class FaceTracker:
             return None
         params, landmarks, used_box = fitted
         self.box = box_from_landmarks(landmarks)
-        if self.reader is None:
+        if self._readers is None:
             return TrackedFace(params, landmarks, used_box, np.zeros(N_BLENDSHAPES, np.float32), None)
         face = _face_at(read, landmarks)
         if face is not None:
@@ -357,10 +362,8 @@ class FaceTracker:
         return TrackedFace(params, landmarks, used_box, face[0] if face else None, face[1] if face else None)
 
     def close(self) -> None:
-        if self._reading is not None:
-            self._reading.shutdown()
-        if self.reader is not None:
-            self.reader.close()
+        if self._readers is not None:
+            self._readers.close()
 
     def __enter__(self) -> FaceTracker:
         return self
