@@ -13,7 +13,7 @@ from facereenact.face3d.params import angles_to_rotation
 from facereenact.face3d.transfer import MotionMode, MotionOptions
 from facereenact.pipeline.composite import Paster, crop, reenactment_box
 from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
-from facereenact.warp.geometric import INPAINT_RADIUS, MOUTH_CAVITY, _gaussian_blur, _thin_parts, fill_holes
+from facereenact.warp.geometric import INPAINT_RADIUS, MOUTH_CAVITY, _gaussian_blur, _smooth_opening_edge, _thin_parts, fill_holes
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -147,3 +147,22 @@ def test_filling_around_the_holes_gives_the_whole_pictures_fill(seed: int, blobs
     filled = fill_holes(images.clone(), holes_t, mouth_t)
     assert torch.equal(filled, _whole_picture_fill(images, holes_t, mouth_t))
     assert torch.equal(filled[1], images[1]), "a picture without holes is left as it is"
+
+
+def test_the_mouth_openings_edge_is_anti_aliased_inside_and_nothing_else_changes() -> None:
+    """A mouth opening is a set of whole crop pixels; scaled up into a large photo its staircase
+    would show. Its fill fades into the warped lips over the edge's inner pixels only."""
+    size = 48
+    warped = torch.zeros(1, 3, size, size)
+    mouth = torch.zeros(1, 1, size, size)
+    mouth[0, 0, 20:30, 10:40] = 1  # a wide opening
+    mouth[0, 0, 30:33, 18:24] = 1  # with a step down, three pixels wide
+    filled = torch.where(mouth > 0, torch.ones_like(warped), warped)
+    filled[0, :, 2:5, 2:5] = 0.5  # an inpainted hole elsewhere
+    smoothed = _smooth_opening_edge(filled, warped, mouth)
+    outside = mouth[0, 0] == 0
+    assert torch.equal(smoothed[0, :, outside], filled[0, :, outside]), "outside the opening, nothing changes"
+    assert torch.allclose(smoothed[0, :, 23:27, 15:35], torch.ones(3, 4, 20), atol=1e-3), "its middle keeps the fill"
+    edge = smoothed[0, 0, 20, 12:38]
+    assert bool(((edge > 0.3) & (edge < 0.95)).all()), "its edge pixels are partly fill, partly lips"
+    assert float(smoothed[0, 0, 31, 21]) > 0.8, "a three-pixel opening keeps most of its fill along its middle"

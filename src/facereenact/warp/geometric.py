@@ -37,6 +37,9 @@ MOUTH_CAVITY = (0.12, 0.05, 0.05)
 #: off the photo's would otherwise leave dark specks on closed lips. A part that is this wide
 #: somewhere is kept whole, thin ends included, so an opening never breaks into blocks.
 MOUTH_MIN_OPENING = 3
+#: The mouth opening's edge is anti-aliased: its mask blurred by a Gaussian of this sigma (crop
+#: pixels) gives the fill's share.
+OPENING_EDGE_SIGMA = 1.0
 #: Other holes are inpainted from the pixels within INPAINT_RADIUS of them; INPAINT_REACH, the
 #: margin around them that gives the same result as inpainting the whole picture.
 INPAINT_RADIUS, INPAINT_REACH = 3, 6
@@ -160,10 +163,12 @@ class GeometricWarp:
         if targets.irises is not None:
             field = slide_irises(field, targets.irises)
         normalised = (field / (size - 1) * 2 - 1).permute(0, 2, 3, 1)
-        images = F.grid_sample(source_crop.expand(batch, -1, -1, -1), normalised, mode="bilinear", padding_mode="border", align_corners=True)
-        images = fill_holes(images, holes, mouth)
+        warped = F.grid_sample(source_crop.expand(batch, -1, -1, -1), normalised, mode="bilinear", padding_mode="border", align_corners=True)
+        images = fill_holes(warped, holes, mouth)
         if targets.mouths is not None:
+            images = images if images is not warped else images.clone()  # the donor is written in place
             images, holes, mouth = self._driving_mouth(images, holes, mouth, raster, target_area, targets.mouths, source_crop)
+        images = _smooth_opening_edge(images, warped, mouth)
         return WarpResult(images, holes, mouth, face, field.permute(0, 2, 3, 1), 1 - torch.maximum(holes, mouth))
 
     def _driving_mouth(
@@ -270,6 +275,16 @@ def _fade(distance: np.ndarray, start: float | np.ndarray, stop: float | np.ndar
     smooth *= ramp
     return smooth.astype(np.float32, copy=False)
 
+
+
+def _smooth_opening_edge(filled: torch.Tensor, warped: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
+    """``filled`` with the mouth opening's edge anti-aliased: the opening is a set of whole crop
+    pixels, and its staircase, scaled up into a large photo, shows. Inside the opening's edge
+    the fill fades into the warped lips over OPENING_EDGE_SIGMA; elsewhere nothing changes."""
+    if not bool(mouth.any()):
+        return filled
+    coverage = _gaussian_blur(mouth, OPENING_EDGE_SIGMA)
+    return torch.where(mouth > 0, warped.lerp(filled, coverage), filled)
 
 def fill_holes(images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
     """A dark cavity where the mouth opens beyond what the source shows; elsewhere inpainting
