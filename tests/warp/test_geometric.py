@@ -13,7 +13,7 @@ from facereenact.face3d.params import angles_to_rotation
 from facereenact.face3d.transfer import MotionMode, MotionOptions
 from facereenact.pipeline.composite import Paster, crop, reenactment_box
 from facereenact.pipeline.reenactor import ReenactOptions, Reenactor
-from facereenact.warp.geometric import INPAINT_RADIUS, MOUTH_CAVITY, _gaussian_blur, _lips_recoloured, _smooth_opening_edge, _thin_parts, fill_holes
+from facereenact.warp.geometric import INPAINT_RADIUS, MOUTH_CAVITY, _gaussian_blur, _smooth_opening_edge, _thin_parts, fill_holes
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -166,25 +166,3 @@ def test_the_mouth_openings_edge_is_anti_aliased_inside_and_nothing_else_changes
     edge = smoothed[0, 0, 20, 12:38]
     assert bool(((edge > 0.3) & (edge < 0.95)).all()), "its edge pixels are partly fill, partly lips"
     assert float(smoothed[0, 0, 31, 21]) > 0.8, "a three-pixel opening keeps most of its fill along its middle"
-
-
-def test_the_driving_lips_take_the_source_lips_colour_and_teeth_keep_theirs() -> None:
-    driving_lips, source_lips = torch.tensor([[0.8, 0.3, 0.5]]), torch.tensor([[0.7, 0.35, 0.25]])
-    pixels = torch.tensor([[0.8, 0.3, 0.5], [0.95, 0.95, 0.95], [0.1, 0.1, 0.1], [0.7, 0.4, 0.5]])  # lips, teeth, cavity, paler lips
-    patches = pixels.T.reshape(1, 3, 2, 2)
-    out = _lips_recoloured(patches, driving_lips, source_lips).reshape(3, 4).T
-    assert torch.allclose(out[0], source_lips[0] - source_lips.mean() + driving_lips.mean(), atol=1e-6), "the lips' colour off grey is the source's"
-    assert torch.allclose(out[1], pixels[1]) and torch.allclose(out[2], pixels[2]), "grey teeth and cavity keep their colour"
-    assert torch.allclose(out.mean(1)[:3], pixels.mean(1)[:3], atol=1e-6), "the grey level stays"
-    assert 0 < float((out[3] - pixels[3]).abs().sum()) < float((out[0] - pixels[0]).abs().sum()), "paler lips move part of the way"
-
-
-def test_the_models_lip_vertices_lie_around_the_mouth(fitter) -> None:  # type: ignore[no-untyped-def]
-    model = fitter.model
-    lips = model.lips
-    outline = model.landmark_mean[48:60, :2]
-    assert 20 <= int(lips.sum()) <= 200
-    inside = model.mean[lips, :2]
-    assert bool(((inside >= outline.amin(0) - 1e-3) & (inside <= outline.amax(0) + 1e-3)).all())
-    gap_vertices = torch.unique(model.triangles[model.mouth_gap])
-    assert float(lips[gap_vertices].float().mean()) > 0.5, "the triangles bridging the lips stand on lip vertices"

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
-import cv2
 import numpy as np
 
 from facereenact.face3d.blendshapes import CHANNEL_NAMES, N_BLENDSHAPES
@@ -65,12 +64,6 @@ def crosses_lip_line(a: np.ndarray, b: np.ndarray, landmarks: np.ndarray) -> np.
         cut |= _segments_cross(a, b, start, end)
     return cut
 
-
-
-def vertices_inside(points: np.ndarray, outline: np.ndarray) -> np.ndarray:
-    """(N,) bool: which of ``points`` (N, 2) lie inside the closed polygon ``outline`` (M, 2)."""
-    contour = np.ascontiguousarray(outline, np.float32).reshape(-1, 1, 2)
-    return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in np.asarray(points, np.float64)])
 
 def mouth_gap_triangles(mean: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Boolean mask (F,) of the triangles that bridge the lips (an edge crosses the contact line).

@@ -25,14 +25,11 @@ from facereenact.face3d.expression_basis import (
     load_expression_basis,
     load_landmark_expression_basis,
     mouth_gap_triangles,
-    vertices_inside,
 )
 from facereenact.face3d.params import N_EXPRESSION, N_SHAPE, FaceParams
 from facereenact.io.assets import Assets
 
 N_LANDMARKS = 68
-#: The outer lip outline among the 68 landmarks (iBUG layout).
-OUTER_LIP = slice(48, 60)
 GRID = 64
 #: Grid cells with an edge longer than this multiple of the median edge lie outside the face.
 _MAX_EDGE_RATIO = 3.0
@@ -70,13 +67,6 @@ class MorphableModel:
         stretches across the gap. Computed once per model: every warp (one per training sample
         in the loader workers) needs it."""
         mask = mouth_gap_triangles(self.mean.cpu().numpy(), self.triangles.cpu().numpy(), self.landmark_mean.cpu().numpy())
-        return torch.from_numpy(mask).to(self.triangles.device)
-
-    @cached_property
-    def lips(self) -> torch.Tensor:
-        """(N,) bool: the vertices on the lips of the mean face (inside the outer lip outline,
-        landmarks 48–59), whose colours are the lips' in any picture the mesh is fitted to."""
-        mask = vertices_inside(self.mean[:, :2].cpu().numpy(), self.landmark_mean[OUTER_LIP, :2].cpu().numpy())
         return torch.from_numpy(mask).to(self.triangles.device)
 
     def to(self, device: torch.device | str) -> MorphableModel:

@@ -185,9 +185,8 @@ class GeometricWarp:
         shows too little of it (its opening must stretch more than SOURCE_MOUTH_STRETCH times)
         and the driving frame shows more: the whole opening, so that teeth never mix. Those
         pixels are no longer holes (the neural refiner keeps them). The driving mouth's colours
-        are toned down to the source face's (a black-and-white photo gets a grey mouth, not the
-        driver's pink one), and the driver's lips seen at the opening's edge take the source's
-        lips' hue."""
+        are toned down to the source face's: a black-and-white photo gets a grey mouth, not the
+        driver's pink one."""
         size, triangles, gap = self.size, self.model.triangles, self.mouth
         donor_area = _triangle_areas(donor.vertices, triangles)
         source_gap = self.source_area[:, gap].sum(1)
@@ -207,8 +206,6 @@ class GeometricWarp:
         where = (corners * weights[..., None].to(corners.dtype)).sum(1)
         side = donor.patches.shape[-1]
         patches = _toned(donor.patches, _chroma(source_crop, self.source_face))
-        lips = self.model.lips
-        patches = _lips_recoloured(patches, _colour_at(patches, donor.vertices[:, lips]), _colour_at(source_crop, self.source_coordinates[:, lips]))
         on_grid = where / (side - 1) * 2 - 1
         flat = images.view(len(images), images.shape[1], -1)  # filled in place: this call's own tensor
         for image in image_of.unique().tolist():
@@ -268,25 +265,6 @@ def _toned(patches: torch.Tensor, colourfulness: torch.Tensor) -> torch.Tensor:
     keep = (colourfulness.to(patches) / _chroma(patches).clamp(min=1e-6)).clamp(max=1.0)
     return grey + keep[:, None, None, None] * (patches - grey)
 
-
-
-def _colour_at(images: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """(B, 3): the mean colour of ``images`` (B, 3, H, W) at ``points`` (B, L, 2) in pixels."""
-    height, width = images.shape[-2:]
-    on_grid = points / torch.tensor([width - 1, height - 1], dtype=points.dtype, device=points.device) * 2 - 1
-    return F.grid_sample(images, on_grid[:, None].to(images.dtype), mode="bilinear", padding_mode="border", align_corners=True).mean(-1)[..., 0]
-
-
-def _lips_recoloured(patches: torch.Tensor, driving_lips: torch.Tensor, source_lips: torch.Tensor) -> torch.Tensor:
-    """Driving cut-outs (B, 3, P, P) whose lip-coloured pixels take the source's lip colour:
-    each pixel's colour, off its grey, moves by the two lips' difference in proportion to how
-    colourful it is next to the driving lips (``driving_lips``, ``source_lips``: (B or 1, 3)).
-    Teeth and the dark inside, nearly grey, keep theirs; the grey level stays."""
-    driving_off = driving_lips - driving_lips.mean(1, keepdim=True)
-    source_off = source_lips - source_lips.mean(1, keepdim=True)
-    colourfulness = (patches - patches.mean(1, keepdim=True)).abs().mean(1, keepdim=True)  # (B, 1, P, P)
-    share = (colourfulness / driving_off.abs().mean(1).clamp(min=1e-3)[:, None, None, None]).clamp(max=1.0)
-    return (patches + share * (source_off - driving_off)[..., None, None]).clamp(0.0, 1.0)
 
 def _fade(distance: np.ndarray, start: float | np.ndarray, stop: float | np.ndarray) -> np.ndarray:
     """1 up to ``start``, 0 from ``stop`` on, a smoothstep between (bounds broadcast against
