@@ -1,6 +1,7 @@
 """The package's import directions, read from the source: interfaces (cli, web) → app →
-evaluate/train → pipeline → model → warp → stage → face3d → io → errors; nothing imports upward,
-the interfaces import only the use cases, io and execute know no faces, and there are no cycles.
+evaluate/train → pipeline → model → warp → stage → face3d → io, execute and threads → errors;
+nothing imports upward, the interfaces import only the use cases, io, execute and threads know
+no faces, and there are no cycles.
 The package root is the one exception: its ``facereenact.animate`` is a façade over the use case
 (imported inside the function, so ``import facereenact`` stays light)."""
 
@@ -20,6 +21,7 @@ LAYER_OF = {
     "__init__": 0,
     "io": 1,
     "execute": 1,
+    "threads": 1,
     "face3d": 2,
     "stage": 3,
     "warp": 4,
@@ -40,7 +42,7 @@ INTERFACE_MAY_IMPORT = {"app", "evaluate", "train", "execute", "errors", "__init
 #: The package root's one-call API (``facereenact.animate``) may reach the use case it wraps.
 ROOT_FACADE = {"facereenact.app.api", "facereenact.app.animate"}
 #: Parts that must know nothing of faces (and so of anything above the errors and io).
-FACELESS = {"io": {"io", "errors"}, "execute": {"execute", "errors"}}
+FACELESS = {"io": {"io", "errors"}, "execute": {"execute", "errors"}, "threads": {"threads"}}
 
 
 def _part(module: str) -> str:

@@ -370,7 +370,7 @@ def live(
     smoothed without look-ahead and animated as it comes; frames that arrive while one is being
     made are dropped. Shows a window where there is a display; prints frames/s and latency."""
     from facereenact.app import live_run
-    from facereenact.threads import one_torch_thread
+    from facereenact.app.cores import one_torch_thread
 
     request = AnimateRequest(method=method, model=model, mode=mode, crop_size=crop_size, crop_only=crop_only, smooth=smooth, face_index=face_index, max_size=max_size)
     if camera is not None and driving is not None:

@@ -8,6 +8,8 @@ from facereenact.model.inference import NeuralStage
 from facereenact.stage import StageMethod
 from facereenact.threads import one_torch_thread
 
+__all__ = ["generating_threads", "one_torch_thread"]
+
 
 def generating_threads(method: StageMethod | None) -> AbstractContextManager[None]:
     """PyTorch's threads while a use case generates, pastes and encodes in threads of their own:
