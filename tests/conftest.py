@@ -79,3 +79,14 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_checkpoint(path, 0, config, "{}", generator, discriminator, copy.deepcopy(generator),
                     torch.optim.Adam(generator.parameters()), torch.optim.Adam(discriminator.parameters()), None)  # fmt: skip
     return path
+
+
+@pytest.fixture
+def two_threads():  # type: ignore[no-untyped-def]
+    """PyTorch on two threads for the test, its count from before given back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 import torch
 
 from facereenact.threads import one_torch_thread
-
-
-@pytest.fixture
-def two_threads():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_overlapping_blocks_in_two_threads_give_the_count_back_once_both_end(two_threads) -> None:  # type: ignore[no-untyped-def]

@@ -12,14 +12,6 @@ from facereenact.model.inference import NeuralStage
 from facereenact.warp.geometric import WarpMethod
 
 
-@pytest.fixture
-def two_threads():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_the_warp_generates_on_one_thread_and_gives_the_count_back(two_threads) -> None:  # type: ignore[no-untyped-def]
     for method in (None, WarpMethod()):
         with generating_threads(method):
