@@ -133,7 +133,9 @@ def test_missing_on_the_server_and_unreachable(origin: Origin, tmp_path: Path) -
         fetch_file(f"{origin.url}/absent.bin", tmp_path / "a.bin", None, None)
     with pytest.raises(AssetError, match="cannot reach 127.0.0.1:9 .*--from"):
         fetch_file("http://127.0.0.1:9/w.bin", tmp_path / "a.bin", None, None)
-    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(AssetError, match="cannot reach"):
+        fetch_file("http://127.0.0.1:9/w.bin", tmp_path / "examples" / "new" / "a.bin", None, None)
+    assert list(tmp_path.iterdir()) == [], "a failed fetch leaves no file and no folder it made"
 
 
 def test_a_local_file_is_copied_through_a_part_file_and_checked(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ it renamed onto the destination, so the destination is either absent or complete
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import os
@@ -58,15 +59,22 @@ def fetch_file(
     ``size`` and ``sha256`` (None: not known) are checked before the rename; a mismatch removes
     the downloaded bytes and raises :class:`AssetError`, as does a source that cannot be read.
     """
+    made = [folder for folder in (destination.parent, *destination.parent.parents) if not folder.exists()]  # deepest first
     destination.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(destination)
     scheme = urllib.parse.urlsplit(source).scheme
-    if scheme in ("http", "https"):
-        _download(source, part, size, on_progress, retries, timeout)
-    else:
-        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path)) if scheme == "file" else Path(source)
-        _copy(path, part, on_progress)
-    _check(part, source, size, sha256)
+    try:
+        if scheme in ("http", "https"):
+            _download(source, part, size, on_progress, retries, timeout)
+        else:
+            path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(source).path)) if scheme == "file" else Path(source)
+            _copy(path, part, on_progress)
+        _check(part, source, size, sha256)
+    except BaseException:
+        for folder in made:  # a failed fetch leaves no empty folders behind (a kept .part keeps its own)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     with open(part, "rb+") as handle:  # the bytes are on disk before the name points at them
         os.fsync(handle.fileno())
     os.replace(part, destination)
