@@ -176,7 +176,6 @@ class BlendshapeReader:
         self.close()
 
 
-
 class ReaderPool:
     """Reads frames with MediaPipe in ``workers`` threads at once, each read with a reader no
     other thread is using (made when none is idle). Offline tracking keeps both cores busy this
@@ -220,6 +219,7 @@ class ReaderPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
 
 def nearest_face(faces: list[tuple[np.ndarray, np.ndarray]], centre: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray] | None:
     """The face whose landmarks' centre lies nearest ``centre`` and within half ``size`` of it

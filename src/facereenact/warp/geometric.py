@@ -285,6 +285,7 @@ def _smooth_opening_edge(filled: torch.Tensor, warped: torch.Tensor, mouth: torc
     coverage = _gaussian_blur(mouth, OPENING_EDGE_SIGMA)
     return torch.where(mouth > 0, warped.lerp(filled, coverage), filled)
 
+
 def fill_holes(images: torch.Tensor, holes: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
     """A dark cavity where the mouth opens beyond what the source shows; elsewhere inpainting
     from the surroundings (OpenCV's Telea method). Each picture is inpainted only in the rectangle
