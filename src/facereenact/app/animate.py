@@ -124,7 +124,8 @@ def animate_file(
         for start in range(0, len(fit), ANIMATE_BATCH):
             stop = min(start + ANIMATE_BATCH, len(fit))
             shown = frames.stack(start, stop) if frames is not None else None
-            yield shown, reenactor.reenact(fit.params[start:stop], reference, paste=False, frames=shown, found=fit.found[start:stop])
+            batch = slice(start, stop)
+            yield shown, reenactor.reenact(fit.params[batch], reference, paste=False, frames=shown, found=fit.found[batch], points=fit.points_of(batch))
 
     # Crops are generated in a background thread (PyTorch releases the GIL) while this thread
     # pastes the previous batch and the writer's thread encodes: three stages on two cores.

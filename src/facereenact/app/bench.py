@@ -141,7 +141,10 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
         report.rows.append(("  source fit + crop (once)", 1 / seconds, "per source, not per frame"))
         batches, seconds = _timed(
             lambda: [
-                reenactor.reenact(fit.params[i : i + ANIMATE_BATCH], fit.params[0], paste=False, frames=np.stack(decoded[i : i + ANIMATE_BATCH]))
+                reenactor.reenact(
+                    fit.params[i : i + ANIMATE_BATCH], fit.params[0], paste=False, frames=np.stack(decoded[i : i + ANIMATE_BATCH]),
+                    points=fit.points_of(slice(i, i + ANIMATE_BATCH)),
+                )  # fmt: skip
                 for i in range(0, len(fit), ANIMATE_BATCH)
             ]
         )

@@ -111,7 +111,8 @@ def _write(
     at = [np.minimum(np.floor(np.arange(count) * d.fps / fps + 1e-6).astype(np.int64), len(d.fit) - 1) for d in drivers]
     device = fitter.device
     bound = [
-        BoundSources(fitter.model, [photo], face.params.to(device), face.landmarks[None], options.crop_size, options.crop_scale, method) for face in faces
+        BoundSources(fitter.model, [photo], face.params.to(device), face.landmarks[None], options.crop_size, options.crop_scale, method, [face.points])
+        for face in faces
     ]  # fmt: skip
     references = [neutral_reference(d.fit.params, int(np.flatnonzero(d.fit.found)[0])) for d in drivers]
     mouths = options.uses_driving_frames
@@ -126,7 +127,9 @@ def _write(
             for face, driver, reference, times in zip(bound, drivers, references, at, strict=True):
                 picked = times[start : start + ANIMATE_BATCH]
                 frames = np.stack([driver.frames[int(i)] for i in picked]) if mouths and driver.frames is not None else None
-                crops, result, _ = face.generate(options.motion, driver.fit.params[picked], reference, driving_frames=frames, found=driver.fit.found[picked])
+                crops, result, _ = face.generate(
+                    options.motion, driver.fit.params[picked], reference, driving_frames=frames, found=driver.fit.found[picked], driving_points=driver.fit.points_of(picked)
+                )  # fmt: skip
                 made.append((crops, result))
             yield made
 

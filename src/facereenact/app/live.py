@@ -78,6 +78,8 @@ class Followed:
     rotation: np.ndarray | None
     resting: bool
     work_seconds: float
+    #: MediaPipe's landmarks of the driving face (478, 3; None where unread): its lips' place.
+    points: np.ndarray | None = None
 
 
 @dataclass
@@ -156,9 +158,9 @@ class LiveEngine:
         face = self.tracker.step(frame)
         if face is not None:
             new_reference = self._reference is None or self._recentre.is_set()
-            refined, change = self.fitter.refined(face.params, face.eyelid_points) if face.eyelid_points is not None else (face.params, None)
+            refined, change = self.fitter.refined(face.params, face.points) if face.points is not None else (face.params, None)
             if new_reference:  # the eyelid offset (see FaceFitter.eyelid_offset) of the reference frame
-                self._eyelid_offset = self.fitter.eyelid_offset(face.params, [face.eyelid_points]).cpu()
+                self._eyelid_offset = self.fitter.eyelid_offset(face.params, [face.points]).cpu()
             if new_reference or self._constant_refinement is None:
                 # The refinement's constant part (see FaceFitter.track): the reference frame's, or
                 # the first read frame's when MediaPipe could not read the reference.
@@ -190,14 +192,17 @@ class LiveEngine:
             driving, reference = self._driving, self._reference
         landmarks = face.landmarks if face is not None else None
         rotation = face.params.rotation[0].cpu().numpy() if face is not None else None
-        return Followed(captured, driving, reference, landmarks, rotation, self._gone, time.perf_counter() - started)
+        points = face.points if face is not None else None
+        return Followed(captured, driving, reference, landmarks, rotation, self._gone, time.perf_counter() - started, points)
 
     def make(self, followed: Followed) -> LiveFrame:
         """The output frame for a followed face: the second step of :meth:`process`."""
         started = time.perf_counter()
         found = followed.landmarks is not None
         shown = followed.captured.frame[None] if found else None
-        batch = self.reenactor.reenact(followed.driving, followed.reference, paste=False, frames=shown, found=np.array([True]) if found else None)
+        batch = self.reenactor.reenact(
+            followed.driving, followed.reference, paste=False, frames=shown, found=np.array([True]) if found else None, points=[followed.points]
+        )  # fmt: skip
         image = batch.crops[0] if self.live.crop_only else next(self.reenactor.pasted(batch))
         image = fit_size(image, self.live.max_size)
         targets = batch.targets

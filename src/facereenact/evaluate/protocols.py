@@ -27,7 +27,7 @@ finishing this one, so dlib's descriptors (in a worker process) overlap the rest
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,19 +191,33 @@ def track_prefix(path: Path, fitter: FaceFitter, count: int) -> tuple[list[np.nd
 
 
 def _batches(
-    reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None, found: np.ndarray | None = None
+    reenactor: Reenactor,
+    driving: FaceParams,
+    reference: FaceParams,
+    frames: Sequence[np.ndarray] | None = None,
+    found: np.ndarray | None = None,
+    points: Sequence[np.ndarray | None] | None = None,
 ) -> Iterator[ReenactedBatch]:
     """The outputs in batches like ``animate``'s; ``frames`` are the driving frames (for their
-    mouths, where the reenactor's options use them), ``found`` which of them had a tracked face."""
+    mouths, where the reenactor's options use them), ``found`` which of them had a tracked face,
+    ``points`` MediaPipe's landmarks of their faces."""
     for i in range(0, len(driving), ANIMATE_BATCH):
-        shown = np.stack(frames[i : i + ANIMATE_BATCH]) if frames is not None else None
-        tracked = found[i : i + ANIMATE_BATCH] if found is not None else None
-        yield reenactor.reenact(driving[i : i + ANIMATE_BATCH], reference, paste=False, frames=shown, found=tracked)
+        batch = slice(i, i + ANIMATE_BATCH)
+        shown = np.stack(frames[batch]) if frames is not None else None
+        tracked = found[batch] if found is not None else None
+        read = points[batch] if points is not None else None
+        yield reenactor.reenact(driving[batch], reference, paste=False, frames=shown, found=tracked, points=read)
 
 
-def _generate(reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None) -> np.ndarray:
+def _generate(
+    reenactor: Reenactor,
+    driving: FaceParams,
+    reference: FaceParams,
+    frames: Sequence[np.ndarray] | None = None,
+    points: Sequence[np.ndarray | None] | None = None,
+) -> np.ndarray:
     """Output crops (B, S, S, 3) uint8."""
-    return np.ascontiguousarray(np.concatenate([batch.crops for batch in _batches(reenactor, driving, reference, frames)]))
+    return np.ascontiguousarray(np.concatenate([batch.crops for batch in _batches(reenactor, driving, reference, frames, points=points)]))
 
 
 def _crops(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> np.ndarray:
@@ -240,12 +254,10 @@ def _evenly(items: Sequence[int], count: int) -> list[int]:
     return [items[round(i)] for i in np.linspace(0, len(items) - 1, count)]
 
 
-def _paste_all(
-    reenactor: Reenactor, driving: FaceParams, reference: FaceParams, frames: Sequence[np.ndarray] | None = None, found: np.ndarray | None = None
-) -> np.ndarray:
-    """Output frames (B, H, W, 3) uint8 pasted back into the source photo (``frames`` and
-    ``found``: see :func:`_batches`)."""
-    return np.concatenate([reenactor.paste(batch) for batch in _batches(reenactor, driving, reference, frames, found)])
+def _paste_all(reenactor: Reenactor, batches: Iterable[ReenactedBatch]) -> np.ndarray:
+    """The frames (B, H, W, 3) uint8 of ``batches`` (see :func:`_batches`) pasted back into the
+    source photo."""
+    return np.concatenate([reenactor.paste(batch) for batch in batches])
 
 
 def _detail(images: np.ndarray) -> np.ndarray:
@@ -274,7 +286,7 @@ class NativeResolution:
                 raise NoFaceError(f"source frame 0: {error}") from None
             low, high = reenactor.source.landmarks[:, :2].min(0), reenactor.source.landmarks[:, :2].max(0)
             rows, columns = _clipped(low[1], high[1], real.shape[1]), _clipped(low[0], high[0], real.shape[2])
-            produced = _paste_all(reenactor, clip.fit.params[shown], clip.fit.params[0])[:, rows, columns]
+            produced = _paste_all(reenactor, _batches(reenactor, clip.fit.params[shown], clip.fit.params[0]))[:, rows, columns]
             truth = np.ascontiguousarray(real[:, rows, columns])
             psnr = metrics.psnr(metrics.to_tensor(np.ascontiguousarray(produced)), metrics.to_tensor(truth))
             scores[method.name] = {
@@ -567,7 +579,8 @@ class CrossIdentity:
                 finishers.append(_failed({**base, "status": "failed", "reason": str(error)}))
                 continue
             shown = [clip.frames[i] for i in picks]
-            produced = {m.name: _generate(reenactors[m.name], fit.params[picks], reference, shown) for m in self.methods}
+            read = fit.points_of(np.asarray(picks))
+            produced = {m.name: _generate(reenactors[m.name], fit.params[picks], reference, shown, read) for m in self.methods}
             measured = {}
             for name, crops in produced.items():
                 faces = self.tools.analyser.measure(crops)
@@ -631,7 +644,7 @@ class CrossIdentity:
         regions: dict[str, Any] = {}
         rows: list[list[np.ndarray]] = [[source_crop, window.crops[position]] for position in window.shown.values()]
         for method in self.methods:
-            produced = _generate(reenactors[method.name], clip.fit.params[window.frames], reference, shown)
+            produced = _generate(reenactors[method.name], clip.fit.params[window.frames], reference, shown, clip.fit.points_of(np.asarray(window.frames)))
             regions[method.name] = self._region_signals(produced).agreement(window.signals)
             for row, position in zip(rows, window.shown.values()):
                 row.append(produced[position])
@@ -791,7 +804,8 @@ class VideoToVideo:
         held to."""
         reenactor = Reenactor(picture, self.tools.fitter, VIDEO_OPTIONS, method.stage)
         shown = [driver_frames[i] for i in driving_at]
-        return _paste_all(reenactor, driver_fit.params[driving_at.tolist()], reference, shown, driver_fit.found[driving_at])
+        driving = driver_fit.params[driving_at.tolist()]
+        return _paste_all(reenactor, _batches(reenactor, driving, reference, shown, driver_fit.found[driving_at], driver_fit.points_of(driving_at)))
 
     @staticmethod
     def _scores(faces: FaceMeasurements, descriptors: np.ndarray, source: FaceMeasurements, source_descriptors: np.ndarray, driver_blendshapes: torch.Tensor) -> Scores:

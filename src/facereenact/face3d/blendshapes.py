@@ -57,6 +57,8 @@ CHANNELS: dict[Region, tuple[str, ...]] = {
 }  # fmt: skip
 CHANNEL_NAMES: tuple[str, ...] = tuple(name for names in CHANNELS.values() for name in names)
 N_BLENDSHAPES = len(CHANNEL_NAMES)
+#: MediaPipe's face mesh: 468 landmarks and 10 on the irises.
+MEDIAPIPE_POINTS = 478
 
 
 def region_mask(regions: Iterable[Region]) -> np.ndarray:

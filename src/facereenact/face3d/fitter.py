@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from facereenact.errors import AssetError, FaceIndexError, NoFaceError
-from facereenact.face3d.blendshapes import N_BLENDSHAPES, BlendshapeReader, ReaderPool, fill_gaps, nearest_face
+from facereenact.face3d.blendshapes import MEDIAPIPE_POINTS, N_BLENDSHAPES, BlendshapeReader, ReaderPool, fill_gaps, nearest_face
 from facereenact.face3d.detector import Detection, FaceDetector
 from facereenact.face3d.expression_basis import load_mediapipe_on_mean_face
 from facereenact.face3d.eyelids import match_eyelids, measured_gaps
@@ -50,11 +50,13 @@ EYELID_SAMPLES = 24
 
 @dataclass
 class FaceFit:
-    """One face in one image: parameters (batch 1), 68 landmarks (68, 3) and the detection."""
+    """One face in one image: parameters (batch 1), 68 landmarks (68, 3), the detection, and
+    MediaPipe's landmarks (478, 3) in picture pixels (None where it did not read the face)."""
 
     params: FaceParams
     landmarks: np.ndarray
     detection: Detection
+    points: np.ndarray | None = None
 
 
 @dataclass
@@ -73,6 +75,15 @@ class VideoFit:
     read: np.ndarray  # (T,) bool
     #: Each frame's own fit before temporal smoothing; None where ``params`` were not smoothed.
     unsmoothed: FaceParams | None = None
+    #: MediaPipe's landmarks (T, 478, 2) in frame pixels, NaN where unread; None when the tracker
+    #: did not run MediaPipe.
+    points: np.ndarray | None = None
+
+    def points_of(self, frames: slice | np.ndarray) -> list[np.ndarray | None] | None:
+        """MediaPipe's landmarks of ``frames`` (478, 2 each, None where unread), or None."""
+        if self.points is None:
+            return None
+        return [None if np.isnan(p[0, 0]) else p for p in self.points[frames]]
 
     @property
     def frame_fits(self) -> FaceParams:
@@ -154,8 +165,11 @@ class FaceFitter:
                     gaps = measured_gaps(face[1], one, self.model)
                     one = match_eyelids(self.model, one, gaps)
                     params.expression[i], params.blendshapes[i] = one.expression[0], one.blendshapes[0]
+            points = [face[1] if face else None for face in scores]
+        else:
+            points = [None] * len(detections)
         landmarks = self.model.landmarks(params).cpu().numpy()
-        return [FaceFit(params[i], landmarks[i], d) for i, d in enumerate(detections)]
+        return [FaceFit(params[i], landmarks[i], d, points[i]) for i, d in enumerate(detections)]
 
     def refined(self, params: FaceParams, points: np.ndarray) -> tuple[FaceParams, torch.Tensor]:
         """One fit (batch 1) with its expression refined to MediaPipe's landmarks ``points``
@@ -194,7 +208,7 @@ class FaceFitter:
         landmarks_list: list[np.ndarray | None] = []
         boxes: list[np.ndarray] = []
         scores: list[np.ndarray | None] = []
-        eyelid_points: list[np.ndarray | None] = []  # MediaPipe's landmarks where read
+        points: list[np.ndarray | None] = []  # MediaPipe's landmarks where read
         # The regressor runs on one PyTorch thread while MediaPipe's readers work beside it: with
         # a thread each on two cores, 200 frames tracked in 1.8 s instead of 2.1 s (two threads
         # for the regressor: 2.3–2.5 s).
@@ -204,14 +218,14 @@ class FaceFitter:
                 landmarks_list.append(face.landmarks if face else None)
                 boxes.append(face.box if face else np.full(4, np.nan))
                 scores.append(face.scores if face else None)
-                eyelid_points.append(face.eyelid_points if face else None)
+                points.append(face.points if face else None)
                 if on_frame is not None:
                     on_frame(index)
-        self._refine_clip(params_list, scores, eyelid_points)
-        fit = self._assemble(params_list, landmarks_list, boxes, scores, tracker.detections, fps, smoothing)
-        fit.params.blendshapes += self.eyelid_offset(fit.params, eyelid_points)
+        self._refine_clip(params_list, scores, points)
+        fit = self._assemble(params_list, landmarks_list, boxes, scores, points, tracker.detections, fps, smoothing)
+        fit.params.blendshapes += self.eyelid_offset(fit.params, points)
         if fit.unsmoothed is not None:  # as a track without smoothing would have them
-            fit.unsmoothed.blendshapes += self.eyelid_offset(fit.unsmoothed, eyelid_points)
+            fit.unsmoothed.blendshapes += self.eyelid_offset(fit.unsmoothed, points)
         return fit
 
     def _refine_clip(self, params_list: list[FaceParams | None], scores: list[np.ndarray | None], points: list[np.ndarray | None]) -> None:
@@ -257,6 +271,7 @@ class FaceFitter:
         landmarks_list: list[np.ndarray | None],
         boxes: list[np.ndarray],
         scores: list[np.ndarray | None],
+        points: list[np.ndarray | None],
         detections: int,
         fps: float,
         smoothing: bool,
@@ -283,7 +298,13 @@ class FaceFitter:
             landmarks = self.model.landmarks(params).cpu().numpy()
         else:
             landmarks = np.stack([landmarks_list[i] for i in nearest])
-        return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps, read, unsmoothed)
+        read_points = None
+        if self.reads_blendshapes:
+            read_points = np.full((len(found), MEDIAPIPE_POINTS, 2), np.nan, np.float32)
+            for i, face in enumerate(points):
+                if face is not None and found[i]:
+                    read_points[i] = face[:, :2]
+        return VideoFit(params, landmarks, np.stack(boxes), found, detections, fps, read, unsmoothed, read_points)
 
 
 @dataclass
@@ -298,7 +319,7 @@ class TrackedFace:
     landmarks: np.ndarray
     box: np.ndarray
     scores: np.ndarray | None
-    eyelid_points: np.ndarray | None
+    points: np.ndarray | None
 
 
 class FaceTracker:

@@ -86,9 +86,11 @@ class MorphableModel:
         (B, K) coefficients (none: the face at zero blendshapes)."""
         return self.mean + _combine(self.basis, shape, expression, blendshapes).view(-1, self.n_vertices, 3)
 
-    def vertices(self, params: FaceParams) -> torch.Tensor:
-        """Posed vertices (B, N, 3) in image pixels; z is depth, larger nearer the camera."""
-        return project(self.model_space(params.shape, params.expression, params.blendshapes), params)
+    def vertices(self, params: FaceParams, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """Posed vertices (B, N, 3) in image pixels; z is depth, larger nearer the camera.
+        ``offsets`` (B or 1, N, 3) are added in model space first (a face's own correction)."""
+        surface = self.model_space(params.shape, params.expression, params.blendshapes)
+        return project(surface if offsets is None else surface + offsets, params)
 
     def model_space_landmarks(self, shape: torch.Tensor, expression: torch.Tensor, blendshapes: torch.Tensor | None = None) -> torch.Tensor:
         """Unposed 68 landmarks (B, 68, 3), without building the whole mesh."""

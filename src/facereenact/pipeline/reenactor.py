@@ -9,7 +9,7 @@ source photo.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,7 +73,8 @@ class Reenactor:
         self.faces_found = len(faces)
         self.source: FaceFit = fitter.pick(faces, self.options.face_index, what="source image")
         self.bound = BoundSources(
-            self.model, [source_image], self.source.params.to(self.device), self.source.landmarks[None], self.options.crop_size, self.options.crop_scale, method
+            self.model, [source_image], self.source.params.to(self.device), self.source.landmarks[None], self.options.crop_size, self.options.crop_scale, method,
+            [self.source.points],
         )  # fmt: skip
         self.box = self.bound.boxes[0]
         self.source_crop = self.bound.crops
@@ -96,13 +97,15 @@ class Reenactor:
         paste: bool = True,
         frames: np.ndarray | None = None,
         found: np.ndarray | None = None,
+        points: Sequence[np.ndarray | None] | None = None,
     ) -> ReenactedBatch:
         """Frames for driving parameters (B,); ``reference`` (batch 1) is the driving frame the
         relative motion is measured from (usually the first). ``frames`` (B, H, W, 3) uint8 are
         the driving frames those parameters were fitted to, for their mouths (see
-        :attr:`ReenactOptions.uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face."""
+        :attr:`ReenactOptions.uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face;
+        ``points`` are MediaPipe's landmarks of those faces (None where unread), for their lips."""
         mouths_from = frames if self.options.uses_driving_frames else None
-        crops, result, targets = self.bound.generate(self.options.motion, driving, reference, driving_frames=mouths_from, found=found)
+        crops, result, targets = self.bound.generate(self.options.motion, driving, reference, driving_frames=mouths_from, found=found, driving_points=points)
         batch = ReenactedBatch(crops, None, result, targets)
         if paste:
             batch.frames = self.paste(batch)

@@ -117,9 +117,13 @@ def reenacted_batches(
         batch = VideoBatch(shown, live, boxes, frames_of_driving, driving_fit.landmarks[by])
         if live.any():
             chosen = at[live]
-            batch.bound = BoundSources(model, [f for f, keep in zip(shown, live, strict=True) if keep], own[chosen].to(device), source_fit.landmarks[chosen], crop_size, crop_scale, method)
+            pictures = [f for f, keep in zip(shown, live, strict=True) if keep]
+            points = source_fit.points_of(chosen)
+            batch.bound = BoundSources(model, pictures, own[chosen].to(device), source_fit.landmarks[chosen], crop_size, crop_scale, method, points)
             donors = frames_of_driving[live] if mouths and frames_of_driving is not None else None
-            batch.crops, batch.stage, _ = batch.bound.generate(motion, driving_fit.params[by[live]], reference, bases[chosen], donors, driving_fit.found[by[live]])
+            batch.crops, batch.stage, _ = batch.bound.generate(
+                motion, driving_fit.params[by[live]], reference, bases[chosen], donors, driving_fit.found[by[live]], driving_fit.points_of(by[live])
+            )  # fmt: skip
         yield batch
 
 

@@ -18,6 +18,7 @@ import torch
 from facereenact.face3d.blendshapes import Region
 from facereenact.face3d.eyelids import follow_eyelids, keep_eyelids_apart
 from facereenact.face3d.irises import EYE_OUTLINES, IrisModel
+from facereenact.face3d.lipline import LipLineOffsets
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
 from facereenact.face3d.pncc import params_to_crop, vertices_to_crop
@@ -34,7 +35,9 @@ class BoundSources:
     reenacted into the i-th driving frame (or, with one source, into every driving frame).
 
     ``pictures`` are the source pictures (H, W, 3) uint8, ``params`` (B,) and ``landmarks``
-    (B, 68, ≥2) their faces' fits in picture pixels, ``params`` on the model's device."""
+    (B, 68, ≥2) their faces' fits in picture pixels, ``params`` on the model's device;
+    ``points`` MediaPipe's landmarks of each face (478, ≥2 picture pixels, None where unread),
+    which put the mesh's lip line where the picture has it (:mod:`facereenact.face3d.lipline`)."""
 
     @torch.inference_mode()
     def __init__(
@@ -46,15 +49,21 @@ class BoundSources:
         crop_size: int,
         crop_scale: float,
         method: StageMethod | None = None,
+        points: Sequence[np.ndarray | None] | None = None,
     ):
         self.model, self.pictures, self.crop_size = model, list(pictures), crop_size
         device = params.scale.device  # the model's
+        # A fit's lips or eyelids may cross, a picture's never do. Targets are held apart (see
+        # generate), and so is each source: a target equal to it must not open what it keeps shut.
+        params = keep_eyelids_apart(model, keep_lips_apart(model, params))
         self.params = params
         self.boxes = np.stack([reenactment_box(points, crop_scale) for points in landmarks])
         self._boxes_t = torch.as_tensor(self.boxes, dtype=torch.float32, device=device)
         self.crops_rgb = np.stack([crop(picture, box, crop_size) for picture, box in zip(self.pictures, self.boxes, strict=True)])
         self.crops = torch.from_numpy(self.crops_rgb).to(device).permute(0, 3, 1, 2).float() / 255
-        vertices = self.to_crop(model.vertices(self.params))
+        self.lip_line = LipLineOffsets(model)
+        self.offsets = self.lip_line.offsets(model, params, list(points)) if points is not None else None
+        vertices = self.to_crop(model.vertices(self.params, self.offsets))
         self.in_crop = params_to_crop(self.params, self._boxes_t, crop_size)
         self.head = HeadEllipsoid.of(model, self.params.shape)
         self.irises = IrisModel(model) if model.has_blendshape_components else None
@@ -84,13 +93,15 @@ class BoundSources:
         bases: FaceParams | None = None,
         driving_frames: np.ndarray | None = None,
         found: np.ndarray | None = None,
+        driving_points: Sequence[np.ndarray | None] | None = None,
     ) -> tuple[np.ndarray, WarpResult, FaceParams]:
         """Crops (B, S, S, 3) uint8 for driving parameters (B,) measured from ``reference``
         (batch 1), the stage's result, and the target parameters. ``bases`` (B or 1) are the
         faces the driver's motion is added to (default: the sources' own fits; a source video
         passes its frames with its resting expression, so its own expression does not add to
         the driver's). ``driving_frames`` (B, H, W, 3) give their mouths; ``found`` (B,) marks
-        the frames with a tracked driving face."""
+        the frames with a tracked driving face; ``driving_points`` are MediaPipe's landmarks of
+        each driving face, which place the driver's lip line for the mouth's cut-out."""
         device = self.params.scale.device
         driving, reference = driving.to(device), reference.to(device)
         base = self.params if bases is None else bases.to(device)
@@ -107,8 +118,9 @@ class BoundSources:
         mouths = None
         if driving_frames is not None:
             face_size = (landmarks[..., :2].amax(1) - landmarks[..., :2].amin(1)).amax(-1)
-            mouths = cut_driving_mouths(driving_frames, self.model.vertices(driving), self.model.landmarks(driving), face_size, found)
-        surface = self.model.vertices(targets)
+            own = self.lip_line.offsets(self.model, driving, list(driving_points)) if driving_points is not None else None
+            mouths = cut_driving_mouths(driving_frames, self.model.vertices(driving, own), self.model.landmarks(driving), face_size, found)
+        surface = self.model.vertices(targets, self.offsets)
         vertices = self.to_crop(surface)
         irises = self._iris_shifts(targets, surface, vertices) if self.irises is not None else None
         result = self.stage(self.crops, WarpTargets(vertices, landmarks, head, mouths, irises))
