@@ -27,12 +27,11 @@ sys.path.insert(0, str(REPO / "src"))
 
 from facereenact.app.locations import resolve_assets  # noqa: E402
 from facereenact.errors import FaceReenactError  # noqa: E402
-from facereenact.face3d.eyelids import keep_eyelids_apart  # noqa: E402
 from facereenact.face3d.fitter import FaceFitter  # noqa: E402
 from facereenact.face3d.lipline import EYE_CORNERS, LipLineOffsets, edge_shifts  # noqa: E402
-from facereenact.face3d.transfer import keep_lips_apart  # noqa: E402
 from facereenact.io.image import read_image  # noqa: E402
 from facereenact.io.video import iter_frames  # noqa: E402
+from facereenact.pipeline.sources import held_apart  # noqa: E402
 
 
 def _misses(fitter: FaceFitter, lips: LipLineOffsets, picture: np.ndarray) -> dict[str, float] | None:
@@ -40,7 +39,7 @@ def _misses(fitter: FaceFitter, lips: LipLineOffsets, picture: np.ndarray) -> di
     if fit.points is None:
         return None
     model, points = fitter.model, fit.points[:, :2].astype(np.float64)
-    params = keep_eyelids_apart(model, keep_lips_apart(model, fit.params))  # as a bound source's
+    params = held_apart(model, fit.params)  # as a bound source's
     eye_distance = float(np.linalg.norm(points[list(EYE_CORNERS[0])].mean(0) - points[list(EYE_CORNERS[1])].mean(0)))
     offsets = lips.offsets(model, params, [points])
     row: dict[str, float] = {}

@@ -17,11 +17,13 @@ so it travels with the lips as they part, and a target equal to the source is st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from facereenact.face3d.expression_basis import lip_line
-from facereenact.face3d.morphable import MorphableModel
+from facereenact.face3d.morphable import MorphableModel, project
 from facereenact.face3d.params import FaceParams
 
 #: MediaPipe's inner-lip contours between the inner corners (78 and 308, left out: there the
@@ -87,22 +89,25 @@ class LipLineOffsets:
         self.rise_limit = torch.from_numpy(KEEP_ORDER * above).float()
         self.drop_limit = torch.from_numpy(KEEP_ORDER * below).float()
 
-    def offsets(self, model: MorphableModel, params: FaceParams, points: list[np.ndarray | None]) -> torch.Tensor:
+    def offsets(self, model: MorphableModel, params: FaceParams, points: Sequence[np.ndarray | None]) -> torch.Tensor:
         """(B, N, 3) model-space offsets for faces ``params`` (B,) seen with MediaPipe's
         landmarks ``points`` (478, ≥2 picture pixels, or None where unread: no offset)."""
-        whole = self.whole_offsets(model, params, points)
-        if not bool(whole.any()):
-            return whole
-        return self._unturned(model.model_space(params.shape, params.expression, params.blendshapes), whole)
-
-    def whole_offsets(self, model: MorphableModel, params: FaceParams, points: list[np.ndarray | None]) -> torch.Tensor:
-        """:meth:`offsets` before they are held back where they would turn a triangle over."""
-        device = params.scale.device
-        result = torch.zeros(len(params), model.n_vertices, 3, device=device)
         if not self.available or all(face is None for face in points):
-            return result
+            return torch.zeros(len(params), model.n_vertices, 3, device=params.scale.device)
         surface = model.model_space(params.shape, params.expression, params.blendshapes)
-        posed = model.vertices(params)
+        return self._unturned(surface, self._whole(params, surface, points))
+
+    def whole_offsets(self, model: MorphableModel, params: FaceParams, points: Sequence[np.ndarray | None]) -> torch.Tensor:
+        """:meth:`offsets` before they are held back where they would turn a triangle over."""
+        if not self.available or all(face is None for face in points):
+            return torch.zeros(len(params), model.n_vertices, 3, device=params.scale.device)
+        return self._whole(params, model.model_space(params.shape, params.expression, params.blendshapes), points)
+
+    def _whole(self, params: FaceParams, surface: torch.Tensor, points: Sequence[np.ndarray | None]) -> torch.Tensor:
+        """:meth:`whole_offsets` of faces whose unposed vertices are ``surface`` (B, N, 3)."""
+        device = params.scale.device
+        result = torch.zeros_like(surface)
+        posed = project(surface, params)
         strips = posed[:, self.strip, :2].cpu().double().numpy()
         across = posed[..., 0].cpu().double().numpy()
         # Picture pixels (down) per model unit (up) along the model's vertical axis.

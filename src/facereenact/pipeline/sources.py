@@ -30,6 +30,12 @@ from facereenact.warp.head import HeadEllipsoid, head_field
 from facereenact.warp.mouth import cut_driving_mouths
 
 
+def held_apart(model: MorphableModel, faces: FaceParams) -> FaceParams:
+    """``faces`` with lips and eyelids that never pass through each other (see
+    :func:`~facereenact.face3d.transfer.keep_lips_apart`)."""
+    return keep_eyelids_apart(model, keep_lips_apart(model, faces))
+
+
 class BoundSources:
     """B source faces (B ≥ 1), each in its own picture, ready for generation: the i-th is
     reenacted into the i-th driving frame (or, with one source, into every driving frame).
@@ -55,14 +61,14 @@ class BoundSources:
         device = params.scale.device  # the model's
         # A fit's lips or eyelids may cross, a picture's never do. Targets are held apart (see
         # generate), and so is each source: a target equal to it must not open what it keeps shut.
-        params = keep_eyelids_apart(model, keep_lips_apart(model, params))
+        params = held_apart(model, params)
         self.params = params
         self.boxes = np.stack([reenactment_box(points, crop_scale) for points in landmarks])
         self._boxes_t = torch.as_tensor(self.boxes, dtype=torch.float32, device=device)
         self.crops_rgb = np.stack([crop(picture, box, crop_size) for picture, box in zip(self.pictures, self.boxes, strict=True)])
         self.crops = torch.from_numpy(self.crops_rgb).to(device).permute(0, 3, 1, 2).float() / 255
         self.lip_line = LipLineOffsets(model)
-        self.offsets = self.lip_line.offsets(model, params, list(points)) if points is not None else None
+        self.offsets = self.lip_line.offsets(model, params, points) if points is not None else None
         vertices = self.to_crop(model.vertices(self.params, self.offsets))
         self.in_crop = params_to_crop(self.params, self._boxes_t, crop_size)
         self.head = HeadEllipsoid.of(model, self.params.shape)
@@ -111,14 +117,14 @@ class BoundSources:
             targets = follow_eyelids(self.model, base, driving, reference, targets, motion.expression_scale)
         if relative_expression and Region.mouth in motion.regions:
             targets = follow_lips(self.model, base, driving, reference, targets, motion.expression_scale)
-        targets = keep_eyelids_apart(self.model, keep_lips_apart(self.model, targets))
+        targets = held_apart(self.model, targets)
         boxes = self._boxes_t.expand(len(targets), 4) if len(self) == 1 else self._boxes_t
         head = head_field(self.head, self.in_crop, params_to_crop(targets, boxes, self.crop_size), self.crop_size)
         landmarks = self.to_crop(self.model.landmarks(targets))
         mouths = None
         if driving_frames is not None:
             face_size = (landmarks[..., :2].amax(1) - landmarks[..., :2].amin(1)).amax(-1)
-            own = self.lip_line.offsets(self.model, driving, list(driving_points)) if driving_points is not None else None
+            own = self.lip_line.offsets(self.model, driving, driving_points) if driving_points is not None else None
             mouths = cut_driving_mouths(driving_frames, self.model.vertices(driving, own), self.model.landmarks(driving), face_size, found)
         surface = self.model.vertices(targets, self.offsets)
         vertices = self.to_crop(surface)
