@@ -60,7 +60,9 @@ def main() -> None:
             drivers = describe(service, [frames[i] for i in picks], fit.landmarks[picks])
             for portrait in portraits:
                 reenactor = Reenactor(read_image(portrait), fitter)
-                batch = reenactor.reenact(fit.params[picks], reference, paste=False, frames=frames[picks])
+                batch = reenactor.reenact(
+                    fit.params[picks], reference, paste=False, frames=frames[picks], points=fit.points_of(np.array(picks)), reference_points=fit.points_at(0)
+                )  # fmt: skip
                 outputs = describe(service, list(batch.crops), reenactor.bound.to_crop(fitter.model.landmarks(batch.targets)).numpy())
                 source = describe(service, [reenactor.source_crop_uint8()], reenactor.bound.to_crop(fitter.model.landmarks(reenactor.source.params)).numpy())
                 ok = np.isfinite(outputs).all(1) & np.isfinite(drivers).all(1)

@@ -138,3 +138,40 @@ def test_no_triangle_of_a_fitted_face_turns_over(fitter, portraits) -> None:  # 
         assert not ((before > 0) & (after <= 0) & lips).any()
         corrected += int(torch.count_nonzero(offsets) > 0)
     assert corrected >= len(portraits) * 3 // 4
+
+
+def _followed(model, source: FaceParams, source_shifts: tuple[float, float], reference_shifts: tuple[float, float] | None, driving_shifts: list[tuple[float, float] | None], scale: float = 1.0) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """The target offsets for a driver (seen straight on, the reference and each frame shifting
+    its inner lips off the mesh by the given pixels, None: unread) moving a source's lips."""
+    lip_line = LipLineOffsets(model)
+    driver = _face(model, pitch=0.0, yaw=-10.0)
+    own = lip_line.offsets(model, source, [_picture(model, source, *source_shifts)[0]])
+    frames = FaceParams.cat([driver] * len(driving_shifts))
+    seen = lip_line.measured_offsets(model, frames, [None if s is None else _picture(model, driver, *s)[0] for s in driving_shifts])
+    reference_points = None if reference_shifts is None else _picture(model, driver, *reference_shifts)[0]
+    return lip_line.followed(model, FaceParams.cat([source] * len(driving_shifts)), own, seen, driver, reference_points, scale)
+
+
+def test_the_drivers_lips_move_the_sources_as_far_as_they_moved_from_the_reference(model) -> None:  # type: ignore[no-untyped-def]
+    """The driver's inner lips, where the model leaves them, moved 2 pixels up and 3 down
+    since its reference: the source's move as far, from where its own picture has them."""
+    source = _face(model)
+    offsets = _followed(model, source, (1.0, -1.0), (0.5, 0.5), [(0.5, 0.5), (-1.5, 3.5)])
+    _, middle = _picture(model, source, 0.0, 0.0)
+    still_top, still_bottom = _edges(model, model.vertices(source, offsets[:1]), middle)
+    moved_top, moved_bottom = _edges(model, model.vertices(source, offsets[1:]), middle)
+    # The source is pitched 5° where the driver is not: its picture shows 0.4 % less of a move.
+    assert abs((moved_top - still_top).mean() + 2.0) < 0.2 and abs((moved_bottom - still_bottom).mean() - 3.0) < 0.2
+
+
+def test_a_driver_at_its_reference_leaves_the_source_as_it_is(model) -> None:  # type: ignore[no-untyped-def]
+    source = _face(model)
+    own = LipLineOffsets(model).offsets(model, source, [_picture(model, source, 1.0, -1.0)[0]])
+    assert torch.equal(_followed(model, source, (1.0, -1.0), (0.5, 2.0), [(0.5, 2.0)]), own)
+
+
+@pytest.mark.parametrize(("reference", "frame", "scale"), [(None, (-1.5, 3.5), 1.0), ((0.5, 0.5), None, 1.0), ((0.5, 0.5), (-1.5, 3.5), 0.0)])
+def test_unread_lips_or_no_expression_carry_nothing(model, reference, frame, scale: float) -> None:  # type: ignore[no-untyped-def]
+    source = _face(model)
+    own = LipLineOffsets(model).offsets(model, source, [_picture(model, source, 1.0, -1.0)[0]])
+    assert torch.equal(_followed(model, source, (1.0, -1.0), reference, [frame], scale), own)

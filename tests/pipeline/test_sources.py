@@ -35,16 +35,17 @@ def test_sources_bound_together_match_each_bound_alone(fitter, portraits, neural
     params = FaceParams.cat([face.params for face in faces])
     landmarks = np.stack([face.landmarks for face in faces])
     points = [face.points for face in faces]  # each face's lips placed by its own landmarks
-    # Each source driven by the other's expression (its own fit as the reference).
+    # Each source driven by the other's expression and lips (the first's fit as the reference).
     driving = FaceParams.cat([faces[1].params, faces[0].params])
+    driving_points = [points[1], points[0]]
     motion = MotionOptions()
     together = BoundSources(fitter.model, pictures, params, landmarks, SIZE, 2.0, method, points)
     assert together.offsets is not None and all(torch.count_nonzero(offset) > 0 for offset in together.offsets)
-    crops, result, _ = together.generate(motion, driving, faces[0].params, bases=params)
+    crops, result, _ = together.generate(motion, driving, faces[0].params, bases=params, driving_points=driving_points, reference_points=points[0])
     assert crops.shape == (2, SIZE, SIZE, 3)
     for i in range(2):
         alone = BoundSources(fitter.model, pictures[i : i + 1], params[i : i + 1], landmarks[i : i + 1], SIZE, 2.0, method, points[i : i + 1])
-        crop, single, _ = alone.generate(motion, driving[i : i + 1], faces[0].params)
+        crop, single, _ = alone.generate(motion, driving[i : i + 1], faces[0].params, driving_points=driving_points[i : i + 1], reference_points=points[0])
         difference = np.abs(crop[0].astype(int) - crops[i].astype(int))
         assert difference.max() <= 1, f"source {i}: up to {difference.max()} levels apart"
         assert torch.allclose(single.field[0], result.field[i], atol=1e-3)

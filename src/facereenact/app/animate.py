@@ -111,7 +111,8 @@ def animate_file(
     report.warnings = tracked.warnings
     report.lost_ranges = fit.lost_ranges()
     report.unread_ranges = fit.unread_ranges()
-    reference = neutral_reference(fit.params, int(np.flatnonzero(fit.found)[0]))
+    first = int(np.flatnonzero(fit.found)[0])
+    reference, reference_points = neutral_reference(fit.params, first), fit.points_at(first)
     tick = progress("animating", len(fit))
 
     # generate() runs in another thread, which needs the CUDA device made current there.
@@ -125,7 +126,9 @@ def animate_file(
             stop = min(start + ANIMATE_BATCH, len(fit))
             shown = frames.stack(start, stop) if frames is not None else None
             batch = slice(start, stop)
-            yield shown, reenactor.reenact(fit.params[batch], reference, paste=False, frames=shown, found=fit.found[batch], points=fit.points_of(batch))
+            yield shown, reenactor.reenact(
+                fit.params[batch], reference, paste=False, frames=shown, found=fit.found[batch], points=fit.points_of(batch), reference_points=reference_points
+            )
 
     # Crops are generated in a background thread (PyTorch releases the GIL) while this thread
     # pastes the previous batch and the writer's thread encodes: three stages on two cores.

@@ -143,7 +143,7 @@ def run_animate(assets: Assets, source: Path, clip: Path, frames: int) -> BenchR
             lambda: [
                 reenactor.reenact(
                     fit.params[i : i + ANIMATE_BATCH], fit.params[0], paste=False, frames=np.stack(decoded[i : i + ANIMATE_BATCH]),
-                    points=fit.points_of(slice(i, i + ANIMATE_BATCH)),
+                    points=fit.points_of(slice(i, i + ANIMATE_BATCH)), reference_points=fit.points_at(0),
                 )  # fmt: skip
                 for i in range(0, len(fit), ANIMATE_BATCH)
             ]

@@ -114,7 +114,8 @@ def _write(
         BoundSources(fitter.model, [photo], face.params.to(device), face.landmarks[None], options.crop_size, options.crop_scale, method, [face.points])
         for face in faces
     ]  # fmt: skip
-    references = [neutral_reference(d.fit.params, int(np.flatnonzero(d.fit.found)[0])) for d in drivers]
+    firsts = [int(np.flatnonzero(d.fit.found)[0]) for d in drivers]
+    references = [(neutral_reference(d.fit.params, first), d.fit.points_at(first)) for d, first in zip(drivers, firsts, strict=True)]
     mouths = options.uses_driving_frames
     report = AnimateReport(output, 0, faces_found, chosen[0], warnings=[w for d in drivers for w in d.warnings])
     report.face_indices = chosen
@@ -124,11 +125,12 @@ def _write(
     def generate() -> Iterator[list[tuple[np.ndarray, WarpResult]]]:
         for start in range(0, count, ANIMATE_BATCH):
             made = []
-            for face, driver, reference, times in zip(bound, drivers, references, at, strict=True):
+            for face, driver, (reference, reference_points), times in zip(bound, drivers, references, at, strict=True):
                 picked = times[start : start + ANIMATE_BATCH]
                 frames = np.stack([driver.frames[int(i)] for i in picked]) if mouths and driver.frames is not None else None
                 crops, result, _ = face.generate(
-                    options.motion, driver.fit.params[picked], reference, driving_frames=frames, found=driver.fit.found[picked], driving_points=driver.fit.points_of(picked)
+                    options.motion, driver.fit.params[picked], reference, driving_frames=frames, found=driver.fit.found[picked],
+                    driving_points=driver.fit.points_of(picked), reference_points=reference_points,
                 )  # fmt: skip
                 made.append((crops, result))
             yield made

@@ -80,6 +80,8 @@ class Followed:
     work_seconds: float
     #: MediaPipe's landmarks of the driving face (478, 3; None where unread): its lips' place.
     points: np.ndarray | None = None
+    #: The same of the reference face, which its lips' motion is measured from.
+    reference_points: np.ndarray | None = None
 
 
 @dataclass
@@ -124,6 +126,7 @@ class LiveEngine:
         self.tracker = FaceTracker(fitter)
         self._smoother: CausalSmoother | None = None
         self._reference: FaceParams | None = None
+        self._reference_points: np.ndarray | None = None
         self._recentre = threading.Event()
         #: The driving parameters last used, the last ones with a face, and when it was last seen.
         self._driving: FaceParams | None = None
@@ -180,20 +183,21 @@ class LiveEngine:
             driving = self._smoother(params, period) if self.live.smooth else params
             if new_reference:
                 self._recentre.clear()
-                self._reference = driving
+                self._reference, self._reference_points = driving, face.points
             self._last_seen, self._gone = now, False
             self._driving = self._held = driving
         elif self._held is not None:
             self._gone = True
             self._driving = self._eased(self._held, now - self._last_seen)
+        reference_points = None
         if self._reference is None or self._driving is None:  # no face yet: the source as it is
             driving = reference = self.reenactor.source.params
         else:
-            driving, reference = self._driving, self._reference
+            driving, reference, reference_points = self._driving, self._reference, self._reference_points
         landmarks = face.landmarks if face is not None else None
         rotation = face.params.rotation[0].cpu().numpy() if face is not None else None
         points = face.points if face is not None else None
-        return Followed(captured, driving, reference, landmarks, rotation, self._gone, time.perf_counter() - started, points)
+        return Followed(captured, driving, reference, landmarks, rotation, self._gone, time.perf_counter() - started, points, reference_points)
 
     def make(self, followed: Followed) -> LiveFrame:
         """The output frame for a followed face: the second step of :meth:`process`."""
@@ -201,7 +205,8 @@ class LiveEngine:
         found = followed.landmarks is not None
         shown = followed.captured.frame[None] if found else None
         batch = self.reenactor.reenact(
-            followed.driving, followed.reference, paste=False, frames=shown, found=np.array([True]) if found else None, points=[followed.points]
+            followed.driving, followed.reference, paste=False, frames=shown, found=np.array([True]) if found else None, points=[followed.points],
+            reference_points=followed.reference_points,
         )  # fmt: skip
         image = batch.crops[0] if self.live.crop_only else next(self.reenactor.pasted(batch))
         image = fit_size(image, self.live.max_size)

@@ -197,16 +197,17 @@ def _batches(
     frames: Sequence[np.ndarray] | None = None,
     found: np.ndarray | None = None,
     points: Sequence[np.ndarray | None] | None = None,
+    reference_points: np.ndarray | None = None,
 ) -> Iterator[ReenactedBatch]:
     """The outputs in batches like ``animate``'s; ``frames`` are the driving frames (for their
     mouths, where the reenactor's options use them), ``found`` which of them had a tracked face,
-    ``points`` MediaPipe's landmarks of their faces."""
+    ``points`` MediaPipe's landmarks of their faces and ``reference_points`` the reference's."""
     for i in range(0, len(driving), ANIMATE_BATCH):
         batch = slice(i, i + ANIMATE_BATCH)
         shown = np.stack(frames[batch]) if frames is not None else None
         tracked = found[batch] if found is not None else None
         read = points[batch] if points is not None else None
-        yield reenactor.reenact(driving[batch], reference, paste=False, frames=shown, found=tracked, points=read)
+        yield reenactor.reenact(driving[batch], reference, paste=False, frames=shown, found=tracked, points=read, reference_points=reference_points)
 
 
 def _generate(
@@ -215,9 +216,11 @@ def _generate(
     reference: FaceParams,
     frames: Sequence[np.ndarray] | None = None,
     points: Sequence[np.ndarray | None] | None = None,
+    reference_points: np.ndarray | None = None,
 ) -> np.ndarray:
     """Output crops (B, S, S, 3) uint8."""
-    return np.ascontiguousarray(np.concatenate([batch.crops for batch in _batches(reenactor, driving, reference, frames, points=points)]))
+    batches = _batches(reenactor, driving, reference, frames, points=points, reference_points=reference_points)
+    return np.ascontiguousarray(np.concatenate([batch.crops for batch in batches]))
 
 
 def _crops(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> np.ndarray:
@@ -568,7 +571,7 @@ class CrossIdentity:
         driving_crops = _crops([clip.frames[i] for i in picks], [reenactment_box(fit.landmarks[i], CROSS_OPTIONS.crop_scale) for i in picks])
         driving_faces = self.tools.analyser.measure(driving_crops)
         first = int(np.flatnonzero(fit.found)[0])
-        reference = neutral_reference(fit.params, first)
+        reference, reference_points = neutral_reference(fit.params, first), fit.points_at(first)
         window = self._driver_window(clip, first)
         finishers = []
         for source in sources:
@@ -580,7 +583,7 @@ class CrossIdentity:
                 continue
             shown = [clip.frames[i] for i in picks]
             read = fit.points_of(np.asarray(picks))
-            produced = {m.name: _generate(reenactors[m.name], fit.params[picks], reference, shown, read) for m in self.methods}
+            produced = {m.name: _generate(reenactors[m.name], fit.params[picks], reference, shown, read, reference_points) for m in self.methods}
             measured = {}
             for name, crops in produced.items():
                 faces = self.tools.analyser.measure(crops)
@@ -592,7 +595,7 @@ class CrossIdentity:
             regions: dict[str, Any] = {}
             expression_strip = None
             if window is not None:
-                regions, expression_strip = self._expression(clip, window, reenactors, reference, source_crop)
+                regions, expression_strip = self._expression(clip, window, reenactors, (reference, reference_points), source_crop)
                 record["expression_window"] = {
                     "frames": [window.frames[0], window.frames[-1]],
                     "pipeline_reads_mediapipe": self.tools.fitter.reads_blendshapes,
@@ -636,15 +639,21 @@ class CrossIdentity:
         )
 
     def _expression(
-        self, clip: DrivingClip, window: ExpressionWindow, reenactors: dict[str, Reenactor], reference: FaceParams, source_crop: np.ndarray
+        self,
+        clip: DrivingClip,
+        window: ExpressionWindow,
+        reenactors: dict[str, Reenactor],
+        reference: tuple[FaceParams, np.ndarray | None],
+        source_crop: np.ndarray,
     ) -> tuple[dict[str, Any], bytes | None]:
         """Each method's outputs over the window, their agreement with the driver by region, and
-        the strip of the rest, blink and brow frames (driver beside outputs)."""
+        the strip of the rest, blink and brow frames (driver beside outputs). ``reference``: the
+        reference face and its MediaPipe landmarks."""
         shown = [clip.frames[i] for i in window.frames]
         regions: dict[str, Any] = {}
         rows: list[list[np.ndarray]] = [[source_crop, window.crops[position]] for position in window.shown.values()]
         for method in self.methods:
-            produced = _generate(reenactors[method.name], clip.fit.params[window.frames], reference, shown, clip.fit.points_of(np.asarray(window.frames)))
+            produced = _generate(reenactors[method.name], clip.fit.params[window.frames], reference[0], shown, clip.fit.points_of(np.asarray(window.frames)), reference[1])
             regions[method.name] = self._region_signals(produced).agreement(window.signals)
             for row, position in zip(rows, window.shown.values()):
                 row.append(produced[position])
@@ -751,7 +760,8 @@ class VideoToVideo:
         differences: list[list[np.ndarray]] = [[] for _ in shown]
         measured: dict[str, tuple[FaceMeasurements, PendingDescriptors]] = {}
         still_faces: dict[str, FaceMeasurements] = {}
-        driver_reference = neutral_reference(driver_fit.params, int(np.flatnonzero(driver_fit.found)[0]))
+        driver_first = int(np.flatnonzero(driver_fit.found)[0])
+        driver_reference = neutral_reference(driver_fit.params, driver_first), driver_fit.points_at(driver_first)
         for method in self.methods:
             if not isinstance(method.stage, SourceStage):
                 try:
@@ -797,15 +807,22 @@ class VideoToVideo:
         return finish
 
     def _still_portrait(
-        self, picture: np.ndarray, driver_frames: list[np.ndarray], driver_fit: VideoFit, driving_at: np.ndarray, reference: FaceParams, method: Method
+        self,
+        picture: np.ndarray,
+        driver_frames: list[np.ndarray],
+        driver_fit: VideoFit,
+        driving_at: np.ndarray,
+        reference: tuple[FaceParams, np.ndarray | None],
+        method: Method,
     ) -> np.ndarray:
         """The source clip's first frame animated as a still portrait by the driving frames
         ``driving_at``, as ``animate --expression-only`` would: the following video-to-video is
-        held to."""
+        held to. ``reference``: the driver's reference face and its MediaPipe landmarks."""
         reenactor = Reenactor(picture, self.tools.fitter, VIDEO_OPTIONS, method.stage)
         shown = [driver_frames[i] for i in driving_at]
         driving = driver_fit.params[driving_at.tolist()]
-        return _paste_all(reenactor, _batches(reenactor, driving, reference, shown, driver_fit.found[driving_at], driver_fit.points_of(driving_at)))
+        batches = _batches(reenactor, driving, reference[0], shown, driver_fit.found[driving_at], driver_fit.points_of(driving_at), reference[1])
+        return _paste_all(reenactor, batches)
 
     @staticmethod
     def _scores(faces: FaceMeasurements, descriptors: np.ndarray, source: FaceMeasurements, source_descriptors: np.ndarray, driver_blendshapes: torch.Tensor) -> Scores:

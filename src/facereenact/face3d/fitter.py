@@ -85,6 +85,11 @@ class VideoFit:
             return None
         return [None if np.isnan(p[0, 0]) else p for p in self.points[frames]]
 
+    def points_at(self, frame: int) -> np.ndarray | None:
+        """MediaPipe's landmarks of one frame (478, 2), None where unread or not read at all."""
+        points = self.points_of(slice(frame, frame + 1))
+        return points[0] if points else None
+
     @property
     def frame_fits(self) -> FaceParams:
         """Each frame's own fit, not smoothed over time: what a source video's frames are warped

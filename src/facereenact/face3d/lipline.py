@@ -13,6 +13,10 @@ corners. A closed mouth's strip then has no area: an opening shows the driver's 
 cavity) between the photo's whole lips, never the photo's lips stretched across the gap. It is
 made in the model's own frame, once per face, and added to that face's vertices in every target,
 so it travels with the lips as they part, and a target equal to the source is still the source.
+
+A driving frame's offset measures what the model leaves of the driver's inner lips (a smile
+lifting the upper lip off the teeth, lips pressed thin): in relative motion its change since the
+reference frame moves the source's lips too (:meth:`LipLineOffsets.followed`).
 """
 
 from __future__ import annotations
@@ -92,21 +96,58 @@ class LipLineOffsets:
     def offsets(self, model: MorphableModel, params: FaceParams, points: Sequence[np.ndarray | None]) -> torch.Tensor:
         """(B, N, 3) model-space offsets for faces ``params`` (B,) seen with MediaPipe's
         landmarks ``points`` (478, ≥2 picture pixels, or None where unread: no offset)."""
+        return self.measured_offsets(model, params, points)[0]
+
+    def measured_offsets(self, model: MorphableModel, params: FaceParams, points: Sequence[np.ndarray | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`offsets`, and (B,) bool: which faces' lips were measured (the others' are zero)."""
         if not self.available or all(face is None for face in points):
-            return torch.zeros(len(params), model.n_vertices, 3, device=params.scale.device)
+            return torch.zeros(len(params), model.n_vertices, 3, device=params.scale.device), torch.zeros(len(params), dtype=torch.bool)
         surface = model.model_space(params.shape, params.expression, params.blendshapes)
-        return self._unturned(surface, self._whole(params, surface, points))
+        whole, measured = self._whole(params, surface, points)
+        return self._unturned(surface, whole), measured
 
     def whole_offsets(self, model: MorphableModel, params: FaceParams, points: Sequence[np.ndarray | None]) -> torch.Tensor:
         """:meth:`offsets` before they are held back where they would turn a triangle over."""
         if not self.available or all(face is None for face in points):
             return torch.zeros(len(params), model.n_vertices, 3, device=params.scale.device)
-        return self._whole(params, model.model_space(params.shape, params.expression, params.blendshapes), points)
+        return self._whole(params, model.model_space(params.shape, params.expression, params.blendshapes), points)[0]
 
-    def _whole(self, params: FaceParams, surface: torch.Tensor, points: Sequence[np.ndarray | None]) -> torch.Tensor:
-        """:meth:`whole_offsets` of faces whose unposed vertices are ``surface`` (B, N, 3)."""
+    def followed(
+        self,
+        model: MorphableModel,
+        targets: FaceParams,
+        offsets: torch.Tensor,
+        driving: tuple[torch.Tensor, torch.Tensor],
+        reference: FaceParams,
+        reference_points: np.ndarray | None,
+        scale: float = 1.0,
+    ) -> torch.Tensor:
+        """(B, N, 3) offsets of the target faces ``targets`` (B,): the sources' own ``offsets``
+        (1 or B, N, 3) plus ``scale`` times how far the driver's lip line has moved off its
+        model since the ``reference`` face (batch 1, seen with ``reference_points``).
+        ``driving`` is :meth:`measured_offsets` of the driving faces.
+
+        Why: the model's lips follow the outer lip contour, and the picture's inner lips move
+        further: a smile lifts the upper lip off the teeth, pressed lips thin. The driver's
+        offsets measure what the model leaves, frame by frame; their change since the reference
+        is the driver's motion, as for every other coefficient in relative motion. It is held
+        back where it would turn a triangle over; a frame whose lips were not measured (or a
+        reference that was not) carries none."""
+        offsets = offsets.expand(len(targets), -1, -1)
+        own, measured = driving
+        at_rest, rest_measured = self.measured_offsets(model, reference, [reference_points])
+        if not bool(rest_measured.all()) or not bool(measured.any()):
+            return offsets
+        change = torch.where(measured.to(own.device)[:, None, None], own - at_rest, torch.zeros_like(own)) * scale
+        surface = model.model_space(targets.shape, targets.expression, targets.blendshapes) + offsets
+        return offsets + self._unturned(surface, change)
+
+    def _whole(self, params: FaceParams, surface: torch.Tensor, points: Sequence[np.ndarray | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`whole_offsets` of faces whose unposed vertices are ``surface`` (B, N, 3), and
+        which faces were measured."""
         device = params.scale.device
         result = torch.zeros_like(surface)
+        measured = torch.zeros(len(surface), dtype=torch.bool)
         posed = project(surface, params)
         strips = posed[:, self.strip, :2].cpu().double().numpy()
         across = posed[..., 0].cpu().double().numpy()
@@ -130,7 +171,8 @@ class LipLineOffsets:
             upper_edge = torch.maximum(upper_edge, lower_edge - room)
             lower_edge = torch.minimum(lower_edge, upper_edge + room)
             result[i, :, 1] = follow * torch.where(upper_side, upper_edge, lower_edge)
-        return result
+            measured[i] = True
+        return result, measured
 
     def _strip_height(self, surface: np.ndarray) -> np.ndarray:
         """(N,) how far the strip's upper edge stands above its lower edge in the unposed face

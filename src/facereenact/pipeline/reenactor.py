@@ -98,14 +98,16 @@ class Reenactor:
         frames: np.ndarray | None = None,
         found: np.ndarray | None = None,
         points: Sequence[np.ndarray | None] | None = None,
+        reference_points: np.ndarray | None = None,
     ) -> ReenactedBatch:
         """Frames for driving parameters (B,); ``reference`` (batch 1) is the driving frame the
         relative motion is measured from (usually the first). ``frames`` (B, H, W, 3) uint8 are
         the driving frames those parameters were fitted to, for their mouths (see
         :attr:`ReenactOptions.uses_driving_frames`); ``found`` (B,) marks which of them had a tracked face;
-        ``points`` are MediaPipe's landmarks of those faces (None where unread), for their lips."""
+        ``points`` are MediaPipe's landmarks of those faces (None where unread), for their lips,
+        and ``reference_points`` the reference face's, from which their lips' motion is measured."""
         mouths_from = frames if self.options.uses_driving_frames else None
-        crops, result, targets = self.bound.generate(self.options.motion, driving, reference, driving_frames=mouths_from, found=found, driving_points=points)
+        crops, result, targets = self.bound.generate(self.options.motion, driving, reference, driving_frames=mouths_from, found=found, driving_points=points, reference_points=reference_points)
         batch = ReenactedBatch(crops, None, result, targets)
         if paste:
             batch.frames = self.paste(batch)

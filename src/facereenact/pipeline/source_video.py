@@ -103,7 +103,8 @@ def reenacted_batches(
     if cuda_index is not None:
         torch.cuda.set_device(cuda_index)
     found = source_fit.found
-    reference = neutral_reference(driving_fit.params, int(np.flatnonzero(driving_fit.found)[0]))
+    first = int(np.flatnonzero(driving_fit.found)[0])
+    reference, reference_points = neutral_reference(driving_fit.params, first), driving_fit.points_at(first)
     # Each source frame is warped from its own fit; its crop box follows the smoothed one, steady.
     own = source_fit.frame_fits
     bases = _bases(own, neutral_reference(own, int(np.flatnonzero(found)[0])), motion)
@@ -122,7 +123,7 @@ def reenacted_batches(
             batch.bound = BoundSources(model, pictures, own[chosen].to(device), source_fit.landmarks[chosen], crop_size, crop_scale, method, points)
             donors = frames_of_driving[live] if mouths and frames_of_driving is not None else None
             batch.crops, batch.stage, _ = batch.bound.generate(
-                motion, driving_fit.params[by[live]], reference, bases[chosen], donors, driving_fit.found[by[live]], driving_fit.points_of(by[live])
+                motion, driving_fit.params[by[live]], reference, bases[chosen], donors, driving_fit.found[by[live]], driving_fit.points_of(by[live]), reference_points
             )  # fmt: skip
         yield batch
 

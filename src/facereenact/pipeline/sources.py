@@ -100,6 +100,7 @@ class BoundSources:
         driving_frames: np.ndarray | None = None,
         found: np.ndarray | None = None,
         driving_points: Sequence[np.ndarray | None] | None = None,
+        reference_points: np.ndarray | None = None,
     ) -> tuple[np.ndarray, WarpResult, FaceParams]:
         """Crops (B, S, S, 3) uint8 for driving parameters (B,) measured from ``reference``
         (batch 1), the stage's result, and the target parameters. ``bases`` (B or 1) are the
@@ -107,7 +108,9 @@ class BoundSources:
         passes its frames with its resting expression, so its own expression does not add to
         the driver's). ``driving_frames`` (B, H, W, 3) give their mouths; ``found`` (B,) marks
         the frames with a tracked driving face; ``driving_points`` are MediaPipe's landmarks of
-        each driving face, which place the driver's lip line for the mouth's cut-out."""
+        each driving face, which place the driver's lip line for the mouth's cut-out and, with
+        ``reference_points`` (the reference face's), carry its motion in relative motion
+        (:meth:`~facereenact.face3d.lipline.LipLineOffsets.followed`)."""
         device = self.params.scale.device
         driving, reference = driving.to(device), reference.to(device)
         base = self.params if bases is None else bases.to(device)
@@ -121,12 +124,17 @@ class BoundSources:
         boxes = self._boxes_t.expand(len(targets), 4) if len(self) == 1 else self._boxes_t
         head = head_field(self.head, self.in_crop, params_to_crop(targets, boxes, self.crop_size), self.crop_size)
         landmarks = self.to_crop(self.model.landmarks(targets))
+        lips_follow = relative_expression and Region.mouth in motion.regions and reference_points is not None and self.offsets is not None
+        wanted = driving_points is not None and (driving_frames is not None or lips_follow)
+        own = self.lip_line.measured_offsets(self.model, driving, driving_points) if wanted and driving_points is not None else None
         mouths = None
         if driving_frames is not None:
             face_size = (landmarks[..., :2].amax(1) - landmarks[..., :2].amin(1)).amax(-1)
-            own = self.lip_line.offsets(self.model, driving, driving_points) if driving_points is not None else None
-            mouths = cut_driving_mouths(driving_frames, self.model.vertices(driving, own), self.model.landmarks(driving), face_size, found)
-        surface = self.model.vertices(targets, self.offsets)
+            mouths = cut_driving_mouths(driving_frames, self.model.vertices(driving, own[0] if own is not None else None), self.model.landmarks(driving), face_size, found)
+        offsets = self.offsets
+        if lips_follow and own is not None and offsets is not None:
+            offsets = self.lip_line.followed(self.model, targets, offsets, own, reference, reference_points, motion.expression_scale)
+        surface = self.model.vertices(targets, offsets)
         vertices = self.to_crop(surface)
         irises = self._iris_shifts(targets, surface, vertices) if self.irises is not None else None
         result = self.stage(self.crops, WarpTargets(vertices, landmarks, head, mouths, irises))
