@@ -125,8 +125,8 @@ class BoundSources:
         head = head_field(self.head, self.in_crop, params_to_crop(targets, boxes, self.crop_size), self.crop_size)
         landmarks = self.to_crop(self.model.landmarks(targets))
         lips_follow = relative_expression and Region.mouth in motion.regions and reference_points is not None and self.offsets is not None
-        wanted = driving_points is not None and (driving_frames is not None or lips_follow)
-        own = self.lip_line.measured_offsets(self.model, driving, driving_points) if wanted and driving_points is not None else None
+        needs_own = driving_frames is not None or lips_follow  # the mouth's cut-out, the lips' motion
+        own = self.lip_line.measured_offsets(self.model, driving, driving_points) if driving_points is not None and needs_own else None
         mouths = None
         if driving_frames is not None:
             face_size = (landmarks[..., :2].amax(1) - landmarks[..., :2].amin(1)).amax(-1)
