@@ -48,7 +48,8 @@ def measure_clip(fitter, request: AnimateRequest, clip: Path, max_frames: int | 
     checkpoint = request.checkpoint()
     method = worker_network(checkpoint, "cpu") if checkpoint is not None else None
     reenactor = Reenactor(frames[0], fitter, request.reenact_options(), method)
-    reference = fit.params[int(np.flatnonzero(fit.found)[0])]
+    first = int(np.flatnonzero(fit.found)[0])
+    reference, reference_points = fit.params[first], fit.points_at(first)
     low, high = reenactor.source.landmarks[:, :2].min(0), reenactor.source.landmarks[:, :2].max(0)  # the face box
     height, width = frames.shape[1:3]
     region = (slice(max(int(low[1]), 0), min(int(high[1]) + 1, height)), slice(max(int(low[0]), 0), min(int(high[0]) + 1, width)))
@@ -56,7 +57,10 @@ def measure_clip(fitter, request: AnimateRequest, clip: Path, max_frames: int | 
     frame0: dict[str, float] = {}
     for start in range(0, len(fit), ANIMATE_BATCH):
         stop = min(start + ANIMATE_BATCH, len(fit))
-        batch = reenactor.reenact(fit.params[start:stop], reference, paste=False, frames=frames[start:stop], found=fit.found[start:stop])
+        batch = reenactor.reenact(
+            fit.params[start:stop], reference, paste=False, frames=frames[start:stop], found=fit.found[start:stop],
+            points=fit.points_of(slice(start, stop)), reference_points=reference_points,
+        )  # fmt: skip
         outputs = {"full": reenactor.paste(batch), "crop": np.stack([reenactor.paster.paste(c) for c in batch.crops])}
         for index in range(start, stop):
             real = frames[index][region]

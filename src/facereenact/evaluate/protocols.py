@@ -289,7 +289,8 @@ class NativeResolution:
                 raise NoFaceError(f"source frame 0: {error}") from None
             low, high = reenactor.source.landmarks[:, :2].min(0), reenactor.source.landmarks[:, :2].max(0)
             rows, columns = _clipped(low[1], high[1], real.shape[1]), _clipped(low[0], high[0], real.shape[2])
-            produced = _paste_all(reenactor, _batches(reenactor, clip.fit.params[shown], clip.fit.params[0]))[:, rows, columns]
+            batches = _batches(reenactor, clip.fit.params[shown], clip.fit.params[0], points=clip.fit.points_of(np.asarray(shown)), reference_points=clip.fit.points_at(0))
+            produced = _paste_all(reenactor, batches)[:, rows, columns]
             truth = np.ascontiguousarray(real[:, rows, columns])
             psnr = metrics.psnr(metrics.to_tensor(np.ascontiguousarray(produced)), metrics.to_tensor(truth))
             scores[method.name] = {
@@ -344,7 +345,7 @@ class SelfReenactment:
             source_crop = next(iter(reenactors.values())).source_crop_uint8()
             source_crops.append(np.repeat(source_crop[None], len(drivers), 0))
             for method in self.methods:
-                outputs[method.name].append(_generate(reenactors[method.name], fit.params[drivers], fit.params[s]))
+                outputs[method.name].append(_generate(reenactors[method.name], fit.params[drivers], fit.params[s], None, fit.points_of(np.asarray(drivers)), fit.points_at(s)))
             if position == 0:
                 jitter = self._jitter(clip, s, box, reenactors)
                 rows = [drivers.index(i) for i in _evenly(drivers, self.sampling.strip_frames)]
@@ -418,7 +419,8 @@ class SelfReenactment:
         real_jitter = metrics.landmark_jitter(torch.from_numpy(real.landmarks))
         result: dict[str, float | None] = {"real": _value(real_jitter)}
         for name, reenactor in reenactors.items():
-            produced = self.tools.analyser.measure(_generate(reenactor, clip.fit.params[window], clip.fit.params[s]), fitter=False)
+            made = _generate(reenactor, clip.fit.params[window], clip.fit.params[s], None, clip.fit.points_of(np.asarray(window)), clip.fit.points_at(s))
+            produced = self.tools.analyser.measure(made, fitter=False)
             jitter = metrics.landmark_jitter(torch.from_numpy(produced.landmarks))
             result[name] = _value(jitter / real_jitter) if real_jitter > 0 else None
         return result
