@@ -21,7 +21,7 @@ from facereenact.app.source_video import animate_source_video
 from facereenact.app.tracking import Held, track
 from facereenact.errors import InputError, OptionError
 from facereenact.face3d.fitter import FaceFitter
-from facereenact.face3d.transfer import MotionMode, neutral_reference
+from facereenact.face3d.transfer import MotionMode, clip_reference
 from facereenact.io.image import IMAGE_EXTENSIONS, write_image
 from facereenact.io.media import open_media
 from facereenact.io.prefetch import prefetch
@@ -111,8 +111,7 @@ def animate_file(
     report.warnings = tracked.warnings
     report.lost_ranges = fit.lost_ranges()
     report.unread_ranges = fit.unread_ranges()
-    first = int(np.flatnonzero(fit.found)[0])
-    reference, reference_points = neutral_reference(fit.params, first), fit.points_at(first)
+    reference, reference_points = clip_reference(fit)
     tick = progress("animating", len(fit))
 
     # generate() runs in another thread, which needs the CUDA device made current there.

@@ -23,7 +23,7 @@ from facereenact.app.report import AnimateReport
 from facereenact.app.tracking import TrackedVideo, track
 from facereenact.errors import FaceIndexError, InputError, NoFaceError
 from facereenact.face3d.fitter import FaceFit, FaceFitter
-from facereenact.face3d.transfer import neutral_reference
+from facereenact.face3d.transfer import clip_reference
 from facereenact.io.image import IMAGE_EXTENSIONS
 from facereenact.io.media import open_media
 from facereenact.io.prefetch import prefetch
@@ -114,8 +114,7 @@ def _write(
         BoundSources(fitter.model, [photo], face.params.to(device), face.landmarks[None], options.crop_size, options.crop_scale, method, [face.points])
         for face in faces
     ]  # fmt: skip
-    firsts = [int(np.flatnonzero(d.fit.found)[0]) for d in drivers]
-    references = [(neutral_reference(d.fit.params, first), d.fit.points_at(first)) for d, first in zip(drivers, firsts, strict=True)]
+    references = [clip_reference(d.fit) for d in drivers]
     mouths = options.uses_driving_frames
     report = AnimateReport(output, 0, faces_found, chosen[0], warnings=[w for d in drivers for w in d.warnings])
     report.face_indices = chosen

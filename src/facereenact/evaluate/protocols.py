@@ -48,7 +48,7 @@ from facereenact.evaluate.report import THUMBNAIL, make_strip
 from facereenact.evaluate.stats import mean_or_none
 from facereenact.face3d.fitter import FaceFitter, VideoFit
 from facereenact.face3d.params import FaceParams
-from facereenact.face3d.transfer import MotionMode, MotionOptions, neutral_reference
+from facereenact.face3d.transfer import MotionMode, MotionOptions, clip_reference
 from facereenact.io.media import read_still
 from facereenact.io.video import iter_frames, probe_video
 from facereenact.pipeline.composite import crop, reenactment_box
@@ -573,7 +573,7 @@ class CrossIdentity:
         driving_crops = _crops([clip.frames[i] for i in picks], [reenactment_box(fit.landmarks[i], CROSS_OPTIONS.crop_scale) for i in picks])
         driving_faces = self.tools.analyser.measure(driving_crops)
         first = int(np.flatnonzero(fit.found)[0])
-        reference, reference_points = neutral_reference(fit.params, first), fit.points_at(first)
+        reference, reference_points = clip_reference(fit)
         window = self._driver_window(clip, first)
         finishers = []
         for source in sources:
@@ -762,8 +762,7 @@ class VideoToVideo:
         differences: list[list[np.ndarray]] = [[] for _ in shown]
         measured: dict[str, tuple[FaceMeasurements, PendingDescriptors]] = {}
         still_faces: dict[str, FaceMeasurements] = {}
-        driver_first = int(np.flatnonzero(driver_fit.found)[0])
-        driver_reference = neutral_reference(driver_fit.params, driver_first), driver_fit.points_at(driver_first)
+        driver_reference = clip_reference(driver_fit)
         for method in self.methods:
             if not isinstance(method.stage, SourceStage):
                 try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from facereenact.face3d.blendshapes import Region, region_mask
 from facereenact.face3d.expression_basis import LOWER_INNER_LIP, UPPER_INNER_LIP
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import MODEL_FACE_WIDTH, FaceParams
+
+if TYPE_CHECKING:
+    from facereenact.face3d.fitter import VideoFit
 
 
 class MotionMode(str, Enum):
@@ -78,6 +82,14 @@ def neutral_reference(driving: FaceParams, first: int = 0) -> FaceParams:
     median = driving.blendshapes.median(dim=0, keepdim=True).values
     resting = reference.blendshapes - median <= NOT_AT_REST
     return reference.replace(blendshapes=torch.where(resting, reference.blendshapes, median))
+
+
+def clip_reference(fit: VideoFit) -> tuple[FaceParams, np.ndarray | None]:
+    """A tracked driving clip's reference of relative motion: :func:`neutral_reference` at its
+    first frame with a face, and MediaPipe's landmarks of that frame (None where unread), which
+    its lips' motion is measured from."""
+    first = int(np.flatnonzero(fit.found)[0])
+    return neutral_reference(fit.params, first), fit.points_at(first)
 
 
 def rotation_power(rotation: torch.Tensor, power: float) -> torch.Tensor:

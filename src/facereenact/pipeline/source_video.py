@@ -24,7 +24,7 @@ from facereenact.face3d.blendshapes import Region, region_mask
 from facereenact.face3d.fitter import VideoFit
 from facereenact.face3d.morphable import MorphableModel
 from facereenact.face3d.params import FaceParams
-from facereenact.face3d.transfer import MotionOptions, neutral_reference
+from facereenact.face3d.transfer import MotionOptions, clip_reference, neutral_reference
 from facereenact.pipeline.composite import crop, reenactment_box
 from facereenact.pipeline.reenactor import ANIMATE_BATCH, ReenactOptions
 from facereenact.pipeline.request import LengthPolicy
@@ -103,8 +103,7 @@ def reenacted_batches(
     if cuda_index is not None:
         torch.cuda.set_device(cuda_index)
     found = source_fit.found
-    first = int(np.flatnonzero(driving_fit.found)[0])
-    reference, reference_points = neutral_reference(driving_fit.params, first), driving_fit.points_at(first)
+    reference, reference_points = clip_reference(driving_fit)
     # Each source frame is warped from its own fit; its crop box follows the smoothed one, steady.
     own = source_fit.frame_fits
     bases = _bases(own, neutral_reference(own, int(np.flatnonzero(found)[0])), motion)
