@@ -16,7 +16,7 @@ from facereenact.model.checkpoint import save_checkpoint
 from facereenact.model.config import PRESETS, ModelConfig
 from facereenact.model.discriminator import MultiScaleDiscriminator
 from facereenact.model.generator import Generator
-from facereenact.model.inference import NeuralStage, load_stage
+from facereenact.model.inference import NeuralStage, load_stage, toned_to
 from facereenact.pipeline.reenactor import Reenactor
 from tests.cli_inputs import run_cli
 
@@ -119,6 +119,38 @@ def test_a_holes_only_refiner_runs_the_network_on_frames_with_holes_alone(fitter
     assert seen == [4, 2], "on a CPU the network takes at most CPU_NETWORK_BATCH frames at a time"
     assert chunked.abs().amax((1, 2, 3)).min() > 0, "every chunk's result lands in its frames"
 
+
+def test_the_fill_keeps_its_detail_and_takes_the_warps_colours() -> None:
+    """A colour cast of the network's synthesis (a smooth offset) goes; its fine detail stays."""
+    smooth = torch.nn.functional.interpolate(torch.rand(2, 1, 8, 8), size=(64, 64), mode="bicubic", align_corners=False).clamp(0, 1)
+    warp = smooth.expand(-1, 3, -1, -1) * 0.6 + 0.2  # a grey picture
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)[None]) % 2).float() * 0.1 - 0.05
+    cast = torch.tensor([0.12, -0.05, 0.08]).view(1, 3, 1, 1)
+    toned = toned_to(warp + cast + checker, warp)
+    inner = (..., slice(8, -8), slice(8, -8))
+    assert (toned - (warp + checker))[inner].abs().max() < 0.01
+    assert (toned[:, 0] - toned[:, 1])[:, 8:-8, 8:-8].abs().max() < 0.01, "a grey picture stays grey"
+
+
+def test_a_black_and_white_photo_is_not_tinted_where_the_network_fills(fitter, portraits) -> None:  # type: ignore[no-untyped-def]
+    """The network below draws everything pink and blends it wherever the warp has holes; the
+    output of a grey photo, turned so that the cheek opens holes, stays grey."""
+    torch.manual_seed(0)
+    generator = Generator(ModelConfig(resolution=32, base=4, corr_channels=8, warp_inputs=True, refine_region="holes"))
+    with torch.no_grad():
+        generator.to_rgb.bias.copy_(torch.tensor([3.0, -3.0, -1.0, 4.0]))  # pink, fully blended
+    grey = portraits["lp_s12"].mean(-1, keepdims=True).round().astype("uint8").repeat(3, -1)
+    reenactor = Reenactor(grey, fitter, method=NeuralStage(generator, torch.device("cpu"), runtime="torch"))
+    source = reenactor.source.params
+    driving = source.replace(rotation=source.rotation @ torch.tensor([[0.94, 0, 0.34], [0, 1, 0], [-0.34, 0, 0.94]]))
+    seen: list[torch.Tensor] = []
+    generator.to_rgb.register_forward_hook(lambda _, __, out: seen.append(torch.sigmoid(out[:, :3])))
+    batch = reenactor.reenact(driving, source)
+    assert seen and float((seen[0][:, 0] - seen[0][:, 1]).mean()) > 0.5, "the network did draw pink"
+    assert float(batch.stage.holes.sum()) > 0
+    crops = torch.from_numpy(batch.crops).float()
+    # Untoned, this fill reaches 175 levels of colour; what remains is the network's own detail.
+    assert float((crops.amax(-1) - crops.amin(-1)).max()) <= 10, "no colour in the output of a grey photo"
 
 
 @needs_onnxruntime

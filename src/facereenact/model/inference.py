@@ -10,6 +10,7 @@ PNCC from the target vertices (source identity, driving motion), at the network'
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,12 @@ from facereenact.warp.geometric import GeometricWarp
 #: costs 37–42 ms a frame in calls of 4, 42–45 for 1, 42–47 for 2 and 34–41 for 8 (PyTorch:
 #: 51–56 ms in calls of 4).
 CPU_NETWORK_BATCH = 4
+#: A warp-refining network's synthesis keeps only its detail: below this scale (a Gaussian's
+#: sigma, as a share of the network's resolution: 3.2 px at 128²) its shading and colour are the
+#: warp's, whose holes are already inpainted from their surroundings. The shipped network tints
+#: what it fills with its training faces' colours (a pink band on a black-and-white photo, a
+#: violet one on a painting); the warp around a hole has the picture's own.
+TONE_SIGMA = 1 / 40
 #: Which engine runs a warp-refining network: ``auto`` is ONNX Runtime on a CPU where it is
 #: installed (about 1.4× faster there), PyTorch otherwise.
 RUNTIMES = ("auto", "torch", "onnxruntime")
@@ -104,6 +111,8 @@ class BoundNeuralStage:
             warped = self.warp(source_crop, targets)
             warp_small, holes_small = (resize_to(x.to(self.device), driving_pncc) for x in (warped.images, warped.holes))
             synthesis, blend = self._refinement(driving_pncc, warp_small, holes_small)
+            refined = blend.flatten(1).amax(1) > 0  # the frames the network ran on
+            synthesis[refined] = toned_to(synthesis[refined], warp_small[refined])
             # Refining the warp: blend at the crop's own size, so the warp keeps its full detail
             # wherever the network leaves it alone; the warp's field and masks stand.
             synthesis, blend = _upsample(synthesis, size), _upsample(blend, size)
@@ -137,6 +146,24 @@ class BoundNeuralStage:
         for part in chosen.split(step) if len(chosen) else ():
             synthesis[part], blend[part] = self.refine(self.features, driving_pncc[part], warp[part], holes[part])
         return synthesis, blend
+
+
+def toned_to(synthesis: torch.Tensor, warp: torch.Tensor) -> torch.Tensor:
+    """``synthesis`` (B, 3, H, W) with ``warp``'s low frequencies in place of its own (below
+    TONE_SIGMA): the network adds what it draws, the picture keeps its colours."""
+    return (synthesis + _low_pass(warp - synthesis, TONE_SIGMA * synthesis.shape[-1])).clamp(0, 1)
+
+
+def _low_pass(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur, edges reflected (so the border keeps its own level)."""
+    radius = min(math.ceil(3 * sigma), int(min(images.shape[-2:])) - 1)
+    taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    across = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(across, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def _runtime_for(generator: Generator, device: torch.device, runtime: str) -> str:
